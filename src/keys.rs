@@ -1,0 +1,664 @@
+//! Signing and verifying keys: PASERK encoding, key ids, key files and the key ring.
+//!
+//! Keys are Ed25519 pairs kept as PASERK strings (`k4.secret`, `k4.public`), one key per file
+//! in a key folder, named `<created>-<id prefix>.k4.secret` / `.k4.public`. The creation time in
+//! the name orders the ring: the newest key with a secret half signs, every key verifies, so a
+//! rotation never invalidates tokens already handed out. Key ids are PASERK `k4.pid` strings,
+//! which is what a token's footer carries.
+//!
+//! Secret keys print as `SecretKey(..)`, are zeroized on drop (by `pasetors`), and are read from
+//! files only when no one else can read them.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use ed25519_dalek::VerifyingKey;
+use pasetors::keys::{AsymmetricKeyPair, AsymmetricPublicKey, AsymmetricSecretKey, Generate};
+use pasetors::paserk::{FormatAsPaserk, Id};
+use pasetors::version4::V4;
+use std::fmt;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// Why a key operation failed. Messages name the file and say what to do; none contains key
+/// material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The key folder does not exist.
+    #[error("key folder {} does not exist; create a key with `tessera keys generate --keys {}`", .0.display(), .0.display())]
+    NoFolder(PathBuf),
+    /// The key folder holds no keys.
+    #[error("key folder {} holds no keys; create one with `tessera keys generate --keys {}`", .0.display(), .0.display())]
+    Empty(PathBuf),
+    /// Signing was asked of a ring with public keys only.
+    #[error("no secret key is loaded, so nothing can sign; create one with `tessera keys generate`")]
+    NoSigningKey,
+    /// A secret key file that others may read.
+    #[error("secret key file {} can be read by group or others (mode {mode:o}); fix it with `chmod 600 {}`", .path.display(), .path.display())]
+    Exposed {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A file that does not hold what its name says.
+    #[error("key file {}: {reason}", .path.display())]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, without key material.
+        reason: String,
+    },
+    /// A PASERK string that is not a valid key of the expected type.
+    #[error("not a valid {expected} key")]
+    BadPaserk {
+        /// The type expected, e.g. `k4.public`.
+        expected: &'static str,
+    },
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The system's random source failed.
+    #[error("key generation failed")]
+    Generate,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
+    move |source| KeyError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A key id: the PASERK `k4.pid` of a public key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(String);
+
+impl KeyId {
+    /// The id as its PASERK string, `k4.pid.` followed by 44 base64url characters.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An Ed25519 public key for v4.public tokens, with its id and a decompressed form ready for
+/// fast verification.
+#[derive(Clone)]
+pub struct PublicKey {
+    key: AsymmetricPublicKey<V4>,
+    verifying: VerifyingKey,
+    id: KeyId,
+}
+
+impl PublicKey {
+    /// Parse a `k4.public.` PASERK string. Other types, versions and lengths are refused, and so
+    /// is a value that is not a point on the curve.
+    pub fn from_paserk(text: &str) -> Result<Self, KeyError> {
+        let bad = || KeyError::BadPaserk {
+            expected: "k4.public",
+        };
+        let key = AsymmetricPublicKey::<V4>::try_from(text.trim()).map_err(|_| bad())?;
+        Self::from_pasetors(key).ok_or_else(bad)
+    }
+
+    /// Build from raw key bytes (32 bytes).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
+        let bad = || KeyError::BadPaserk {
+            expected: "k4.public",
+        };
+        let key = AsymmetricPublicKey::<V4>::from(bytes).map_err(|_| bad())?;
+        Self::from_pasetors(key).ok_or_else(bad)
+    }
+
+    fn from_pasetors(key: AsymmetricPublicKey<V4>) -> Option<Self> {
+        let bytes: &[u8; 32] = key.as_bytes().try_into().ok()?;
+        let verifying = VerifyingKey::from_bytes(bytes).ok()?;
+        let id = KeyId(paserk_string(&Id::from(&key)));
+        Some(Self { key, verifying, id })
+    }
+
+    /// The key id (`k4.pid`).
+    pub fn id(&self) -> &KeyId {
+        &self.id
+    }
+
+    /// The `k4.public.` PASERK string.
+    pub fn to_paserk(&self) -> String {
+        paserk_string(&self.key)
+    }
+
+    /// The raw 32 key bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.key.as_bytes()
+    }
+
+    /// The key in `pasetors`' type, for callers that cross-check with it.
+    pub fn as_pasetors(&self) -> &AsymmetricPublicKey<V4> {
+        &self.key
+    }
+
+    /// The decompressed key, ready for [`crate::paseto::open`].
+    pub fn verifying_key(&self) -> &VerifyingKey {
+        &self.verifying
+    }
+}
+
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("PublicKey").field(&self.id.0).finish()
+    }
+}
+
+/// An Ed25519 secret key. Its `Debug` shows nothing, it is zeroized on drop, and it leaves the
+/// process only through [`SecretKey::to_paserk`].
+pub struct SecretKey(AsymmetricSecretKey<V4>);
+
+impl SecretKey {
+    /// Parse a `k4.secret.` PASERK string (see [`decode_secret_paserk`]).
+    pub fn from_paserk(text: &str) -> Result<Self, KeyError> {
+        Self::from_bytes(&decode_secret_paserk(text)?)
+    }
+
+    /// Build from raw key bytes: 64 bytes, the seed then the public key, which must match.
+    ///
+    /// An all-zero seed is refused: its secret is public knowledge (and `pasetors` would panic
+    /// on it inside `ed25519-compact`; a key file must never be able to crash the process).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
+        check_secret_bytes(bytes)?;
+        if bytes[..32].iter().all(|&b| b == 0) {
+            return Err(KeyError::BadPaserk {
+                expected: "k4.secret with a random seed (this one is all zeros)",
+            });
+        }
+        AsymmetricSecretKey::<V4>::from(bytes)
+            .map(Self)
+            .map_err(|_| KeyError::BadPaserk {
+                expected: "k4.secret",
+            })
+    }
+
+    /// The `k4.secret.` PASERK string, in memory that is wiped when dropped.
+    pub fn to_paserk(&self) -> Zeroizing<String> {
+        Zeroizing::new(paserk_string(&self.0))
+    }
+
+    /// The key id (`k4.sid`) of this secret key.
+    pub fn id(&self) -> KeyId {
+        KeyId(paserk_string(&Id::from(&self.0)))
+    }
+
+    /// The public half.
+    pub fn public_key(&self) -> PublicKey {
+        // The secret key's last 32 bytes are its public key, checked against the seed on parse.
+        PublicKey::from_bytes(&self.0.as_bytes()[32..]).expect("public half of a parsed secret key")
+    }
+
+    pub(crate) fn as_pasetors(&self) -> &AsymmetricSecretKey<V4> {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey(..)")
+    }
+}
+
+/// The PASERK `k4.public` string of 32 raw key bytes. Unlike [`PublicKey::from_bytes`], this
+/// does not ask for a valid curve point: PASERK is an encoding, and its test vectors include
+/// bytes that are not points.
+pub fn public_paserk(raw: &[u8]) -> Result<String, KeyError> {
+    let key = AsymmetricPublicKey::<V4>::from(raw).map_err(|_| KeyError::BadPaserk {
+        expected: "k4.public",
+    })?;
+    Ok(paserk_string(&key))
+}
+
+/// The key id (`k4.pid`) of 32 raw public key bytes; see [`public_paserk`].
+pub fn public_key_id(raw: &[u8]) -> Result<KeyId, KeyError> {
+    let key = AsymmetricPublicKey::<V4>::from(raw).map_err(|_| KeyError::BadPaserk {
+        expected: "k4.public",
+    })?;
+    Ok(KeyId(paserk_string(&Id::from(&key))))
+}
+
+/// Decode a `k4.secret.` PASERK string into its 64 raw bytes (seed, then public key), checking
+/// the length and that the public half belongs to the seed. This is the PASERK codec alone;
+/// [`SecretKey`] is stricter still.
+pub fn decode_secret_paserk(text: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    let bad = || KeyError::BadPaserk {
+        expected: "k4.secret",
+    };
+    let b64 = text.trim().strip_prefix("k4.secret.").ok_or_else(bad)?;
+    let raw = Zeroizing::new(crate::paseto::decode_b64(b64).map_err(|_| bad())?);
+    check_secret_bytes(&raw)?;
+    Ok(raw)
+}
+
+/// Encode 64 raw secret key bytes as a `k4.secret.` PASERK string, with the checks of
+/// [`decode_secret_paserk`].
+pub fn secret_paserk(raw: &[u8]) -> Result<Zeroizing<String>, KeyError> {
+    check_secret_bytes(raw)?;
+    Ok(Zeroizing::new(format!(
+        "k4.secret.{}",
+        crate::paseto::encode_b64(raw)
+    )))
+}
+
+fn check_secret_bytes(bytes: &[u8]) -> Result<(), KeyError> {
+    let bad = || KeyError::BadPaserk {
+        expected: "k4.secret",
+    };
+    let (seed, public) = bytes
+        .split_first_chunk::<32>()
+        .filter(|(_, public)| public.len() == 32)
+        .ok_or_else(bad)?;
+    // ed25519-dalek derives the public key for any seed, zero included.
+    let derived = ed25519_dalek::SigningKey::from_bytes(seed).verifying_key();
+    if derived.as_bytes() != public {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+fn paserk_string(value: &impl FormatAsPaserk) -> String {
+    let mut out = String::new();
+    value
+        .fmt(&mut out)
+        .expect("formatting into a String cannot fail");
+    out
+}
+
+/// One key of a ring: its public half, its secret half when this process may sign with it,
+/// and when it was created.
+#[derive(Debug)]
+pub struct RingKey {
+    /// The public key.
+    pub public: PublicKey,
+    /// The secret key, when loaded.
+    pub secret: Option<SecretKey>,
+    /// When the key was created (from its file name).
+    pub created: DateTime<Utc>,
+}
+
+/// What a key in a ring is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// The newest key with a secret half: new tokens are signed with it.
+    Signing,
+    /// A secret is loaded but a newer key signs; it still verifies.
+    Active,
+    /// Only the public half is loaded: it verifies.
+    VerifyOnly,
+}
+
+impl fmt::Display for KeyStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Signing => "signing",
+            Self::Active => "active",
+            Self::VerifyOnly => "verify-only",
+        })
+    }
+}
+
+/// The keys a process holds: every key verifies, the newest key with a secret half signs.
+///
+/// A ring is immutable once built; to rotate, build a new one (and a new verifier) from the
+/// key folder.
+#[derive(Debug, Default)]
+pub struct KeyRing {
+    // Sorted oldest first. Lookups scan: rings hold a handful of keys, and a scan over a few
+    // 51-byte ids beats hashing one.
+    keys: Vec<RingKey>,
+}
+
+impl KeyRing {
+    /// A ring of the given keys. Two entries with the same id are merged (a secret half wins).
+    pub fn new(keys: impl IntoIterator<Item = RingKey>) -> Self {
+        let mut ring = Self::default();
+        for key in keys {
+            ring.insert(key);
+        }
+        ring
+    }
+
+    /// A ring holding one public key, for offline verification.
+    pub fn from_public(public: PublicKey) -> Self {
+        Self::new([RingKey {
+            public,
+            secret: None,
+            created: DateTime::<Utc>::UNIX_EPOCH,
+        }])
+    }
+
+    fn insert(&mut self, key: RingKey) {
+        if let Some(existing) = self.keys.iter_mut().find(|k| k.public == key.public) {
+            if existing.secret.is_none() {
+                existing.secret = key.secret;
+            }
+            existing.created = existing.created.min(key.created);
+        } else {
+            self.keys.push(key);
+        }
+        self.keys
+            .sort_by(|a, b| (a.created, &a.public.id).cmp(&(b.created, &b.public.id)));
+    }
+
+    /// The public key with this id, if the ring holds it.
+    pub fn get(&self, kid: &str) -> Option<&PublicKey> {
+        self.keys
+            .iter()
+            .map(|k| &k.public)
+            .find(|p| p.id.0 == kid)
+    }
+
+    /// The key new tokens are signed with.
+    pub fn signing(&self) -> Option<&RingKey> {
+        self.keys.iter().rev().find(|k| k.secret.is_some())
+    }
+
+    /// Every key with its status, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = (&RingKey, KeyStatus)> {
+        let signer = self.signing().map(|k| k.public.id.clone());
+        self.keys.iter().map(move |k| {
+            let status = match (&k.secret, &signer) {
+                (Some(_), Some(s)) if *s == k.public.id => KeyStatus::Signing,
+                (Some(_), _) => KeyStatus::Active,
+                (None, _) => KeyStatus::VerifyOnly,
+            };
+            (k, status)
+        })
+    }
+
+    /// How many keys the ring holds.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the ring is empty.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Load every key file in `dir`. Secret files must not be readable by group or others.
+    /// A folder with no keys is an error: a verifier without keys can only refuse.
+    pub fn load_dir(dir: &Path) -> Result<Self, KeyError> {
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(KeyError::NoFolder(dir.to_path_buf()))
+            }
+            Err(e) => return Err(io_err(dir)(e)),
+        };
+        let mut ring = Self::default();
+        for entry in entries {
+            let path = entry.map_err(io_err(dir))?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if let Some(stem) = name.strip_suffix(".k4.secret") {
+                let created = created_from_stem(&path, stem)?;
+                check_private(&path)?;
+                let text = Zeroizing::new(fs::read_to_string(&path).map_err(io_err(&path))?);
+                let secret = SecretKey::from_paserk(&text).map_err(|_| KeyError::BadFile {
+                    path: path.clone(),
+                    reason: "does not hold a valid k4.secret key".into(),
+                })?;
+                let public = secret.public_key();
+                check_stem_matches(&path, stem, &public)?;
+                ring.insert(RingKey {
+                    public,
+                    secret: Some(secret),
+                    created,
+                });
+            } else if let Some(stem) = name.strip_suffix(".k4.public") {
+                let created = created_from_stem(&path, stem)?;
+                let text = fs::read_to_string(&path).map_err(io_err(&path))?;
+                let public = PublicKey::from_paserk(&text).map_err(|_| KeyError::BadFile {
+                    path: path.clone(),
+                    reason: "does not hold a valid k4.public key".into(),
+                })?;
+                check_stem_matches(&path, stem, &public)?;
+                ring.insert(RingKey {
+                    public,
+                    secret: None,
+                    created,
+                });
+            }
+        }
+        if ring.is_empty() {
+            return Err(KeyError::Empty(dir.to_path_buf()));
+        }
+        Ok(ring)
+    }
+}
+
+/// Length of the key-id prefix in key file names: enough to tell keys apart at a glance.
+const STEM_ID_LEN: usize = 8;
+const STEM_TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
+
+fn file_stem(created: DateTime<Utc>, id: &KeyId) -> String {
+    let short = &id.0["k4.pid.".len().."k4.pid.".len() + STEM_ID_LEN];
+    format!("{}-{short}", created.format(STEM_TIME_FORMAT))
+}
+
+fn created_from_stem(path: &Path, stem: &str) -> Result<DateTime<Utc>, KeyError> {
+    let bad = || KeyError::BadFile {
+        path: path.to_path_buf(),
+        reason: "name is not <YYYYMMDDTHHMMSSZ>-<key id prefix>; keep the name tessera gave it"
+            .into(),
+    };
+    let (time, _) = stem.split_once('-').ok_or_else(bad)?;
+    NaiveDateTime::parse_from_str(time, STEM_TIME_FORMAT)
+        .map(|t| t.and_utc())
+        .map_err(|_| bad())
+}
+
+fn check_stem_matches(path: &Path, stem: &str, public: &PublicKey) -> Result<(), KeyError> {
+    let short = stem.split_once('-').map(|(_, s)| s).unwrap_or_default();
+    if public.id.0["k4.pid.".len()..].starts_with(short) && short.len() == STEM_ID_LEN {
+        Ok(())
+    } else {
+        Err(KeyError::BadFile {
+            path: path.to_path_buf(),
+            reason: format!("holds key {} but its name says otherwise", public.id),
+        })
+    }
+}
+
+#[cfg(unix)]
+fn check_private(path: &Path) -> Result<(), KeyError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = fs::metadata(path).map_err(io_err(path))?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Exposed {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_path: &Path) -> Result<(), KeyError> {
+    Ok(())
+}
+
+/// Where a newly generated key was written.
+#[derive(Debug)]
+pub struct GeneratedKey {
+    /// The new key's id.
+    pub id: KeyId,
+    /// The secret key file (mode 0600).
+    pub secret_path: PathBuf,
+    /// The public key file.
+    pub public_path: PathBuf,
+}
+
+/// Generate a key pair and write it to `dir` (created, mode 0700, if missing): the secret file
+/// with mode 0600, the public file beside it, both synced to disk before returning.
+pub fn generate_into(dir: &Path, created: DateTime<Utc>) -> Result<GeneratedKey, KeyError> {
+    let pair = AsymmetricKeyPair::<V4>::generate().map_err(|_| KeyError::Generate)?;
+    let secret = SecretKey(pair.secret);
+    let public = secret.public_key();
+    create_private_dir(dir)?;
+    let stem = file_stem(created, public.id());
+    let secret_path = dir.join(format!("{stem}.k4.secret"));
+    let public_path = dir.join(format!("{stem}.k4.public"));
+    write_new(&secret_path, secret.to_paserk().as_bytes(), 0o600)?;
+    write_new(&public_path, public.to_paserk().as_bytes(), 0o644)?;
+    sync_dir(dir)?;
+    Ok(GeneratedKey {
+        id: public.id().clone(),
+        secret_path,
+        public_path,
+    })
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(io_err(dir))
+}
+
+fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyError> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options.open(path).map_err(io_err(path))?;
+    file.write_all(contents).map_err(io_err(path))?;
+    file.write_all(b"\n").map_err(io_err(path))?;
+    file.sync_all().map_err(io_err(path))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), KeyError> {
+    #[cfg(unix)]
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+    }
+
+    #[test]
+    fn secret_keys_never_print() {
+        let pair = AsymmetricKeyPair::<V4>::generate().unwrap();
+        let secret = SecretKey(pair.secret);
+        let paserk = secret.to_paserk();
+        let printed = format!("{secret:?} {:?}", RingKey {
+            public: secret.public_key(),
+            secret: Some(SecretKey::from_paserk(&paserk).unwrap()),
+            created: Utc::now(),
+        });
+        assert!(!printed.contains(&paserk[10..30]), "{printed}");
+        assert!(printed.contains("SecretKey(..)"));
+    }
+
+    #[test]
+    fn generated_keys_load_back_with_private_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let made = generate_into(&keys, at("2026-01-01T00:00:00Z")).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&made.secret_path), 0o600);
+        assert_eq!(mode(&keys), 0o700);
+        let ring = KeyRing::load_dir(&keys).unwrap();
+        assert_eq!(ring.len(), 1);
+        assert_eq!(ring.signing().unwrap().public.id(), &made.id);
+        assert!(ring.get(made.id.as_str()).is_some());
+    }
+
+    #[test]
+    fn the_newest_secret_key_signs_and_all_keys_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = generate_into(dir.path(), at("2026-01-01T00:00:00Z")).unwrap();
+        let new = generate_into(dir.path(), at("2026-06-01T00:00:00Z")).unwrap();
+        let pub_only = generate_into(dir.path(), at("2026-09-01T00:00:00Z")).unwrap();
+        fs::remove_file(&pub_only.secret_path).unwrap();
+        let ring = KeyRing::load_dir(dir.path()).unwrap();
+        let statuses: Vec<_> = ring.iter().map(|(k, s)| (k.public.id().clone(), s)).collect();
+        assert_eq!(
+            statuses,
+            vec![
+                (old.id.clone(), KeyStatus::Active),
+                (new.id.clone(), KeyStatus::Signing),
+                (pub_only.id.clone(), KeyStatus::VerifyOnly),
+            ]
+        );
+        for id in [&old.id, &new.id, &pub_only.id] {
+            assert!(ring.get(id.as_str()).is_some());
+        }
+    }
+
+    #[test]
+    fn a_secret_file_others_can_read_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = generate_into(dir.path(), Utc::now()).unwrap();
+        fs::set_permissions(&made.secret_path, fs::Permissions::from_mode(0o640)).unwrap();
+        let err = KeyRing::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+        assert!(err.contains("640"), "{err}");
+    }
+
+    #[test]
+    fn missing_empty_and_mislabeled_folders_say_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = KeyRing::load_dir(&dir.path().join("nope")).unwrap_err();
+        assert!(missing.to_string().contains("tessera keys generate"));
+        let empty = KeyRing::load_dir(dir.path()).unwrap_err();
+        assert!(matches!(empty, KeyError::Empty(_)));
+
+        let a = generate_into(dir.path(), at("2026-01-01T00:00:00Z")).unwrap();
+        let b = generate_into(dir.path(), at("2026-02-01T00:00:00Z")).unwrap();
+        fs::copy(&b.public_path, &a.public_path).unwrap();
+        let err = KeyRing::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("its name says otherwise"), "{err}");
+    }
+
+    #[test]
+    fn garbage_in_a_key_file_is_refused_without_echoing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("20260101T000000Z-abcdefgh.k4.public");
+        fs::write(&path, "k4.public.c2VjcmV0LXN0dWZm").unwrap();
+        let err = KeyRing::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("does not hold a valid k4.public key"), "{err}");
+        assert!(!err.contains("c2VjcmV0"), "{err}");
+    }
+}

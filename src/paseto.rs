@@ -1,0 +1,299 @@
+//! The v4.public wire format, strictly: header, base64url, footer bounds, PAE and the Ed25519
+//! signature check.
+//!
+//! This is the one place that touches token bytes before they are trusted. Signing stays with
+//! `pasetors`; verification checks signatures with `ed25519-dalek`'s `verify_strict` over our
+//! own PAE because it is faster, and the official vectors and a differential fuzz target hold
+//! it to `pasetors`' verdicts. Everything here fails closed and never panics on input.
+//!
+//! What this layer does *not* check: claims, times, issuer, key ids against a key ring. Those
+//! belong to [`crate::verifier`].
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use ed25519_dalek::{Signature, VerifyingKey};
+
+/// The exact header of every token this crate accepts.
+pub const HEADER: &str = "v4.public.";
+
+/// Length of an Ed25519 signature.
+const SIG_LEN: usize = 64;
+
+/// Why a token failed at the wire layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The token is not a well-formed v4.public token; the text says which rule it broke.
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+    /// The signature does not verify under the given key.
+    #[error("signature does not verify")]
+    BadSignature,
+}
+
+/// A token split into its still-encoded parts.
+#[derive(Debug, Clone, Copy)]
+pub struct Split<'a> {
+    /// Base64url of payload || signature.
+    pub body: &'a str,
+    /// Base64url of the footer; empty when the token has none.
+    pub footer: &'a str,
+}
+
+/// Check the header and split the token. A trailing `.` with an empty footer is refused: a
+/// token has one spelling.
+pub fn split(token: &str) -> Result<Split<'_>, WireError> {
+    let rest = token
+        .strip_prefix(HEADER)
+        .ok_or(WireError::Malformed("not a v4.public token"))?;
+    let (body, footer) = match rest.split_once('.') {
+        None => (rest, ""),
+        Some((_, "")) => return Err(WireError::Malformed("empty footer segment")),
+        Some((body, footer)) => (body, footer),
+    };
+    if footer.contains('.') {
+        return Err(WireError::Malformed("too many segments"));
+    }
+    Ok(Split { body, footer })
+}
+
+/// Decode strict base64url: no padding, no non-zero trailing bits, no foreign characters.
+pub fn decode_b64(text: &str) -> Result<Vec<u8>, WireError> {
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| WireError::Malformed("invalid base64url"))
+}
+
+/// Encode base64url without padding.
+pub fn encode_b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Pre-authentication encoding (PASETO `PAE`): the piece count, then each piece's length and
+/// bytes, every length a little-endian u64 with the top bit clear.
+pub fn pae(pieces: &[&[u8]]) -> Vec<u8> {
+    let total: usize = 8 + pieces.iter().map(|p| 8 + p.len()).sum::<usize>();
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(&le64(pieces.len()));
+    for piece in pieces {
+        out.extend_from_slice(&le64(piece.len()));
+        out.extend_from_slice(piece);
+    }
+    out
+}
+
+fn le64(n: usize) -> [u8; 8] {
+    // usize fits in u64 on every supported target; the mask is the spec's "clear the top bit".
+    ((n as u64) & (u64::MAX >> 1)).to_le_bytes()
+}
+
+/// A decoded body: the payload followed by the 64-byte signature.
+#[derive(Debug, Clone)]
+pub struct Body(Vec<u8>);
+
+impl Body {
+    /// Decode a body and check it can hold a non-empty payload and a signature.
+    pub fn decode(body_b64: &str) -> Result<Self, WireError> {
+        let bytes = decode_b64(body_b64)?;
+        if bytes.len() <= SIG_LEN {
+            return Err(WireError::Malformed("body too short"));
+        }
+        Ok(Self(bytes))
+    }
+
+    /// The payload bytes (untrusted until [`Body::verify`] succeeds).
+    pub fn payload(&self) -> &[u8] {
+        &self.0[..self.0.len() - SIG_LEN]
+    }
+
+    fn signature(&self) -> Signature {
+        let mut sig = [0u8; SIG_LEN];
+        sig.copy_from_slice(&self.0[self.0.len() - SIG_LEN..]);
+        Signature::from_bytes(&sig)
+    }
+
+    /// Check the signature over `PAE("v4.public.", payload, footer, implicit_assertion)`.
+    ///
+    /// `verify_strict` also refuses small-order keys and `R` values and non-canonical `s`,
+    /// which `pasetors` would accept; no honest signer produces them.
+    pub fn verify(
+        &self,
+        key: &VerifyingKey,
+        footer: &[u8],
+        implicit_assertion: &[u8],
+    ) -> Result<(), WireError> {
+        let message = pae(&[HEADER.as_bytes(), self.payload(), footer, implicit_assertion]);
+        key.verify_strict(&message, &self.signature())
+            .map_err(|_| WireError::BadSignature)
+    }
+}
+
+/// A token whose signature has been checked at the wire layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    /// The signed payload bytes.
+    pub payload: Vec<u8>,
+    /// The signed footer bytes (empty when none).
+    pub footer: Vec<u8>,
+}
+
+/// Check the header, decode, and verify the signature of `token` under `key`: the whole PASETO
+/// v4.public verification, without any claim or footer policy. The official test vectors run
+/// through this function.
+pub fn open(
+    token: &str,
+    key: &VerifyingKey,
+    implicit_assertion: &[u8],
+) -> Result<Opened, WireError> {
+    let parts = split(token)?;
+    let body = Body::decode(parts.body)?;
+    let footer = decode_b64(parts.footer)?;
+    body.verify(key, &footer, implicit_assertion)?;
+    let mut payload = body.0;
+    payload.truncate(payload.len() - SIG_LEN);
+    Ok(Opened { payload, footer })
+}
+
+/// Bounds on a footer read before its signature is checked: it is attacker-controlled.
+pub const MAX_FOOTER_LEN: usize = 256;
+/// The most keys an untrusted footer may hold.
+pub const MAX_FOOTER_KEYS: usize = 4;
+
+/// The length of the base64url part of a `k4.pid` key id.
+const PID_B64_LEN: usize = 44;
+
+/// Read the key id from an untrusted footer, within bounds: at most [`MAX_FOOTER_LEN`] bytes, a
+/// flat JSON object (no nested object or array, counted without parsing as the PASETO spec
+/// suggests), at most [`MAX_FOOTER_KEYS`] keys, exactly one `kid`, and that a string of the
+/// form `k4.pid.<44 base64url characters>`. Other keys are refused: our issuer writes none.
+pub fn footer_kid(footer: &[u8]) -> Result<&str, WireError> {
+    if footer.is_empty() {
+        return Err(WireError::Malformed("missing footer with a key id"));
+    }
+    if footer.len() > MAX_FOOTER_LEN {
+        return Err(WireError::Malformed("footer too long"));
+    }
+    // Any brace or bracket past the first is refused, even inside a string: conservative, and
+    // a key id never contains one.
+    let nesting = footer.iter().filter(|&&b| b == b'{' || b == b'[').count();
+    if nesting != 1 || footer.first() != Some(&b'{') {
+        return Err(WireError::Malformed("footer is not a flat JSON object"));
+    }
+    let keys = footer
+        .windows(2)
+        .enumerate()
+        .filter(|&(i, w)| w == b"\":" && (i == 0 || footer[i - 1] != b'\\'))
+        .count();
+    if keys > MAX_FOOTER_KEYS {
+        return Err(WireError::Malformed("footer has too many keys"));
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Footer<'a> {
+        #[serde(borrow)]
+        kid: &'a str,
+    }
+    let parsed: Footer<'_> = serde_json::from_slice(footer)
+        .map_err(|_| WireError::Malformed("footer is not {\"kid\": \"k4.pid...\"}"))?;
+    let id = parsed
+        .kid
+        .strip_prefix("k4.pid.")
+        .ok_or(WireError::Malformed("footer kid is not a k4.pid key id"))?;
+    let well_formed = id.len() == PID_B64_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !well_formed {
+        return Err(WireError::Malformed("footer kid is not a k4.pid key id"));
+    }
+    Ok(parsed.kid)
+}
+
+/// Build the footer our issuer writes: `{"kid":"k4.pid..."}`.
+pub fn footer_for(kid: &str) -> Vec<u8> {
+    format!("{{\"kid\":\"{kid}\"}}").into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pae_matches_the_spec_examples() {
+        assert_eq!(pae(&[]), b"\x00\x00\x00\x00\x00\x00\x00\x00");
+        assert_eq!(
+            pae(&[b""]),
+            b"\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+        );
+        assert_eq!(
+            pae(&[b"test"]),
+            b"\x01\x00\x00\x00\x00\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00test"
+        );
+    }
+
+    #[test]
+    fn split_refuses_other_headers_and_empty_footers() {
+        for bad in [
+            "v4.local.AAAA",
+            "v3.public.AAAA",
+            "v2.public.AAAA",
+            "V4.public.AAAA",
+            "v4.public",
+            "",
+        ] {
+            assert!(split(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            split("v4.public.AAAA.").unwrap_err(),
+            WireError::Malformed("empty footer segment")
+        );
+        assert!(split("v4.public.AAAA.BBBB.CCCC").is_err());
+        let ok = split("v4.public.AAAA.BBBB").unwrap();
+        assert_eq!((ok.body, ok.footer), ("AAAA", "BBBB"));
+    }
+
+    #[test]
+    fn base64_is_strict() {
+        assert!(decode_b64("AAAA").is_ok());
+        assert!(decode_b64("AA==").is_err(), "padding");
+        assert!(decode_b64("AB").is_err(), "non-zero trailing bits");
+        assert!(decode_b64("AA+/").is_err(), "standard alphabet");
+        assert!(decode_b64("A").is_err(), "impossible length");
+    }
+
+    const KID: &str = "k4.pid.S_XXxQvG4H_QqoQkpNjHFXXFDcY_ABC6ceJpsyq5DBKQ";
+
+    #[test]
+    fn footer_kid_accepts_the_issuers_footer() {
+        assert_eq!(KID.len(), "k4.pid.".len() + 44);
+        let footer = footer_for(KID);
+        assert_eq!(footer_kid(&footer), Ok(KID));
+    }
+
+    #[test]
+    fn footer_kid_refuses_everything_else() {
+        let long = format!("{{\"kid\":\"{KID}\",\"x\":\"{}\"}}", "a".repeat(300));
+        let cases: Vec<(String, &str)> = vec![
+            (String::new(), "empty"),
+            (long, "too long"),
+            (format!("{{\"kid\":{{\"a\":\"{KID}\"}}}}"), "nested"),
+            (format!("{{\"kid\":[\"{KID}\"]}}"), "array"),
+            ("{\"kid\":123}".into(), "number kid"),
+            ("{\"kid\":null}".into(), "null kid"),
+            (format!("[\"{KID}\"]"), "top-level array"),
+            (format!("{{\"kid\":\"{KID}\",\"kid\":\"{KID}\"}}"), "duplicate"),
+            (format!("{{\"kid\":\"{KID}\",\"wpk\":\"x\"}}"), "unknown key"),
+            ("{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5}".into(), "too many keys"),
+            ("{\"kid\":\"k4.public.AAAA\"}".into(), "public key as kid"),
+            ("{\"kid\":\"k4.sid.S_XXxQvG4H_QqoQkpNjHFXXFDcY_ABC6ceJpsyq5DBKQ\"}".into(), "sid"),
+            ("{\"kid\":\"k3.pid.S_XXxQvG4H_QqoQkpNjHFXXFDcY_ABC6ceJpsyq5DBKQ\"}".into(), "k3"),
+            ("{\"kid\":\"k4.pid.short\"}".into(), "short"),
+            ("{\"kid\":\"k4.pid.S_XXxQvG4H_QqoQkpNjHFXXFDcY_ABC6ceJpsyq5DBK=\"}".into(), "bad char"),
+            ("{\"kid\":\"zVhMiPBP9fRf2snEcT7gFTioeA9COcNy9DfgL1W60haN\"}".into(), "not a pid"),
+            ("not json".into(), "not json"),
+        ];
+        for (footer, why) in cases {
+            assert!(footer_kid(footer.as_bytes()).is_err(), "{why}");
+        }
+    }
+}

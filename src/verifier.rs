@@ -1,0 +1,381 @@
+//! The verification hot path: untrusted string in, [`VerifiedToken`] out.
+//!
+//! Order of checks (each refuses with a stable [`Reason`]): size and exact `v4.public.` prefix,
+//! before any parsing; the untrusted footer, bounded, and the key it names, failing closed on an
+//! unknown id; the Ed25519 signature; the payload, parsed strictly; the issuer. A token that
+//! passes these is remembered in a bounded cache keyed by its whole string, so a hot token
+//! skips the signature next time. Then, on every call, cached or not: the time claims against
+//! the injected [`Clock`] with a leeway, and the token state (deleted, superseded, new
+//! permissions).
+//!
+//! What is *not* checked here: whether the token may do a particular thing. That is the
+//! separate step [`VerifiedToken::allows`].
+
+use crate::cache::SigCache;
+use crate::claims::Claims;
+use crate::clock::{Clock, SystemClock};
+use crate::keys::KeyRing;
+use crate::paseto::{self, Body, WireError};
+use crate::permissions::{Access, Permissions};
+use crate::state::{NoState, StateError, TokenState};
+use chrono::{DateTime, Utc};
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// The largest token accepted or issued, in bytes: what ordinary gateways pass in a header.
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// The default leeway for time claims, in seconds: tolerates clock skew between machines.
+pub const DEFAULT_LEEWAY_SECS: i64 = 30;
+
+/// The default issuer (`iss`).
+pub const DEFAULT_ISSUER: &str = "tessera";
+
+/// The default number of verified tokens remembered.
+pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+
+/// Why a token was refused: a stable code that clients may see and match on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    /// Not a well-formed Tessera token (size, header, encoding, footer, payload).
+    Malformed,
+    /// Signed with a key this verifier does not hold.
+    UnknownKey,
+    /// The signature does not verify.
+    BadSignature,
+    /// Past its expiry.
+    Expired,
+    /// Not valid yet (`nbf` or `iat` in the future).
+    NotYetValid,
+    /// Issued by someone else (`iss`).
+    WrongIssuer,
+    /// Deleted.
+    Revoked,
+    /// Replaced by a regenerated version.
+    Superseded,
+    /// The token state is too old to trust.
+    StaleState,
+}
+
+impl Reason {
+    /// Every reason, for tables and documentation.
+    pub const ALL: [Reason; 9] = [
+        Reason::Malformed,
+        Reason::UnknownKey,
+        Reason::BadSignature,
+        Reason::Expired,
+        Reason::NotYetValid,
+        Reason::WrongIssuer,
+        Reason::Revoked,
+        Reason::Superseded,
+        Reason::StaleState,
+    ];
+
+    /// The stable code, e.g. `bad_signature`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::Malformed => "malformed",
+            Reason::UnknownKey => "unknown_key",
+            Reason::BadSignature => "bad_signature",
+            Reason::Expired => "expired",
+            Reason::NotYetValid => "not_yet_valid",
+            Reason::WrongIssuer => "wrong_issuer",
+            Reason::Revoked => "revoked",
+            Reason::Superseded => "superseded",
+            Reason::StaleState => "stale_state",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A refused token: the [`Reason`] for clients, and a detail for logs. The detail never holds
+/// the token or key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {detail}")]
+pub struct VerifyError {
+    reason: Reason,
+    detail: Cow<'static, str>,
+}
+
+impl VerifyError {
+    fn new(reason: Reason, detail: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            reason,
+            detail: detail.into(),
+        }
+    }
+
+    /// The stable reason.
+    pub fn reason(&self) -> Reason {
+        self.reason
+    }
+
+    /// The stable reason code, e.g. `expired`.
+    pub fn code(&self) -> &'static str {
+        self.reason.code()
+    }
+
+    /// What exactly failed, for logs.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+}
+
+impl From<WireError> for VerifyError {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::Malformed(why) => Self::new(Reason::Malformed, why),
+            WireError::BadSignature => Self::new(Reason::BadSignature, "signature does not verify"),
+        }
+    }
+}
+
+/// What the cache remembers of a token that passed every static check.
+struct Checked {
+    claims: Claims,
+    kid: Box<str>,
+    // Times as Unix seconds: compared on every call, so kept cheap to compare.
+    iat: i64,
+    nbf: i64,
+    exp: Option<i64>,
+}
+
+/// A token whose signature, claims, times and state all checked out, with the permissions in
+/// force now. Only [`Verifier::verify`] makes one.
+#[derive(Clone)]
+pub struct VerifiedToken {
+    checked: Arc<Checked>,
+    // Set when the token state replaced the signed permissions.
+    perm: Option<Arc<Permissions>>,
+}
+
+impl VerifiedToken {
+    /// The token id (`jti`).
+    pub fn id(&self) -> Uuid {
+        self.checked.claims.jti
+    }
+
+    /// The token version (`ver`).
+    pub fn version(&self) -> u32 {
+        self.checked.claims.ver
+    }
+
+    /// The token name (from `sub`).
+    pub fn name(&self) -> &str {
+        self.checked.claims.name()
+    }
+
+    /// The signed claims, as issued.
+    pub fn claims(&self) -> &Claims {
+        &self.checked.claims
+    }
+
+    /// The id of the key that signed the token.
+    pub fn key_id(&self) -> &str {
+        &self.checked.kid
+    }
+
+    /// Expiry; `None` for a token that never expires.
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.checked.claims.exp
+    }
+
+    /// The permissions in force: the token state's, when an update replaced the signed ones.
+    pub fn permissions(&self) -> &Permissions {
+        self.perm.as_deref().unwrap_or(&self.checked.claims.perm)
+    }
+
+    /// Whether the permissions were replaced by an update after signing.
+    pub fn permissions_updated(&self) -> bool {
+        self.perm.is_some()
+    }
+
+    /// Whether the token is a super-admin token.
+    pub fn is_super_admin(&self) -> bool {
+        self.permissions().is_super_admin()
+    }
+
+    /// The authorization decision: may this token do `access`?
+    pub fn allows(&self, access: &Access<'_>) -> bool {
+        self.permissions().allows(access)
+    }
+}
+
+impl fmt::Debug for VerifiedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedToken")
+            .field("id", &self.id())
+            .field("version", &self.version())
+            .field("name", &self.name())
+            .field("permissions", self.permissions())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Verifies tokens against a key ring, a clock and a token state. Cheap to share: wrap it in an
+/// `Arc` and call [`Verifier::verify`] from any thread.
+pub struct Verifier {
+    ring: Arc<KeyRing>,
+    clock: Arc<dyn Clock>,
+    state: Arc<dyn TokenState>,
+    issuer: String,
+    leeway_secs: i64,
+    cache: SigCache<Arc<Checked>>,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("keys", &self.ring.len())
+            .field("issuer", &self.issuer)
+            .field("leeway_secs", &self.leeway_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// A verifier for tokens signed by any key of `ring`, with the defaults: system clock,
+    /// 30 s leeway, issuer `tessera`, a cache of 10,000 tokens, and **no token state**: a
+    /// deleted or regenerated token is then accepted until it expires. Give it a state with
+    /// [`Verifier::with_state`].
+    pub fn new(ring: Arc<KeyRing>) -> Self {
+        Self {
+            ring,
+            clock: Arc::new(SystemClock),
+            state: Arc::new(NoState),
+            issuer: DEFAULT_ISSUER.to_owned(),
+            leeway_secs: DEFAULT_LEEWAY_SECS,
+            cache: SigCache::new(DEFAULT_CACHE_CAPACITY),
+        }
+    }
+
+    /// Read the time from `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Consult `state` after the signature check.
+    pub fn with_state(mut self, state: Arc<dyn TokenState>) -> Self {
+        self.state = state;
+        self
+    }
+
+    /// Accept only tokens whose `iss` is `issuer`.
+    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = issuer.into();
+        self
+    }
+
+    /// Tolerate this much clock skew on `exp`, `nbf` and `iat`.
+    pub fn with_leeway(mut self, leeway: chrono::Duration) -> Self {
+        self.leeway_secs = leeway.num_seconds().max(0);
+        self
+    }
+
+    /// Remember up to `capacity` verified tokens (0 turns the cache off).
+    pub fn with_cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache = SigCache::new(capacity);
+        self
+    }
+
+    /// The key ring this verifier trusts.
+    pub fn keys(&self) -> &KeyRing {
+        &self.ring
+    }
+
+    /// Verify an untrusted token string. See the module docs for the order of checks.
+    pub fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Err(VerifyError::new(
+                Reason::Malformed,
+                "token is empty or longer than 4096 bytes",
+            ));
+        }
+        if !token.starts_with(paseto::HEADER) {
+            return Err(VerifyError::new(Reason::Malformed, "not a v4.public token"));
+        }
+        let checked = match self.cache.get(token) {
+            Some(checked) => checked,
+            None => {
+                let checked = Arc::new(self.check_static(token)?);
+                self.cache.insert(token, checked.clone());
+                checked
+            }
+        };
+        self.check_time(&checked)?;
+        self.check_state(checked)
+    }
+
+    /// Everything about a token that cannot change with time or state.
+    fn check_static(&self, token: &str) -> Result<Checked, VerifyError> {
+        let parts = paseto::split(token)?;
+        let footer = paseto::decode_b64(parts.footer)?;
+        let kid = paseto::footer_kid(&footer)?;
+        let key = self
+            .ring
+            .get(kid)
+            .ok_or_else(|| VerifyError::new(Reason::UnknownKey, format!("no key {kid}")))?;
+        let body = Body::decode(parts.body)?;
+        body.verify(key.verifying_key(), &footer, &[])?;
+        let claims = Claims::from_json(body.payload()).map_err(|e| {
+            VerifyError::new(Reason::Malformed, format!("payload: {e}"))
+        })?;
+        if claims.iss != self.issuer {
+            return Err(VerifyError::new(
+                Reason::WrongIssuer,
+                format!("issuer {:?}, expected {:?}", claims.iss, self.issuer),
+            ));
+        }
+        Ok(Checked {
+            iat: claims.iat.timestamp(),
+            nbf: claims.nbf.timestamp(),
+            exp: claims.exp.map(|t| t.timestamp()),
+            kid: kid.into(),
+            claims,
+        })
+    }
+
+    fn check_time(&self, checked: &Checked) -> Result<(), VerifyError> {
+        let now = self.clock.now().timestamp();
+        if let Some(exp) = checked.exp {
+            if now > exp.saturating_add(self.leeway_secs) {
+                return Err(VerifyError::new(Reason::Expired, "past exp"));
+            }
+        }
+        let earliest = now.saturating_add(self.leeway_secs);
+        if checked.nbf > earliest || checked.iat > earliest {
+            return Err(VerifyError::new(Reason::NotYetValid, "nbf or iat in the future"));
+        }
+        Ok(())
+    }
+
+    fn check_state(&self, checked: Arc<Checked>) -> Result<VerifiedToken, VerifyError> {
+        let entry = self
+            .state
+            .lookup(&checked.claims.jti)
+            .map_err(|e: StateError| VerifyError::new(Reason::StaleState, e.to_string()))?;
+        let perm = match entry {
+            None => None,
+            Some(entry) if entry.deleted => {
+                return Err(VerifyError::new(Reason::Revoked, "token deleted"))
+            }
+            Some(entry) if checked.claims.ver < entry.min_ver => {
+                return Err(VerifyError::new(
+                    Reason::Superseded,
+                    format!("version {} < {}", checked.claims.ver, entry.min_ver),
+                ))
+            }
+            Some(entry) => entry.perm.clone(),
+        };
+        Ok(VerifiedToken { checked, perm })
+    }
+}
