@@ -172,6 +172,12 @@ impl fmt::Debug for PublicKey {
 pub struct SecretKey(AsymmetricSecretKey<V4>);
 
 impl SecretKey {
+    /// A new random key.
+    pub fn generate() -> Result<Self, KeyError> {
+        let pair = AsymmetricKeyPair::<V4>::generate().map_err(|_| KeyError::Generate)?;
+        Ok(Self(pair.secret))
+    }
+
     /// Parse a `k4.secret.` PASERK string (see [`decode_secret_paserk`]).
     pub fn from_paserk(text: &str) -> Result<Self, KeyError> {
         Self::from_bytes(&decode_secret_paserk(text)?)
@@ -297,6 +303,17 @@ pub struct RingKey {
     pub secret: Option<SecretKey>,
     /// When the key was created (from its file name).
     pub created: DateTime<Utc>,
+}
+
+impl RingKey {
+    /// A key that can sign, created at `created`.
+    pub fn with_secret(secret: SecretKey, created: DateTime<Utc>) -> Self {
+        Self {
+            public: secret.public_key(),
+            secret: Some(secret),
+            created,
+        }
+    }
 }
 
 /// What a key in a ring is for.
@@ -517,8 +534,7 @@ pub struct GeneratedKey {
 /// Generate a key pair and write it to `dir` (created, mode 0700, if missing): the secret file
 /// with mode 0600, the public file beside it, both synced to disk before returning.
 pub fn generate_into(dir: &Path, created: DateTime<Utc>) -> Result<GeneratedKey, KeyError> {
-    let pair = AsymmetricKeyPair::<V4>::generate().map_err(|_| KeyError::Generate)?;
-    let secret = SecretKey(pair.secret);
+    let secret = SecretKey::generate()?;
     let public = secret.public_key();
     create_private_dir(dir)?;
     let stem = file_stem(created, public.id());

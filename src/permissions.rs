@@ -375,10 +375,11 @@ impl Pattern {
     ///
     /// [`PermissionError::InvalidPattern`] or [`PermissionError::PatternTooLong`].
     pub fn parse(text: &str) -> Result<Pattern, PermissionError> {
-        Self::parse_in(text, false)
+        Self::parse_owned(text.to_owned(), false)
     }
 
-    fn parse_in(text: &str, allow_empty: bool) -> Result<Pattern, PermissionError> {
+    /// Parse, reusing `text`'s allocation (every pattern of every token goes through here).
+    fn parse_owned(mut text: String, allow_empty: bool) -> Result<Pattern, PermissionError> {
         // Length first, so nothing below works on a huge string.
         if text.len() > MAX_PATTERN_LEN {
             return Err(PermissionError::PatternTooLong {
@@ -386,10 +387,13 @@ impl Pattern {
                 max: MAX_PATTERN_LEN,
             });
         }
-        let pattern = match text.strip_suffix('*') {
-            Some("") => Pattern::Any,
-            Some(prefix) => Pattern::Prefix(prefix.to_owned()),
-            None => Pattern::Exact(text.to_owned()),
+        let pattern = if text == "*" {
+            Pattern::Any
+        } else if text.ends_with('*') {
+            text.pop();
+            Pattern::Prefix(text)
+        } else {
+            Pattern::Exact(text)
         };
         pattern.check(allow_empty)?;
         Ok(pattern)
@@ -407,16 +411,22 @@ impl Pattern {
     /// The rules of [`Pattern::parse`], for values that may have been built in code.
     /// `allow_empty` admits `Exact("")`, the Kubernetes core API group.
     fn check(&self, allow_empty: bool) -> Result<(), PermissionError> {
-        let written = self.to_string();
-        if written.len() > MAX_PATTERN_LEN {
+        // The written form is only built for an error message: this runs for every pattern of
+        // every token a verifier sees.
+        let written_len = match self {
+            Pattern::Any => 1,
+            Pattern::Prefix(prefix) => prefix.len() + 1,
+            Pattern::Exact(exact) => exact.len(),
+        };
+        if written_len > MAX_PATTERN_LEN {
             return Err(PermissionError::PatternTooLong {
-                len: written.len(),
+                len: written_len,
                 max: MAX_PATTERN_LEN,
             });
         }
         let invalid = |reason| {
             Err(PermissionError::InvalidPattern {
-                pattern: written.clone(),
+                pattern: self.to_string(),
                 reason,
             })
         };
@@ -436,8 +446,8 @@ impl Pattern {
             Pattern::Prefix(text) | Pattern::Exact(text) => text,
         };
         if text.contains('*') {
-            let before_end = written.strip_suffix('*').unwrap_or(&written);
-            if before_end.contains('*') {
+            let before_end = text.strip_suffix('*').unwrap_or(text);
+            if matches!(self, Pattern::Prefix(_)) || before_end.contains('*') {
                 return invalid("\"*\" may only end a pattern");
             }
             // Only `Exact("abc*")` gets here: written, it would read back as a prefix.
@@ -993,14 +1003,14 @@ impl TryFrom<RawGrant> for Grant {
         let missing = |field| PermissionError::MissingField { resource, field };
         let role = raw.role.as_deref().ok_or_else(|| missing("role"))?;
         let one =
-            |value: Option<String>, field| Pattern::parse(&value.ok_or_else(|| missing(field))?);
+            |value: Option<String>, field| Pattern::parse_owned(value.ok_or_else(|| missing(field))?, false);
         let list = |value: Option<RawList>, field, allow_empty| {
             let value = value.ok_or_else(|| missing(field))?;
             check_list_len(field, value.len)?;
             value
                 .items
-                .iter()
-                .map(|text| Pattern::parse_in(text, allow_empty))
+                .into_iter()
+                .map(|text| Pattern::parse_owned(text, allow_empty))
                 .collect::<Result<Vec<_>, _>>()
         };
 
@@ -1173,7 +1183,7 @@ mod tests {
     fn patterns(texts: &[&str]) -> Vec<Pattern> {
         texts
             .iter()
-            .map(|text| Pattern::parse_in(text, true).unwrap())
+            .map(|text| Pattern::parse_owned(text.to_string(), true).unwrap())
             .collect()
     }
 
