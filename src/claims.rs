@@ -33,7 +33,10 @@ pub struct Claims {
     #[serde(serialize_with = "write_time")]
     pub nbf: DateTime<Utc>,
     /// Expiry (`exp`); `None` for a token that never expires.
-    #[serde(serialize_with = "write_opt_time", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        serialize_with = "write_opt_time",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub exp: Option<DateTime<Utc>>,
     /// Permissions as signed (`perm`). The token state may replace them; see
     /// [`crate::VerifiedToken::permissions`].
@@ -119,7 +122,11 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Claims, A::Error> {
-        fn once<T, E: de::Error>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), E> {
+        fn once<T, E: de::Error>(
+            slot: &mut Option<T>,
+            value: T,
+            name: &'static str,
+        ) -> Result<(), E> {
             if slot.replace(value).is_some() {
                 return Err(E::duplicate_field(name));
             }
@@ -197,7 +204,10 @@ mod tests {
 
     #[test]
     fn a_token_without_expiry_omits_exp() {
-        let claims = Claims { exp: None, ..sample() };
+        let claims = Claims {
+            exp: None,
+            ..sample()
+        };
         let json = String::from_utf8(claims.to_json()).unwrap();
         assert!(!json.contains("exp"));
         assert_eq!(Claims::from_json(json.as_bytes()).unwrap(), claims);
@@ -212,14 +222,42 @@ mod tests {
     fn strict_parsing_refuses_what_pasetors_lets_through() {
         let good = String::from_utf8(sample().to_json()).unwrap();
         let cases = [
-            (with(&good, "\"ver\":2", "\"ver\":2,\"ver\":3"), "duplicate known"),
-            (with(&good, "\"ver\":2", "\"ver\":2,\"x\":1,\"x\":2"), "duplicate unknown"),
-            (with(&good, "\"super_admin\":true", "\"super_admin\":true,\"super_admin\":true"), "duplicate nested"),
-            (with(&good, "2026-11-28T01:02:03Z", "2026-11-28t01:02:03Z"), "lowercase t"),
-            (with(&good, "2026-11-28T01:02:03Z", "2026-11-28T01:02:03z"), "lowercase z"),
-            (with(&good, "2026-11-28T01:02:03Z", "2026-11-28 01:02:03Z"), "space"),
-            (with(&good, "2026-12-28T01:02:03Z", "2026-13-28T01:02:03Z"), "month 13"),
-            (with(&good, "2026-12-28T01:02:03Z", "tomorrow"), "not a date"),
+            (
+                with(&good, "\"ver\":2", "\"ver\":2,\"ver\":3"),
+                "duplicate known",
+            ),
+            (
+                with(&good, "\"ver\":2", "\"ver\":2,\"x\":1,\"x\":2"),
+                "duplicate unknown",
+            ),
+            (
+                with(
+                    &good,
+                    "\"super_admin\":true",
+                    "\"super_admin\":true,\"super_admin\":true",
+                ),
+                "duplicate nested",
+            ),
+            (
+                with(&good, "2026-11-28T01:02:03Z", "2026-11-28t01:02:03Z"),
+                "lowercase t",
+            ),
+            (
+                with(&good, "2026-11-28T01:02:03Z", "2026-11-28T01:02:03z"),
+                "lowercase z",
+            ),
+            (
+                with(&good, "2026-11-28T01:02:03Z", "2026-11-28 01:02:03Z"),
+                "space",
+            ),
+            (
+                with(&good, "2026-12-28T01:02:03Z", "2026-13-28T01:02:03Z"),
+                "month 13",
+            ),
+            (
+                with(&good, "2026-12-28T01:02:03Z", "tomorrow"),
+                "not a date",
+            ),
             (with(&good, "\"ver\":2", "\"ver\":0"), "version zero"),
             (with(&good, "\"ver\":2", "\"ver\":-1"), "negative version"),
             (with(&good, "\"ver\":2", "\"ver\":\"2\""), "string version"),

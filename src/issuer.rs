@@ -24,7 +24,9 @@ use zeroize::Zeroizing;
 #[non_exhaustive]
 pub enum IssueError {
     /// The key ring has no secret key.
-    #[error("no secret key is loaded, so nothing can sign; create one with `tessera keys generate`")]
+    #[error(
+        "no secret key is loaded, so nothing can sign; create one with `tessera keys generate`"
+    )]
     NoSigningKey,
     /// The permissions are not valid.
     #[error("invalid permissions: {0}")]
@@ -109,7 +111,10 @@ impl fmt::Debug for Issuer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Issuer")
             .field("issuer", &self.issuer)
-            .field("signing_key", &self.ring.signing().map(|k| k.public.id().as_str()))
+            .field(
+                "signing_key",
+                &self.ring.signing().map(|k| k.public.id().as_str()),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -9,7 +9,7 @@
 //! Secret keys print as `SecretKey(..)`, are zeroized on drop (by `pasetors`), and are read from
 //! files only when no one else can read them.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use ed25519_dalek::VerifyingKey;
 use pasetors::keys::{AsymmetricKeyPair, AsymmetricPublicKey, AsymmetricSecretKey, Generate};
 use pasetors::paserk::{FormatAsPaserk, Id};
@@ -32,7 +32,9 @@ pub enum KeyError {
     #[error("key folder {} holds no keys; create one with `tessera keys generate --keys {}`", .0.display(), .0.display())]
     Empty(PathBuf),
     /// Signing was asked of a ring with public keys only.
-    #[error("no secret key is loaded, so nothing can sign; create one with `tessera keys generate`")]
+    #[error(
+        "no secret key is loaded, so nothing can sign; create one with `tessera keys generate`"
+    )]
     NoSigningKey,
     /// A secret key file that others may read.
     #[error("secret key file {} can be read by group or others (mode {mode:o}); fix it with `chmod 600 {}`", .path.display(), .path.display())]
@@ -382,10 +384,7 @@ impl KeyRing {
 
     /// The public key with this id, if the ring holds it.
     pub fn get(&self, kid: &str) -> Option<&PublicKey> {
-        self.keys
-            .iter()
-            .map(|k| &k.public)
-            .find(|p| p.id.0 == kid)
+        self.keys.iter().map(|k| &k.public).find(|p| p.id.0 == kid)
     }
 
     /// The key new tokens are signed with.
@@ -505,7 +504,11 @@ fn check_stem_matches(path: &Path, stem: &str, public: &PublicKey) -> Result<(),
 #[cfg(unix)]
 fn check_private(path: &Path) -> Result<(), KeyError> {
     use std::os::unix::fs::PermissionsExt as _;
-    let mode = fs::metadata(path).map_err(io_err(path))?.permissions().mode() & 0o777;
+    let mode = fs::metadata(path)
+        .map_err(io_err(path))?
+        .permissions()
+        .mode()
+        & 0o777;
     if mode & 0o077 != 0 {
         return Err(KeyError::Exposed {
             path: path.to_path_buf(),
@@ -533,10 +536,18 @@ pub struct GeneratedKey {
 
 /// Generate a key pair and write it to `dir` (created, mode 0700, if missing): the secret file
 /// with mode 0600, the public file beside it, both synced to disk before returning.
+///
+/// The new key becomes the signing key: it is dated `created`, or one second after the newest
+/// key already in `dir` when that is later (names carry whole seconds, and a tie would leave
+/// the choice of signer to the key ids).
 pub fn generate_into(dir: &Path, created: DateTime<Utc>) -> Result<GeneratedKey, KeyError> {
     let secret = SecretKey::generate()?;
     let public = secret.public_key();
     create_private_dir(dir)?;
+    let created = match newest_in(dir)? {
+        Some(newest) if newest >= created.trunc_subsecs(0) => newest + chrono::Duration::seconds(1),
+        _ => created,
+    };
     let stem = file_stem(created, public.id());
     let secret_path = dir.join(format!("{stem}.k4.secret"));
     let public_path = dir.join(format!("{stem}.k4.public"));
@@ -548,6 +559,22 @@ pub fn generate_into(dir: &Path, created: DateTime<Utc>) -> Result<GeneratedKey,
         secret_path,
         public_path,
     })
+}
+
+/// The creation time of the newest key file in `dir`, read from the names alone.
+fn newest_in(dir: &Path) -> Result<Option<DateTime<Utc>>, KeyError> {
+    let mut newest = None;
+    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+        let name = entry.map_err(io_err(dir))?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let stem = name
+            .strip_suffix(".k4.secret")
+            .or_else(|| name.strip_suffix(".k4.public"));
+        if let Some(created) = stem.and_then(|s| created_from_stem(dir, s).ok()) {
+            newest = newest.max(Some(created));
+        }
+    }
+    Ok(newest)
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
@@ -598,11 +625,14 @@ mod tests {
         let pair = AsymmetricKeyPair::<V4>::generate().unwrap();
         let secret = SecretKey(pair.secret);
         let paserk = secret.to_paserk();
-        let printed = format!("{secret:?} {:?}", RingKey {
-            public: secret.public_key(),
-            secret: Some(SecretKey::from_paserk(&paserk).unwrap()),
-            created: Utc::now(),
-        });
+        let printed = format!(
+            "{secret:?} {:?}",
+            RingKey {
+                public: secret.public_key(),
+                secret: Some(SecretKey::from_paserk(&paserk).unwrap()),
+                created: Utc::now(),
+            }
+        );
         assert!(!printed.contains(&paserk[10..30]), "{printed}");
         assert!(printed.contains("SecretKey(..)"));
     }
@@ -629,7 +659,10 @@ mod tests {
         let pub_only = generate_into(dir.path(), at("2026-09-01T00:00:00Z")).unwrap();
         fs::remove_file(&pub_only.secret_path).unwrap();
         let ring = KeyRing::load_dir(dir.path()).unwrap();
-        let statuses: Vec<_> = ring.iter().map(|(k, s)| (k.public.id().clone(), s)).collect();
+        let statuses: Vec<_> = ring
+            .iter()
+            .map(|(k, s)| (k.public.id().clone(), s))
+            .collect();
         assert_eq!(
             statuses,
             vec![
@@ -641,6 +674,21 @@ mod tests {
         for id in [&old.id, &new.id, &pub_only.id] {
             assert!(ring.get(id.as_str()).is_some());
         }
+    }
+
+    #[test]
+    fn a_key_generated_in_the_same_second_still_becomes_the_signer() {
+        let dir = tempfile::tempdir().unwrap();
+        let same = at("2026-01-01T00:00:00Z");
+        let mut last = None;
+        for _ in 0..5 {
+            let made = generate_into(dir.path(), same).unwrap();
+            let ring = KeyRing::load_dir(dir.path()).unwrap();
+            assert_eq!(ring.signing().unwrap().public.id(), &made.id);
+            last = Some(made.id);
+        }
+        assert_eq!(KeyRing::load_dir(dir.path()).unwrap().len(), 5);
+        assert!(last.is_some());
     }
 
     #[test]

@@ -122,7 +122,12 @@ impl Body {
         footer: &[u8],
         implicit_assertion: &[u8],
     ) -> Result<(), WireError> {
-        let message = pae(&[HEADER.as_bytes(), self.payload(), footer, implicit_assertion]);
+        let message = pae(&[
+            HEADER.as_bytes(),
+            self.payload(),
+            footer,
+            implicit_assertion,
+        ]);
         key.verify_strict(&message, &self.signature())
             .map_err(|_| WireError::BadSignature)
     }
@@ -281,15 +286,36 @@ mod tests {
             ("{\"kid\":123}".into(), "number kid"),
             ("{\"kid\":null}".into(), "null kid"),
             (format!("[\"{KID}\"]"), "top-level array"),
-            (format!("{{\"kid\":\"{KID}\",\"kid\":\"{KID}\"}}"), "duplicate"),
-            (format!("{{\"kid\":\"{KID}\",\"wpk\":\"x\"}}"), "unknown key"),
-            ("{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5}".into(), "too many keys"),
+            (
+                format!("{{\"kid\":\"{KID}\",\"kid\":\"{KID}\"}}"),
+                "duplicate",
+            ),
+            (
+                format!("{{\"kid\":\"{KID}\",\"wpk\":\"x\"}}"),
+                "unknown key",
+            ),
+            (
+                "{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5}".into(),
+                "too many keys",
+            ),
             ("{\"kid\":\"k4.public.AAAA\"}".into(), "public key as kid"),
-            ("{\"kid\":\"k4.sid.S_XXxQvG4H_QqoQkpNjHFXXFDcY_ABC6ceJpsyq5DBKQ\"}".into(), "sid"),
-            ("{\"kid\":\"k3.pid.S_XXxQvG4H_QqoQkpNjHFXXFDcY_ABC6ceJpsyq5DBKQ\"}".into(), "k3"),
+            (
+                "{\"kid\":\"k4.sid.S_XXxQvG4H_QqoQkpNjHFXXFDcY_ABC6ceJpsyq5DBKQ\"}".into(),
+                "sid",
+            ),
+            (
+                "{\"kid\":\"k3.pid.S_XXxQvG4H_QqoQkpNjHFXXFDcY_ABC6ceJpsyq5DBKQ\"}".into(),
+                "k3",
+            ),
             ("{\"kid\":\"k4.pid.short\"}".into(), "short"),
-            ("{\"kid\":\"k4.pid.S_XXxQvG4H_QqoQkpNjHFXXFDcY_ABC6ceJpsyq5DBK=\"}".into(), "bad char"),
-            ("{\"kid\":\"zVhMiPBP9fRf2snEcT7gFTioeA9COcNy9DfgL1W60haN\"}".into(), "not a pid"),
+            (
+                "{\"kid\":\"k4.pid.S_XXxQvG4H_QqoQkpNjHFXXFDcY_ABC6ceJpsyq5DBK=\"}".into(),
+                "bad char",
+            ),
+            (
+                "{\"kid\":\"zVhMiPBP9fRf2snEcT7gFTioeA9COcNy9DfgL1W60haN\"}".into(),
+                "not a pid",
+            ),
             ("not json".into(), "not json"),
         ];
         for (footer, why) in cases {

@@ -1002,8 +1002,9 @@ impl TryFrom<RawGrant> for Grant {
 
         let missing = |field| PermissionError::MissingField { resource, field };
         let role = raw.role.as_deref().ok_or_else(|| missing("role"))?;
-        let one =
-            |value: Option<String>, field| Pattern::parse_owned(value.ok_or_else(|| missing(field))?, false);
+        let one = |value: Option<String>, field| {
+            Pattern::parse_owned(value.ok_or_else(|| missing(field))?, false)
+        };
         let list = |value: Option<RawList>, field, allow_empty| {
             let value = value.ok_or_else(|| missing(field))?;
             check_list_len(field, value.len)?;

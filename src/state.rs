@@ -33,7 +33,9 @@ pub struct StateEntry {
 #[non_exhaustive]
 pub enum StateError {
     /// The source has not been heard from within its bound.
-    #[error("token state is stale: last heard from its source {age_secs} s ago (bound {bound_secs} s)")]
+    #[error(
+        "token state is stale: last heard from its source {age_secs} s ago (bound {bound_secs} s)"
+    )]
     Stale {
         /// Seconds since the source was last heard from.
         age_secs: i64,

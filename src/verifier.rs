@@ -326,9 +326,8 @@ impl Verifier {
             .ok_or_else(|| VerifyError::new(Reason::UnknownKey, format!("no key {kid}")))?;
         let body = Body::decode(parts.body)?;
         body.verify(key.verifying_key(), &footer, &[])?;
-        let claims = Claims::from_json(body.payload()).map_err(|e| {
-            VerifyError::new(Reason::Malformed, format!("payload: {e}"))
-        })?;
+        let claims = Claims::from_json(body.payload())
+            .map_err(|e| VerifyError::new(Reason::Malformed, format!("payload: {e}")))?;
         if claims.iss != self.issuer {
             return Err(VerifyError::new(
                 Reason::WrongIssuer,
@@ -353,7 +352,10 @@ impl Verifier {
         }
         let earliest = now.saturating_add(self.leeway_secs);
         if checked.nbf > earliest || checked.iat > earliest {
-            return Err(VerifyError::new(Reason::NotYetValid, "nbf or iat in the future"));
+            return Err(VerifyError::new(
+                Reason::NotYetValid,
+                "nbf or iat in the future",
+            ));
         }
         Ok(())
     }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use tessera::keys::RingKey;
 use tessera::paseto::{self, decode_b64, encode_b64};
 use tessera::{
-    Access, DevtronRole, Issuer, KeyRing, ManualClock, MemoryState, Permissions, Reason,
-    SecretKey, StateEntry, TokenSpec, Verifier,
+    Access, DevtronRole, Issuer, KeyRing, ManualClock, MemoryState, Permissions, Reason, SecretKey,
+    StateEntry, TokenSpec, Verifier,
 };
 use uuid::Uuid;
 
@@ -100,7 +100,10 @@ impl Fixture {
 
 fn parts(token: &str) -> (Vec<u8>, Vec<u8>) {
     let split = paseto::split(token).unwrap();
-    (decode_b64(split.body).unwrap(), decode_b64(split.footer).unwrap())
+    (
+        decode_b64(split.body).unwrap(),
+        decode_b64(split.footer).unwrap(),
+    )
 }
 
 fn assemble(body: &[u8], footer: &[u8]) -> String {
@@ -122,7 +125,11 @@ fn every_flipped_byte_of_payload_and_signature_is_a_bad_signature() {
         for flip in [0x01u8, 0x80] {
             let mut evil = body.clone();
             evil[i] ^= flip;
-            assert_eq!(f.code(&assemble(&evil, &footer)), "bad_signature", "byte {i} ^ {flip:#x}");
+            assert_eq!(
+                f.code(&assemble(&evil, &footer)),
+                "bad_signature",
+                "byte {i} ^ {flip:#x}"
+            );
         }
     }
 }
@@ -139,7 +146,11 @@ fn every_flipped_byte_of_the_footer_is_refused_for_what_it_broke() {
         let in_id = (kid_start..kid_start + 44).contains(&i);
         let still_b64 = evil[i].is_ascii_alphanumeric() || evil[i] == b'-' || evil[i] == b'_';
         // Inside the key id a flip names another key; anywhere else it breaks the footer.
-        let want = if in_id && still_b64 { "unknown_key" } else { "malformed" };
+        let want = if in_id && still_b64 {
+            "unknown_key"
+        } else {
+            "malformed"
+        };
         assert_eq!(f.code(&assemble(&body, &evil)), want, "footer byte {i}");
     }
 }
@@ -161,7 +172,18 @@ fn foreign_headers_are_malformed() {
     let f = fixture();
     let token = f.token();
     let rest = token.strip_prefix("v4.public.").unwrap();
-    for header in ["v4.local.", "v3.public.", "v3.local.", "v2.public.", "v2.local.", "v1.public.", "V4.PUBLIC.", "v4.public", "v4.secret.", "v4c.public."] {
+    for header in [
+        "v4.local.",
+        "v3.public.",
+        "v3.local.",
+        "v2.public.",
+        "v2.local.",
+        "v1.public.",
+        "V4.PUBLIC.",
+        "v4.public",
+        "v4.secret.",
+        "v4c.public.",
+    ] {
         assert_eq!(f.code(&format!("{header}{rest}")), "malformed", "{header}");
     }
 }
@@ -205,7 +227,10 @@ fn padding_and_non_canonical_base64_are_malformed() {
         assert_eq!(f.code(case), "malformed", "{case}");
     }
     // The standard alphabet's `+` and `/` are not base64url.
-    let standard = format!("v4.public.{}.{footer_b64}", body_b64.replace('-', "+").replace('_', "/"));
+    let standard = format!(
+        "v4.public.{}.{footer_b64}",
+        body_b64.replace('-', "+").replace('_', "/")
+    );
     if standard != token {
         assert_eq!(f.code(&standard), "malformed");
     }
@@ -228,21 +253,45 @@ fn hostile_footers_are_malformed_even_when_properly_signed() {
     let payload = parts(&f.token()).0;
     let payload = &payload[..payload.len() - 64];
     let kid = f.kid();
-    let sid = SecretKey::from_paserk(&f.secret_paserk).unwrap().id().to_string();
+    let sid = SecretKey::from_paserk(&f.secret_paserk)
+        .unwrap()
+        .id()
+        .to_string();
     let public_key = f.ring.signing().unwrap().public.to_paserk();
     let footers = [
-        (format!("{{\"kid\":\"{kid}\",\"pad\":\"{}\"}}", "x".repeat(300)), "too long"),
-        (format!("{{\"kid\":{{\"nested\":\"{kid}\"}}}}"), "nested object"),
+        (
+            format!("{{\"kid\":\"{kid}\",\"pad\":\"{}\"}}", "x".repeat(300)),
+            "too long",
+        ),
+        (
+            format!("{{\"kid\":{{\"nested\":\"{kid}\"}}}}"),
+            "nested object",
+        ),
         (format!("{{\"kid\":[\"{kid}\"]}}"), "nested array"),
         ("{\"kid\":12345}".to_string(), "number kid"),
         ("{\"kid\":true}".to_string(), "bool kid"),
         ("{\"kid\":null}".to_string(), "null kid"),
-        (format!("{{\"kid\":\"{public_key}\"}}"), "a public key as kid"),
+        (
+            format!("{{\"kid\":\"{public_key}\"}}"),
+            "a public key as kid",
+        ),
         (format!("{{\"kid\":\"{sid}\"}}"), "a secret key id as kid"),
-        (format!("{{\"kid\":\"{}\"}}", f.secret_paserk), "a secret key as kid"),
-        (format!("{{\"kid\":\"{}\"}}", kid.replacen("k4.", "k3.", 1)), "a k3 id"),
-        (format!("{{\"kid\":\"{kid}\",\"kid\":\"{kid}\"}}"), "duplicate kid"),
-        (format!("{{\"kid\":\"{kid}\",\"wpk\":\"k4.local-wrap.pie.x\"}}"), "extra key"),
+        (
+            format!("{{\"kid\":\"{}\"}}", f.secret_paserk),
+            "a secret key as kid",
+        ),
+        (
+            format!("{{\"kid\":\"{}\"}}", kid.replacen("k4.", "k3.", 1)),
+            "a k3 id",
+        ),
+        (
+            format!("{{\"kid\":\"{kid}\",\"kid\":\"{kid}\"}}"),
+            "duplicate kid",
+        ),
+        (
+            format!("{{\"kid\":\"{kid}\",\"wpk\":\"k4.local-wrap.pie.x\"}}"),
+            "extra key",
+        ),
         ("{}".to_string(), "no kid"),
         (kid.clone(), "bare id, not JSON"),
     ];
@@ -273,19 +322,66 @@ fn hostile_payloads_are_malformed_even_when_properly_signed() {
     );
     assert_eq!(f.code(&f.sign_raw(base.as_bytes(), &f.footer())), "ok");
     let edits: Vec<(String, &str)> = vec![
-        (base.replacen("\"ver\":1", "\"ver\":1,\"ver\":2", 1), "duplicate ver"),
-        (base.replacen("\"iss\":\"tessera\"", "\"iss\":\"tessera\",\"iss\":\"tessera\"", 1), "duplicate iss"),
-        (base.replacen("\"ver\":1", "\"ver\":1,\"x\":1,\"x\":1", 1), "duplicate unknown"),
-        (base.replacen("\"super_admin\":true", "\"super_admin\":true,\"super_admin\":true", 1), "duplicate in perm"),
-        (base.replacen("2026-12-28T12:00:00Z", "2026-12-28t12:00:00Z", 1), "lowercase t"),
-        (base.replacen("2026-12-28T12:00:00Z", "2026-12-28T12:00:00z", 1), "lowercase z"),
-        (base.replacen("2026-12-28T12:00:00Z", "2026-12-28 12:00:00Z", 1), "space separator"),
-        (base.replacen("2026-12-28T12:00:00Z", "2026-12-32T12:00:00Z", 1), "day 32"),
-        (base.replacen("2026-12-28T12:00:00Z", "1798459200", 1), "unix seconds"),
-        (base.replacen("\"2026-12-28T12:00:00Z\"", "1798459200", 1), "number exp"),
-        (base.replacen("\"super_admin\":true", "\"super_admin\":false", 1), "super_admin false"),
-        (base.replacen("{\"super_admin\":true}", "{\"grants\":[]}", 1), "no grants"),
-        (base.replacen(",\"perm\":{\"super_admin\":true}", "", 1), "no perm"),
+        (
+            base.replacen("\"ver\":1", "\"ver\":1,\"ver\":2", 1),
+            "duplicate ver",
+        ),
+        (
+            base.replacen(
+                "\"iss\":\"tessera\"",
+                "\"iss\":\"tessera\",\"iss\":\"tessera\"",
+                1,
+            ),
+            "duplicate iss",
+        ),
+        (
+            base.replacen("\"ver\":1", "\"ver\":1,\"x\":1,\"x\":1", 1),
+            "duplicate unknown",
+        ),
+        (
+            base.replacen(
+                "\"super_admin\":true",
+                "\"super_admin\":true,\"super_admin\":true",
+                1,
+            ),
+            "duplicate in perm",
+        ),
+        (
+            base.replacen("2026-12-28T12:00:00Z", "2026-12-28t12:00:00Z", 1),
+            "lowercase t",
+        ),
+        (
+            base.replacen("2026-12-28T12:00:00Z", "2026-12-28T12:00:00z", 1),
+            "lowercase z",
+        ),
+        (
+            base.replacen("2026-12-28T12:00:00Z", "2026-12-28 12:00:00Z", 1),
+            "space separator",
+        ),
+        (
+            base.replacen("2026-12-28T12:00:00Z", "2026-12-32T12:00:00Z", 1),
+            "day 32",
+        ),
+        (
+            base.replacen("2026-12-28T12:00:00Z", "1798459200", 1),
+            "unix seconds",
+        ),
+        (
+            base.replacen("\"2026-12-28T12:00:00Z\"", "1798459200", 1),
+            "number exp",
+        ),
+        (
+            base.replacen("\"super_admin\":true", "\"super_admin\":false", 1),
+            "super_admin false",
+        ),
+        (
+            base.replacen("{\"super_admin\":true}", "{\"grants\":[]}", 1),
+            "no grants",
+        ),
+        (
+            base.replacen(",\"perm\":{\"super_admin\":true}", "", 1),
+            "no perm",
+        ),
         (base.replacen(&id.to_string(), "nope", 1), "bad jti"),
         ("[]".to_string(), "array"),
         ("null".to_string(), "null"),
@@ -294,10 +390,17 @@ fn hostile_payloads_are_malformed_even_when_properly_signed() {
         (format!("{base}{base}"), "two objects"),
     ];
     for (payload, why) in edits {
-        assert_eq!(f.code(&f.sign_raw(payload.as_bytes(), &f.footer())), "malformed", "{why}");
+        assert_eq!(
+            f.code(&f.sign_raw(payload.as_bytes(), &f.footer())),
+            "malformed",
+            "{why}"
+        );
     }
     let wrong_iss = base.replacen("\"iss\":\"tessera\"", "\"iss\":\"someone-else\"", 1);
-    assert_eq!(f.code(&f.sign_raw(wrong_iss.as_bytes(), &f.footer())), "wrong_issuer");
+    assert_eq!(
+        f.code(&f.sign_raw(wrong_iss.as_bytes(), &f.footer())),
+        "wrong_issuer"
+    );
 }
 
 #[test]
@@ -313,9 +416,11 @@ fn time_claims_are_checked_against_the_clock_with_leeway() {
     // Issued in the future (a skewed issuer clock): refused until the leeway covers it.
     f.clock.set(now() + Duration::minutes(10));
     let future = f.issue(Uuid::new_v4(), 1, None);
-    f.clock.set(now() + Duration::minutes(10) - Duration::seconds(31));
+    f.clock
+        .set(now() + Duration::minutes(10) - Duration::seconds(31));
     assert_eq!(f.code(&future), "not_yet_valid");
-    f.clock.set(now() + Duration::minutes(10) - Duration::seconds(30));
+    f.clock
+        .set(now() + Duration::minutes(10) - Duration::seconds(30));
     assert_eq!(f.code(&future), "ok");
 
     // A token without expiry stays valid.
@@ -339,7 +444,10 @@ fn nbf_in_the_future_is_not_yet_valid() {
         r#"{{"iss":"tessera","jti":"{}","ver":1,"sub":"api-token:x","iat":"2026-11-28T12:00:00Z","nbf":"2026-11-29T12:00:00Z","perm":{{"super_admin":true}}}}"#,
         Uuid::new_v4()
     );
-    assert_eq!(f.code(&f.sign_raw(payload.as_bytes(), &f.footer())), "not_yet_valid");
+    assert_eq!(
+        f.code(&f.sign_raw(payload.as_bytes(), &f.footer())),
+        "not_yet_valid"
+    );
 }
 
 #[test]
@@ -348,7 +456,10 @@ fn a_wrong_issuer_is_refused_by_a_verifier_that_expects_another() {
     let strict = Verifier::new(f.ring.clone())
         .with_clock(f.clock.clone())
         .with_issuer("other");
-    assert_eq!(strict.verify(&f.token()).unwrap_err().code(), "wrong_issuer");
+    assert_eq!(
+        strict.verify(&f.token()).unwrap_err().code(),
+        "wrong_issuer"
+    );
 }
 
 fn deploy() -> Access<'static> {
@@ -375,7 +486,14 @@ fn the_token_state_deletes_supersedes_and_repermissions_even_cached_tokens() {
     )
     .unwrap();
     f.state
-        .apply(1, id, Some(StateEntry { perm: Some(Arc::new(view_only.clone())), ..Default::default() }))
+        .apply(
+            1,
+            id,
+            Some(StateEntry {
+                perm: Some(Arc::new(view_only.clone())),
+                ..Default::default()
+            }),
+        )
         .unwrap();
     let verified = f.verifier.verify(&v1).unwrap();
     assert!(verified.permissions_updated());
@@ -385,7 +503,14 @@ fn the_token_state_deletes_supersedes_and_repermissions_even_cached_tokens() {
     // Regenerate: version 2 works, version 1 is superseded.
     let v2 = f.issue(id, 2, Some(now() + Duration::days(1)));
     f.state
-        .apply(2, id, Some(StateEntry { min_ver: 2, ..Default::default() }))
+        .apply(
+            2,
+            id,
+            Some(StateEntry {
+                min_ver: 2,
+                ..Default::default()
+            }),
+        )
         .unwrap();
     assert_eq!(f.code(&v1), "superseded");
     let verified = f.verifier.verify(&v2).unwrap();
@@ -394,7 +519,15 @@ fn the_token_state_deletes_supersedes_and_repermissions_even_cached_tokens() {
 
     // Delete: every version stops.
     f.state
-        .apply(3, id, Some(StateEntry { deleted: true, min_ver: 2, ..Default::default() }))
+        .apply(
+            3,
+            id,
+            Some(StateEntry {
+                deleted: true,
+                min_ver: 2,
+                ..Default::default()
+            }),
+        )
         .unwrap();
     assert_eq!(f.code(&v1), "revoked");
     assert_eq!(f.code(&v2), "revoked");
@@ -446,7 +579,17 @@ fn every_refusal_carries_a_documented_reason_code() {
     let codes: Vec<&str> = Reason::ALL.iter().map(|r| r.code()).collect();
     assert_eq!(
         codes,
-        ["malformed", "unknown_key", "bad_signature", "expired", "not_yet_valid", "wrong_issuer", "revoked", "superseded", "stale_state"]
+        [
+            "malformed",
+            "unknown_key",
+            "bad_signature",
+            "expired",
+            "not_yet_valid",
+            "wrong_issuer",
+            "revoked",
+            "superseded",
+            "stale_state"
+        ]
     );
 }
 

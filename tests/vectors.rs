@@ -7,19 +7,24 @@ use pasetors::token::UntrustedToken;
 use pasetors::version4::{PublicToken, V4};
 use pasetors::Public;
 use serde_json::Value;
-use tessera::paseto::{self, WireError};
 use tessera::keys::{decode_secret_paserk, public_key_id, public_paserk, secret_paserk};
+use tessera::paseto::{self, WireError};
 use tessera::{PublicKey, SecretKey};
 
 fn load(path: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(format!("{}/tests/vectors/{path}", env!("CARGO_MANIFEST_DIR")))
-        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let text = std::fs::read_to_string(format!(
+        "{}/tests/vectors/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap_or_else(|e| panic!("{path}: {e}"));
     let file: Value = serde_json::from_str(&text).unwrap();
     file["tests"].as_array().unwrap().clone()
 }
 
 fn s<'a>(v: &'a Value, field: &str) -> &'a str {
-    v[field].as_str().unwrap_or_else(|| panic!("{field} in {v}"))
+    v[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{field} in {v}"))
 }
 
 fn bytes(v: &Value, field: &str) -> Vec<u8> {
@@ -48,12 +53,19 @@ fn every_v4_public_vector_verifies_through_both_checkers() {
         let name = s(v, "name");
         let key = PublicKey::from_bytes(&bytes(v, "public-key")).unwrap();
         let (token, implicit) = (s(v, "token"), s(v, "implicit-assertion").as_bytes());
-        let expected = (s(v, "payload").as_bytes().to_vec(), s(v, "footer").as_bytes().to_vec());
+        let expected = (
+            s(v, "payload").as_bytes().to_vec(),
+            s(v, "footer").as_bytes().to_vec(),
+        );
 
         let ours = paseto::open(token, key.verifying_key(), implicit)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!((ours.payload, ours.footer), expected, "{name}");
-        assert_eq!(pasetors_open(token, key.as_bytes(), implicit), Some(expected.clone()), "{name}");
+        assert_eq!(
+            pasetors_open(token, key.as_bytes(), implicit),
+            Some(expected.clone()),
+            "{name}"
+        );
 
         // A different implicit assertion must break the signature in both.
         let wrong = b"{\"test-vector\":\"other\"}";
@@ -68,7 +80,10 @@ fn every_v4_public_vector_verifies_through_both_checkers() {
 
 #[test]
 fn signing_reproduces_every_v4_public_vector_byte_for_byte() {
-    for v in load("v4.json").iter().filter(|v| s(v, "name").starts_with("4-S-")) {
+    for v in load("v4.json")
+        .iter()
+        .filter(|v| s(v, "name").starts_with("4-S-"))
+    {
         let secret = SecretKey::from_bytes(&bytes(v, "secret-key")).unwrap();
         assert_eq!(
             secret.public_key().as_bytes(),
@@ -105,7 +120,10 @@ fn every_v4_expect_fail_vector_is_refused() {
         let key_hex = v["public-key"].as_str().or(v["key"].as_str()).unwrap();
         let raw = hex::decode(key_hex).unwrap();
         if let Ok(key) = PublicKey::from_bytes(&raw) {
-            assert!(paseto::open(token, key.verifying_key(), implicit).is_err(), "{name}");
+            assert!(
+                paseto::open(token, key.verifying_key(), implicit).is_err(),
+                "{name}"
+            );
         }
         assert_eq!(pasetors_open(token, &raw, implicit), None, "{name}");
         match name {
@@ -176,8 +194,15 @@ fn paserk_k4_secret_vectors() {
             assert!(SecretKey::from_bytes(&raw).is_err(), "{name}");
             continue;
         }
-        assert_eq!(secret_paserk(&raw).unwrap().as_str(), s(&v, "paserk"), "{name}");
-        assert_eq!(decode_secret_paserk(s(&v, "paserk")).unwrap().as_slice(), raw.as_slice());
+        assert_eq!(
+            secret_paserk(&raw).unwrap().as_str(),
+            s(&v, "paserk"),
+            "{name}"
+        );
+        assert_eq!(
+            decode_secret_paserk(s(&v, "paserk")).unwrap().as_slice(),
+            raw.as_slice()
+        );
         if raw[..32].iter().all(|&b| b == 0) {
             // The codec reads it; the key type refuses a seed everyone knows.
             assert!(SecretKey::from_paserk(s(&v, "paserk")).is_err(), "{name}");
@@ -185,7 +210,11 @@ fn paserk_k4_secret_vectors() {
         }
         let parsed = SecretKey::from_paserk(s(&v, "paserk")).unwrap();
         assert_eq!(parsed.to_paserk().as_str(), s(&v, "paserk"), "{name}");
-        assert_eq!(parsed.public_key().as_bytes(), bytes(&v, "public-key").as_slice(), "{name}");
+        assert_eq!(
+            parsed.public_key().as_bytes(),
+            bytes(&v, "public-key").as_slice(),
+            "{name}"
+        );
     }
 }
 
@@ -199,7 +228,11 @@ fn paserk_k4_pid_vectors() {
             assert!(PublicKey::from_bytes(&raw).is_err(), "{name}");
             continue;
         }
-        assert_eq!(public_key_id(&raw).unwrap().as_str(), s(&v, "paserk"), "{name}");
+        assert_eq!(
+            public_key_id(&raw).unwrap().as_str(),
+            s(&v, "paserk"),
+            "{name}"
+        );
         if let Ok(key) = PublicKey::from_bytes(&raw) {
             assert_eq!(key.id().as_str(), s(&v, "paserk"), "{name}");
         }

@@ -4,7 +4,7 @@
 
 use super::report::{eprint_line, Failure, Out};
 use crate::keys::{self, KeyRing};
-use chrono::{SecondsFormat, SubsecRound as _, Utc};
+use chrono::{SecondsFormat, Utc};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -70,7 +70,6 @@ pub(crate) fn run(command: KeysCommand) -> Result<ExitCode, Failure> {
 }
 
 fn generate(dir: &Path) -> Result<ExitCode, Failure> {
-    wait_past_newest_key(dir);
     let made = keys::generate_into(dir, Utc::now())?;
     let mut out = Out::default();
     out.line(&made.id);
@@ -101,27 +100,6 @@ fn generate(dir: &Path) -> Result<ExitCode, Failure> {
         None => {}
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Key file names carry their creation time to the second, and the newest key signs. A key
-/// generated in the same second as the newest one would tie with it and might not become the
-/// signing key, so wait (at most two seconds) until the clock has moved past it.
-fn wait_past_newest_key(dir: &Path) {
-    let Ok(ring) = KeyRing::load_dir(dir) else {
-        return;
-    };
-    let Some(newest) = ring.iter().map(|(k, _)| k.created).max() else {
-        return;
-    };
-    let now = Utc::now();
-    if newest >= now.trunc_subsecs(0) {
-        let wait = (newest + chrono::Duration::seconds(1)) - now;
-        if let Ok(wait) = wait.to_std() {
-            if wait <= std::time::Duration::from_secs(2) {
-                std::thread::sleep(wait);
-            }
-        }
-    }
 }
 
 fn list(dir: &Path, json: bool) -> Result<ExitCode, Failure> {
