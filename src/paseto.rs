@@ -175,6 +175,15 @@ pub fn footer_kid(footer: &[u8]) -> Result<&str, WireError> {
     if footer.is_empty() {
         return Err(WireError::Malformed("missing footer with a key id"));
     }
+    // Fast path: exactly the footer our issuer writes.
+    if let Some(kid) = footer
+        .strip_prefix(b"{\"kid\":\"")
+        .and_then(|rest| rest.strip_suffix(b"\"}"))
+        .filter(|kid| is_pid(kid))
+    {
+        // `is_pid` admitted ASCII only.
+        return std::str::from_utf8(kid).map_err(|_| WireError::Malformed("footer is not UTF-8"));
+    }
     if footer.len() > MAX_FOOTER_LEN {
         return Err(WireError::Malformed("footer too long"));
     }
@@ -200,18 +209,20 @@ pub fn footer_kid(footer: &[u8]) -> Result<&str, WireError> {
     }
     let parsed: Footer<'_> = serde_json::from_slice(footer)
         .map_err(|_| WireError::Malformed("footer is not {\"kid\": \"k4.pid...\"}"))?;
-    let id = parsed
-        .kid
-        .strip_prefix("k4.pid.")
-        .ok_or(WireError::Malformed("footer kid is not a k4.pid key id"))?;
-    let well_formed = id.len() == PID_B64_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !well_formed {
+    if !is_pid(parsed.kid.as_bytes()) {
         return Err(WireError::Malformed("footer kid is not a k4.pid key id"));
     }
     Ok(parsed.kid)
+}
+
+/// `k4.pid.` followed by 44 base64url characters.
+fn is_pid(text: &[u8]) -> bool {
+    text.strip_prefix(b"k4.pid.").is_some_and(|id| {
+        id.len() == PID_B64_LEN
+            && id
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
 }
 
 /// Build the footer our issuer writes: `{"kid":"k4.pid..."}`.

@@ -379,7 +379,10 @@ impl Pattern {
     }
 
     /// Parse, reusing `text`'s allocation (every pattern of every token goes through here).
-    fn parse_owned(mut text: String, allow_empty: bool) -> Result<Pattern, PermissionError> {
+    pub(crate) fn parse_owned(
+        mut text: String,
+        allow_empty: bool,
+    ) -> Result<Pattern, PermissionError> {
         // Length first, so nothing below works on a huge string.
         if text.len() > MAX_PATTERN_LEN {
             return Err(PermissionError::PatternTooLong {
@@ -445,16 +448,27 @@ impl Pattern {
             }
             Pattern::Prefix(text) | Pattern::Exact(text) => text,
         };
-        if text.contains('*') {
-            let before_end = text.strip_suffix('*').unwrap_or(text);
-            if matches!(self, Pattern::Prefix(_)) || before_end.contains('*') {
+        // One pass over the bytes: this runs for every pattern of every token verified.
+        let bytes = text.as_bytes();
+        let (mut star, mut control) = (None, false);
+        for (i, &b) in bytes.iter().enumerate() {
+            match b {
+                b'*' => star = star.or(Some(i)),
+                // C0 controls and DEL; C1 controls (U+0080..U+009F) are 0xC2 0x80..=0x9F.
+                0x00..=0x1f | 0x7f => control = true,
+                0xc2 if matches!(bytes.get(i + 1), Some(0x80..=0x9f)) => control = true,
+                _ => {}
+            }
+        }
+        if let Some(first) = star {
+            if matches!(self, Pattern::Prefix(_)) || first + 1 < bytes.len() {
                 return invalid("\"*\" may only end a pattern");
             }
             // Only `Exact("abc*")` gets here: written, it would read back as a prefix.
             return invalid("an exact pattern may not contain \"*\"");
         }
         // Keeps summaries and log lines to one line each.
-        if text.chars().any(char::is_control) {
+        if control {
             return invalid("control characters are not allowed");
         }
         Ok(())

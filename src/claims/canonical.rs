@@ -1,0 +1,299 @@
+//! A fast path for reading claims in exactly the form our issuer writes them.
+//!
+//! Parsing the payload is most of what a cache-missing verification does besides the
+//! signature, and general-purpose JSON into owned structs is several times slower than reading
+//! a known layout. So: if the payload is byte for byte in the canonical layout (keys in the
+//! issuer's order, no whitespace, strings without escapes, times as `YYYY-MM-DDTHH:MM:SSZ`),
+//! read it directly; on the first byte that differs, give up and let the full parser decide.
+//!
+//! The contract, tested in `tests` below and by the `claims` fuzz target: whenever this returns
+//! `Some(claims)`, the full parser returns `Ok(claims)` for the same bytes. It never decides
+//! that a payload is invalid; it only ever says "not canonical, ask the full parser".
+
+use super::Claims;
+use crate::permissions::{AppGrant, ChartGroupGrant, Grant, KubernetesGrant, Pattern, Permissions};
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+/// Read `payload` if it is in the canonical layout.
+pub(super) fn parse(payload: &[u8]) -> Option<Claims> {
+    let mut r = Reader { rest: payload };
+    r.lit(b"{\"iss\":")?;
+    let iss = r.string()?.to_owned();
+    r.lit(b",\"jti\":")?;
+    let jti = Uuid::try_parse_ascii(r.raw_string()?).ok()?;
+    r.lit(b",\"ver\":")?;
+    let ver = r.number()?;
+    r.lit(b",\"sub\":")?;
+    let sub = r.string()?.to_owned();
+    r.lit(b",\"iat\":")?;
+    let iat = r.time()?;
+    r.lit(b",\"nbf\":")?;
+    let nbf = r.time()?;
+    let exp = if r.eat(b",\"exp\":") {
+        Some(r.time()?)
+    } else {
+        None
+    };
+    r.lit(b",\"perm\":")?;
+    let perm = r.permissions()?;
+    r.lit(b"}")?;
+    if !r.rest.is_empty() || ver == 0 {
+        return None;
+    }
+    perm.validate().ok()?;
+    Some(Claims {
+        iss,
+        jti,
+        ver,
+        sub,
+        iat,
+        nbf,
+        exp,
+        perm,
+    })
+}
+
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    /// Consume `expected` if the input starts with it.
+    fn eat(&mut self, expected: &[u8]) -> bool {
+        match self.rest.strip_prefix(expected) {
+            Some(rest) => {
+                self.rest = rest;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn lit(&mut self, expected: &[u8]) -> Option<()> {
+        self.eat(expected).then_some(())
+    }
+
+    /// The bytes of a string with no escapes and no control characters.
+    fn raw_string(&mut self) -> Option<&'a [u8]> {
+        self.lit(b"\"")?;
+        let end = self
+            .rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if self.rest[end] != b'"' {
+            return None;
+        }
+        let (text, rest) = self.rest.split_at(end);
+        self.rest = &rest[1..];
+        Some(text)
+    }
+
+    fn string(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.raw_string()?).ok()
+    }
+
+    /// A JSON integer that fits a u32: digits, no sign, no leading zero.
+    fn number(&mut self) -> Option<u32> {
+        let len = self.rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        let digits = &self.rest[..len];
+        if len == 0 || len > 10 || (digits[0] == b'0' && len > 1) {
+            return None;
+        }
+        self.rest = &self.rest[len..];
+        let value = digits
+            .iter()
+            .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+        u32::try_from(value).ok()
+    }
+
+    /// `"YYYY-MM-DDTHH:MM:SSZ"`: what the issuer writes; anything else goes to the full parser.
+    fn time(&mut self) -> Option<DateTime<Utc>> {
+        let text = self.raw_string()?;
+        let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1, b'T', h0, h1, b':', i0, i1, b':', s0, s1, b'Z'] =
+            *text
+        else {
+            return None;
+        };
+        let num = |digits: &[u8]| {
+            digits.iter().try_fold(0u32, |n, &d| {
+                d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+            })
+        };
+        let year = i32::try_from(num(&[y0, y1, y2, y3])?).ok()?;
+        let date = NaiveDate::from_ymd_opt(year, num(&[m0, m1])?, num(&[d0, d1])?)?;
+        let at = date.and_hms_opt(num(&[h0, h1])?, num(&[i0, i1])?, num(&[s0, s1])?)?;
+        Some(at.and_utc())
+    }
+
+    fn patterns(&mut self, allow_empty: bool) -> Option<Vec<Pattern>> {
+        self.lit(b"[")?;
+        let mut patterns = Vec::with_capacity(4);
+        if self.eat(b"]") {
+            return None; // empty: invalid; let the full parser say so
+        }
+        loop {
+            let text = self.string()?.to_owned();
+            patterns.push(Pattern::parse_owned(text, allow_empty).ok()?);
+            if self.eat(b"]") {
+                return Some(patterns);
+            }
+            self.lit(b",")?;
+        }
+    }
+
+    fn field(&mut self, name: &[u8]) -> Option<()> {
+        self.lit(b",\"")?;
+        self.lit(name)?;
+        self.lit(b"\":")
+    }
+
+    fn pattern_field(&mut self, name: &[u8]) -> Option<Pattern> {
+        self.field(name)?;
+        Pattern::parse_owned(self.string()?.to_owned(), false).ok()
+    }
+
+    fn list_field(&mut self, name: &[u8]) -> Option<Vec<Pattern>> {
+        self.field(name)?;
+        // Only the Kubernetes groups may list "", the core API group.
+        self.patterns(name == b"groups")
+    }
+
+    fn app_grant<R: std::str::FromStr>(&mut self, role: &str) -> Option<AppGrant<R>> {
+        Some(AppGrant {
+            role: role.parse().ok()?,
+            project: self.pattern_field(b"project")?,
+            environments: self.list_field(b"environments")?,
+            apps: self.list_field(b"apps")?,
+        })
+    }
+
+    fn grant(&mut self) -> Option<Grant> {
+        self.lit(b"{\"resource\":")?;
+        let resource = self.raw_string()?;
+        self.lit(b",\"role\":")?;
+        let role = self.string()?;
+        let grant = match resource {
+            b"devtron-app" => Grant::DevtronApp(self.app_grant(role)?),
+            b"helm-app" => Grant::HelmApp(self.app_grant(role)?),
+            b"kubernetes" => Grant::Kubernetes(KubernetesGrant {
+                role: role.parse().ok()?,
+                cluster: self.pattern_field(b"cluster")?,
+                namespaces: self.list_field(b"namespaces")?,
+                groups: self.list_field(b"groups")?,
+                kinds: self.list_field(b"kinds")?,
+                names: self.list_field(b"names")?,
+            }),
+            b"chart-group" => Grant::ChartGroup(ChartGroupGrant {
+                role: role.parse().ok()?,
+                groups: self.list_field(b"groups")?,
+            }),
+            _ => return None,
+        };
+        self.lit(b"}")?;
+        Some(grant)
+    }
+
+    fn permissions(&mut self) -> Option<Permissions> {
+        if self.eat(b"{\"super_admin\":true}") {
+            return Some(Permissions::SuperAdmin);
+        }
+        self.lit(b"{\"grants\":[")?;
+        let mut grants = Vec::new();
+        loop {
+            grants.push(self.grant()?);
+            if self.eat(b"]}") {
+                return Some(Permissions::Grants(grants));
+            }
+            self.lit(b",")?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full(payload: &[u8]) -> Option<Claims> {
+        serde_json::from_slice(payload).ok()
+    }
+
+    const FOUR_GRANTS: &str = r#"{"iss":"tessera","jti":"0b6f1c4e-2a57-4d0e-9a4c-3f1d2e5b7a90","ver":3,"sub":"api-token:ci-bot","iat":"2026-11-28T01:02:03Z","nbf":"2026-11-28T01:02:03Z","exp":"2026-12-28T01:02:03Z","perm":{"grants":[{"resource":"devtron-app","role":"trigger","project":"payments","environments":["prod","staging"],"apps":["*"]},{"resource":"helm-app","role":"edit","project":"infra","environments":["prod-cluster__monitoring"],"apps":["graf*"]},{"resource":"kubernetes","role":"view","cluster":"prod","namespaces":["*"],"groups":["","apps"],"kinds":["Deployment","Pod"],"names":["*"]},{"resource":"chart-group","role":"view","groups":["*"]}]}}"#;
+
+    #[test]
+    fn the_issuers_layout_takes_the_fast_path_and_agrees_with_the_full_parser() {
+        let fast = parse(FOUR_GRANTS.as_bytes()).expect("canonical");
+        assert_eq!(Some(&fast), full(FOUR_GRANTS.as_bytes()).as_ref());
+        // And what the issuer writes is canonical, by construction.
+        assert_eq!(fast.to_json(), FOUR_GRANTS.as_bytes());
+        let no_exp = FOUR_GRANTS.replacen(r#","exp":"2026-12-28T01:02:03Z""#, "", 1);
+        assert_eq!(parse(no_exp.as_bytes()), full(no_exp.as_bytes()));
+        assert!(parse(no_exp.as_bytes()).is_some());
+    }
+
+    #[test]
+    fn anything_else_is_left_to_the_full_parser() {
+        let edits = [
+            ("\"ver\":3", "\"ver\": 3"),
+            ("\"ver\":3", "\"ver\":03"),
+            ("\"ver\":3", "\"ver\":0"),
+            ("\"ver\":3", "\"ver\":4294967296"),
+            ("api-token:ci-bot", "api-token:ci\\u002dbot"),
+            ("2026-11-28T01:02:03Z", "2026-11-28T01:02:03+00:00"),
+            ("2026-12-28T01:02:03Z", "2026-12-28T23:59:60Z"),
+            ("2026-12-28T01:02:03Z", "2026-02-30T01:02:03Z"),
+            ("\"apps\":[\"*\"]", "\"apps\":[]"),
+            ("\"role\":\"edit\"", "\"role\":\"manager\""),
+            ("\"groups\":[\"*\"]", "\"groups\":[\"\"]"),
+            (
+                "{\"resource\":\"chart-group\"",
+                "{\"role\":\"view\",\"resource\":\"chart-group\"",
+            ),
+        ];
+        for (from, to) in edits {
+            let edited = FOUR_GRANTS.replacen(from, to, 1);
+            assert_ne!(edited, FOUR_GRANTS, "{from}");
+            assert_eq!(parse(edited.as_bytes()), None, "{to}");
+        }
+    }
+
+    #[test]
+    fn mutated_payloads_never_make_the_two_parsers_disagree() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = b"{}[]\":,*-_ 0123456789aAzZTtrue\\\x00\xff";
+        let mut fast_hits = 0;
+        for _ in 0..50_000 {
+            let mut bytes = FOUR_GRANTS.as_bytes().to_vec();
+            for _ in 0..(next() % 3 + 1) {
+                let at = (next() as usize) % bytes.len();
+                let byte = alphabet[(next() as usize) % alphabet.len()];
+                match next() % 3 {
+                    0 => bytes[at] = byte,
+                    1 => bytes.insert(at, byte),
+                    _ => {
+                        bytes.remove(at);
+                    }
+                }
+            }
+            if let Some(fast) = parse(&bytes) {
+                fast_hits += 1;
+                assert_eq!(
+                    Some(fast),
+                    full(&bytes),
+                    "{}",
+                    String::from_utf8_lossy(&bytes)
+                );
+            }
+        }
+        assert!(
+            fast_hits > 100,
+            "the mutations should keep some payloads canonical"
+        );
+    }
+}
