@@ -175,7 +175,7 @@ pub fn footer_kid(footer: &[u8]) -> Result<&str, WireError> {
     if footer.is_empty() {
         return Err(WireError::Malformed("missing footer with a key id"));
     }
-    // Fast path: exactly the footer our issuer writes.
+    // Fast path: exactly the footer our issuer writes; the full check below agrees on it.
     if let Some(kid) = footer
         .strip_prefix(b"{\"kid\":\"")
         .and_then(|rest| rest.strip_suffix(b"\"}"))
@@ -184,6 +184,10 @@ pub fn footer_kid(footer: &[u8]) -> Result<&str, WireError> {
         // `is_pid` admitted ASCII only.
         return std::str::from_utf8(kid).map_err(|_| WireError::Malformed("footer is not UTF-8"));
     }
+    footer_kid_full(footer)
+}
+
+fn footer_kid_full(footer: &[u8]) -> Result<&str, WireError> {
     if footer.len() > MAX_FOOTER_LEN {
         return Err(WireError::Malformed("footer too long"));
     }
@@ -284,6 +288,22 @@ mod tests {
         assert_eq!(KID.len(), "k4.pid.".len() + 44);
         let footer = footer_for(KID);
         assert_eq!(footer_kid(&footer), Ok(KID));
+    }
+
+    #[test]
+    fn the_footer_fast_path_agrees_with_the_full_check() {
+        let good = footer_for(KID);
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut footer = good.clone();
+            let at = (x as usize) % footer.len();
+            footer[at] = b"{}\":,k4.pid_-Aa \\"[(x >> 32) as usize % 16];
+            assert_eq!(footer_kid(&footer), footer_kid_full(&footer));
+        }
+        assert_eq!(footer_kid(&good), footer_kid_full(&good));
     }
 
     #[test]

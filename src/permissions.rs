@@ -1407,6 +1407,18 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_are_refused_in_every_encoding_width() {
+        for text in ["a\u{0}b", "tab\there", "del\u{7f}", "c1\u{85}", "c1\u{9f}"] {
+            let err = Pattern::parse(text).unwrap_err().to_string();
+            assert!(err.contains("control characters"), "{text:?}: {err}");
+        }
+        // Neighbours of the C1 range are ordinary characters.
+        for text in ["\u{a0}nbsp", "caf\u{e9}", "\u{7e}"] {
+            assert!(Pattern::parse(text).is_ok(), "{text:?}");
+        }
+    }
+
+    #[test]
     fn a_question_for_a_star_value_is_taken_literally() {
         let perms = grants(vec![devtron(DevtronRole::View, "p", &["e"], &["web*"])]);
         assert!(!perms.allows(&devtron_access(DevtronRole::View, ["p", "e", "*"])));
