@@ -2,11 +2,18 @@
 //!
 //! Keyed by the whole token string (compared in full, never by a hash alone), so an entry can
 //! only be found by presenting exactly the bytes that were verified. Only tokens that passed
-//! the signature check are inserted, so an attacker cannot fill it with garbage; a full shard
+//! the signature check are offered, so an attacker cannot fill it with garbage; a full shard
 //! forgets its oldest entry. Sharded so that concurrent verifiers rarely share a lock.
+//!
+//! A token is admitted on its second sighting, not its first (the "doorkeeper" of TinyLFU):
+//! a small table of hashes remembers which verified tokens were seen recently. Tokens seen only
+//! once, common on a gateway with many clients, then never cost an insertion and an eviction,
+//! and never push a hot token out. The table decides admission only; a hash collision at worst
+//! admits a token that was itself fully verified.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 const SHARDS: usize = 16;
@@ -20,9 +27,14 @@ struct Shard<V> {
 pub(crate) struct SigCache<V> {
     shards: Box<[Mutex<Shard<V>>]>,
     per_shard: usize,
-    // Seeded per process, so shard choice cannot be steered from outside.
+    /// Hashes of tokens seen once, one per slot; a power-of-two number of slots.
+    seen: Box<[AtomicU64]>,
+    // Seeded per process, so neither shards nor doorkeeper slots can be steered from outside.
     hasher: foldhash::fast::RandomState,
 }
+
+/// A lookup that found nothing, carrying the token's hash for [`SigCache::offer`].
+pub(crate) struct Miss(u64);
 
 impl<V: Clone> SigCache<V> {
     /// A cache holding about `capacity` tokens; 0 disables it.
@@ -35,35 +47,46 @@ impl<V: Clone> SigCache<V> {
                 })
             })
             .collect();
+        let slots = if capacity == 0 {
+            0
+        } else {
+            capacity.next_power_of_two()
+        };
         Self {
             shards,
             per_shard: capacity.div_ceil(SHARDS),
+            seen: (0..slots).map(|_| AtomicU64::new(0)).collect(),
             hasher: foldhash::fast::RandomState::default(),
         }
     }
 
-    fn shard(&self, token: &str) -> &Mutex<Shard<V>> {
-        let index = self.hasher.hash_one(token) as usize % SHARDS;
-        &self.shards[index]
-    }
-
-    fn lock(shard: &Mutex<Shard<V>>) -> std::sync::MutexGuard<'_, Shard<V>> {
+    fn lock(&self, hash: u64) -> std::sync::MutexGuard<'_, Shard<V>> {
         // Every critical section is a single map or queue operation; a poisoned shard is intact.
+        let shard = &self.shards[(hash >> 59) as usize % SHARDS];
         shard.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn get(&self, token: &str) -> Option<V> {
+    /// The value remembered for exactly this token string.
+    pub(crate) fn get(&self, token: &str) -> Result<V, Miss> {
+        let hash = self.hasher.hash_one(token);
         if self.per_shard == 0 {
-            return None;
+            return Err(Miss(hash));
         }
-        Self::lock(self.shard(token)).map.get(token).cloned()
+        self.lock(hash).map.get(token).cloned().ok_or(Miss(hash))
     }
 
-    pub(crate) fn insert(&self, token: &str, value: V) {
+    /// Offer a verified token: admitted if it was offered recently already.
+    pub(crate) fn offer(&self, miss: Miss, token: &str, value: V) {
+        let Miss(hash) = miss;
         if self.per_shard == 0 {
             return;
         }
-        let mut shard = Self::lock(self.shard(token));
+        let slot = &self.seen[hash as usize & (self.seen.len() - 1)];
+        // Zero marks an empty slot; a token whose hash is zero is simply never admitted.
+        if slot.swap(hash, Ordering::Relaxed) != hash {
+            return;
+        }
+        let mut shard = self.lock(hash);
         if shard.map.contains_key(token) {
             return;
         }
@@ -82,7 +105,10 @@ impl<V: Clone> SigCache<V> {
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| Self::lock(s).map.len()).sum()
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).map.len())
+            .sum()
     }
 }
 
@@ -90,22 +116,41 @@ impl<V: Clone> SigCache<V> {
 mod tests {
     use super::*;
 
+    fn offer_twice(cache: &SigCache<i32>, token: &str, value: i32) {
+        for _ in 0..2 {
+            if let Err(miss) = cache.get(token) {
+                cache.offer(miss, token, value);
+            }
+        }
+    }
+
+    #[test]
+    fn a_token_is_admitted_on_its_second_sighting() {
+        let cache = SigCache::new(64);
+        let miss = cache.get("token").unwrap_err();
+        cache.offer(miss, "token", 1);
+        assert!(cache.get("token").is_err(), "seen once: not admitted");
+        let miss = cache.get("token").unwrap_err();
+        cache.offer(miss, "token", 1);
+        assert_eq!(cache.get("token").ok(), Some(1));
+    }
+
     #[test]
     fn the_cache_stays_within_its_bound_and_finds_exact_strings_only() {
         let cache = SigCache::new(64);
         for i in 0..1000 {
-            cache.insert(&format!("token-{i}"), i);
+            offer_twice(&cache, &format!("token-{i}"), i);
         }
         assert!(cache.len() <= 64, "{}", cache.len());
-        assert_eq!(cache.get("token-999"), Some(999));
-        assert_eq!(cache.get("token-999 "), None);
-        assert_eq!(cache.get("token-0"), None, "the oldest were forgotten");
+        assert_eq!(cache.get("token-999").ok(), Some(999));
+        assert!(cache.get("token-999 ").is_err());
+        assert!(cache.get("token-0").is_err(), "the oldest were forgotten");
     }
 
     #[test]
     fn a_zero_capacity_cache_holds_nothing() {
         let cache = SigCache::new(0);
-        cache.insert("a", 1);
-        assert_eq!(cache.get("a"), None);
+        offer_twice(&cache, "a", 1);
+        assert!(cache.get("a").is_err());
     }
 }

@@ -114,8 +114,11 @@ impl Body {
 
     /// Check the signature over `PAE("v4.public.", payload, footer, implicit_assertion)`.
     ///
-    /// `verify_strict` also refuses small-order keys and `R` values and non-canonical `s`,
-    /// which `pasetors` would accept; no honest signer produces them.
+    /// `verify_strict` checks the cofactorless equation `sB = R + hA` and refuses small-order
+    /// keys and `R` values and non-canonical `s`. `pasetors` (through `ed25519-compact`)
+    /// refuses those too, but only asks `sB - hA - R` to be of small order, so it accepts a
+    /// signature whose `R` carries a small-order component; we refuse it. Only the holder of the
+    /// secret key can make one, and no honest signer does (the `differential` fuzz target).
     pub fn verify(
         &self,
         key: &VerifyingKey,

@@ -3,8 +3,8 @@
 //! Order of checks (each refuses with a stable [`Reason`]): size and exact `v4.public.` prefix,
 //! before any parsing; the untrusted footer, bounded, and the key it names, failing closed on an
 //! unknown id; the Ed25519 signature; the payload, parsed strictly; the issuer. A token that
-//! passes these is remembered in a bounded cache keyed by its whole string, so a hot token
-//! skips the signature next time. Then, on every call, cached or not: the time claims against
+//! passes these is remembered (from its second sighting) in a bounded cache keyed by its whole
+//! string, so a hot token skips the signature. Then, on every call, cached or not: the time claims against
 //! the injected [`Clock`] with a leeway, and the token state (deleted, superseded, new
 //! permissions).
 //!
@@ -281,7 +281,8 @@ impl Verifier {
         self
     }
 
-    /// Remember up to `capacity` verified tokens (0 turns the cache off).
+    /// Remember up to `capacity` verified tokens (0 turns the cache off). A token enters the
+    /// cache the second time it is verified, so one-off tokens never evict hot ones.
     pub fn with_cache_capacity(mut self, capacity: usize) -> Self {
         self.cache = SigCache::new(capacity);
         self
@@ -304,10 +305,10 @@ impl Verifier {
             return Err(VerifyError::new(Reason::Malformed, "not a v4.public token"));
         }
         let checked = match self.cache.get(token) {
-            Some(checked) => checked,
-            None => {
+            Ok(checked) => checked,
+            Err(miss) => {
                 let checked = Arc::new(self.check_static(token)?);
-                self.cache.insert(token, checked.clone());
+                self.cache.offer(miss, token, checked.clone());
                 checked
             }
         };
@@ -379,5 +380,43 @@ impl Verifier {
             Some(entry) => entry.perm.clone(),
         };
         Ok(VerifiedToken { checked, perm })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{RingKey, SecretKey};
+    use crate::{Issuer, TokenSpec};
+
+    #[test]
+    fn a_token_enters_the_cache_on_its_second_verification_only_if_valid() {
+        let ring = Arc::new(KeyRing::new([RingKey::with_secret(
+            SecretKey::generate().unwrap(),
+            Utc::now(),
+        )]));
+        let token = Issuer::new(ring.clone())
+            .unwrap()
+            .issue(&TokenSpec {
+                id: Uuid::new_v4(),
+                version: 1,
+                name: "cache",
+                expires_at: None,
+                permissions: &Permissions::SuperAdmin,
+            })
+            .unwrap();
+        let verifier = Verifier::new(ring);
+        let mut tampered = token.expose().to_owned();
+        tampered.insert(20, 'A');
+        for _ in 0..3 {
+            assert!(verifier.verify(&tampered).is_err());
+        }
+        assert_eq!(verifier.cache.len(), 0);
+        verifier.verify(token.expose()).unwrap();
+        assert_eq!(verifier.cache.len(), 0, "seen once");
+        verifier.verify(token.expose()).unwrap();
+        assert_eq!(verifier.cache.len(), 1, "seen twice");
+        verifier.verify(token.expose()).unwrap();
+        assert_eq!(verifier.cache.len(), 1);
     }
 }
