@@ -87,29 +87,53 @@ fn le64(n: usize) -> [u8; 8] {
     ((n as u64) & (u64::MAX >> 1)).to_le_bytes()
 }
 
-/// A decoded body: the payload followed by the 64-byte signature.
+/// A decoded body, laid out as the message the signature covers.
+///
+/// The payload is decoded straight into a PAE buffer (piece count, header, payload length,
+/// payload), so checking the signature appends the footer and implicit assertion instead of
+/// copying the payload again: one allocation for the whole check.
 #[derive(Debug, Clone)]
-pub struct Body(Vec<u8>);
+pub struct Body {
+    pae: Vec<u8>,
+    payload_start: usize,
+    payload_end: usize,
+    signature: [u8; SIG_LEN],
+}
 
 impl Body {
     /// Decode a body and check it can hold a non-empty payload and a signature.
     pub fn decode(body_b64: &str) -> Result<Self, WireError> {
-        let bytes = decode_b64(body_b64)?;
-        if bytes.len() <= SIG_LEN {
+        let decoded_max = body_b64.len() / 4 * 3 + 3;
+        let mut pae = Vec::with_capacity(5 * 8 + HEADER.len() + decoded_max + MAX_FOOTER_LEN);
+        pae.extend_from_slice(&le64(4));
+        pae.extend_from_slice(&le64(HEADER.len()));
+        pae.extend_from_slice(HEADER.as_bytes());
+        let length_at = pae.len();
+        pae.extend_from_slice(&[0; 8]);
+        let payload_start = pae.len();
+        URL_SAFE_NO_PAD
+            .decode_append(body_b64, &mut pae)
+            .map_err(|_| WireError::Malformed("invalid base64url"))?;
+        let decoded = pae.len() - payload_start;
+        if decoded <= SIG_LEN {
             return Err(WireError::Malformed("body too short"));
         }
-        Ok(Self(bytes))
+        let payload_end = pae.len() - SIG_LEN;
+        let mut signature = [0u8; SIG_LEN];
+        signature.copy_from_slice(&pae[payload_end..]);
+        pae.truncate(payload_end);
+        pae[length_at..payload_start].copy_from_slice(&le64(payload_end - payload_start));
+        Ok(Self {
+            pae,
+            payload_start,
+            payload_end,
+            signature,
+        })
     }
 
     /// The payload bytes (untrusted until [`Body::verify`] succeeds).
     pub fn payload(&self) -> &[u8] {
-        &self.0[..self.0.len() - SIG_LEN]
-    }
-
-    fn signature(&self) -> Signature {
-        let mut sig = [0u8; SIG_LEN];
-        sig.copy_from_slice(&self.0[self.0.len() - SIG_LEN..]);
-        Signature::from_bytes(&sig)
+        &self.pae[self.payload_start..self.payload_end]
     }
 
     /// Check the signature over `PAE("v4.public.", payload, footer, implicit_assertion)`.
@@ -119,20 +143,22 @@ impl Body {
     /// refuses those too, but only asks `sB - hA - R` to be of small order, so it accepts a
     /// signature whose `R` carries a small-order component; we refuse it. Only the holder of the
     /// secret key can make one, and no honest signer does (the `differential` fuzz target).
+    // Not inlined: the curve arithmetic then compiles once, the same for every caller, and
+    // measured the same as a direct call to `verify_strict`.
+    #[inline(never)]
     pub fn verify(
-        &self,
+        &mut self,
         key: &VerifyingKey,
         footer: &[u8],
         implicit_assertion: &[u8],
     ) -> Result<(), WireError> {
-        let message = pae(&[
-            HEADER.as_bytes(),
-            self.payload(),
-            footer,
-            implicit_assertion,
-        ]);
-        key.verify_strict(&message, &self.signature())
-            .map_err(|_| WireError::BadSignature)
+        self.pae.extend_from_slice(&le64(footer.len()));
+        self.pae.extend_from_slice(footer);
+        self.pae.extend_from_slice(&le64(implicit_assertion.len()));
+        self.pae.extend_from_slice(implicit_assertion);
+        let verdict = key.verify_strict(&self.pae, &Signature::from_bytes(&self.signature));
+        self.pae.truncate(self.payload_end);
+        verdict.map_err(|_| WireError::BadSignature)
     }
 }
 
@@ -154,12 +180,13 @@ pub fn open(
     implicit_assertion: &[u8],
 ) -> Result<Opened, WireError> {
     let parts = split(token)?;
-    let body = Body::decode(parts.body)?;
+    let mut body = Body::decode(parts.body)?;
     let footer = decode_b64(parts.footer)?;
     body.verify(key, &footer, implicit_assertion)?;
-    let mut payload = body.0;
-    payload.truncate(payload.len() - SIG_LEN);
-    Ok(Opened { payload, footer })
+    Ok(Opened {
+        payload: body.payload().to_vec(),
+        footer,
+    })
 }
 
 /// Bounds on a footer read before its signature is checked: it is attacker-controlled.
@@ -273,6 +300,18 @@ mod tests {
         assert!(split("v4.public.AAAA.BBBB.CCCC").is_err());
         let ok = split("v4.public.AAAA.BBBB").unwrap();
         assert_eq!((ok.body, ok.footer), ("AAAA", "BBBB"));
+    }
+
+    #[test]
+    fn a_decoded_body_is_laid_out_as_the_signed_message() {
+        let payload = b"{\"a\":1}";
+        let body_b64 = encode_b64(&[&payload[..], &[9u8; 64]].concat());
+        let body = Body::decode(&body_b64).unwrap();
+        assert_eq!(body.payload(), payload);
+        let mut expected = pae(&[HEADER.as_bytes(), payload, b"", b""]);
+        expected.truncate(expected.len() - 16);
+        assert_eq!(body.pae, expected);
+        assert!(Body::decode(&encode_b64(&[1u8; 64])).is_err());
     }
 
     #[test]

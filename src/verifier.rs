@@ -325,7 +325,7 @@ impl Verifier {
             .ring
             .get(kid)
             .ok_or_else(|| VerifyError::new(Reason::UnknownKey, format!("no key {kid}")))?;
-        let body = Body::decode(parts.body)?;
+        let mut body = Body::decode(parts.body)?;
         body.verify(key.verifying_key(), &footer, &[])?;
         let claims = Claims::from_json(body.payload())
             .map_err(|e| VerifyError::new(Reason::Malformed, format!("payload: {e}")))?;
