@@ -10,6 +10,8 @@
 //!   evicts its oldest entry;
 //! - `tessera_cached`: `Verifier::verify` of one repeated token (a cache hit: the time and state
 //!   checks still run);
+//! - `paired_floor_distinct` (paired group only): the floor on the distinct messages of the
+//!   cold pool, to show what distinct, not-yet-cached token bytes cost before Tessera's work;
 //! - `issue`: `Issuer::issue`.
 //!
 //! The machines are shared and their speed drifts between one benchmark and the next, so the
@@ -104,13 +106,7 @@ fn bench(c: &mut Criterion) {
         }
         eprintln!("{shape}: token of {} bytes", token.len());
 
-        // The floor's input: exactly the message and signature the token carries.
-        let split = paseto::split(&token).unwrap();
-        let body = paseto::decode_b64(split.body).unwrap();
-        let footer = paseto::decode_b64(split.footer).unwrap();
-        let (payload, sig) = body.split_at(body.len() - 64);
-        let message = paseto::pae(&[b"v4.public.", payload, &footer, b""]);
-        let signature = Signature::from_slice(sig).unwrap();
+        let (message, signature) = signed_message(&token);
 
         group.bench_function(BenchmarkId::new("floor", shape), |b| {
             b.iter(|| floor_verify(&dalek_key, black_box(&message), black_box(&signature)))
@@ -164,6 +160,16 @@ fn bench(c: &mut Criterion) {
                 f.as_secs_f64() / o.as_secs_f64(),
             ));
         };
+        // The floor itself on the pool's distinct messages: what distinct, not-yet-cached
+        // token bytes cost any verifier, before Tessera does anything.
+        let messages: Vec<(Vec<u8>, Signature)> = pool.iter().map(|t| signed_message(t)).collect();
+        let mut next = 0usize;
+        paired_bench("floor_distinct", &mut || {
+            next += 1;
+            let (message, signature) = &messages[next % messages.len()];
+            floor_verify(&dalek_key, black_box(message), black_box(signature));
+        });
+        drop(messages);
         let mut next = 0usize;
         paired_bench("cold", &mut || {
             // Each pool token is verified once: a first sighting, a signature check.
@@ -184,6 +190,16 @@ fn bench(c: &mut Criterion) {
         assert!(next < pool.len(), "the cold pool ran out: {next} calls");
     }
     group.finish();
+}
+
+/// The floor's input: exactly the message and signature a token carries.
+fn signed_message(token: &str) -> (Vec<u8>, Signature) {
+    let split = paseto::split(token).unwrap();
+    let body = paseto::decode_b64(split.body).unwrap();
+    let footer = paseto::decode_b64(split.footer).unwrap();
+    let (payload, sig) = body.split_at(body.len() - 64);
+    let message = paseto::pae(&[b"v4.public.", payload, &footer, b""]);
+    (message, Signature::from_slice(sig).unwrap())
 }
 
 /// The floor: `verify_strict` alone. Not inlined, like the verifier's own call, so that both
