@@ -71,6 +71,10 @@ pub enum KeyError {
     Generate,
 }
 
+fn bad_paserk(expected: &'static str) -> KeyError {
+    KeyError::BadPaserk { expected }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
     move |source| KeyError::Io {
         path: path.to_path_buf(),
@@ -108,27 +112,27 @@ impl PublicKey {
     /// Parse a `k4.public.` PASERK string. Other types, versions and lengths are refused, and so
     /// is a value that is not a point on the curve.
     pub fn from_paserk(text: &str) -> Result<Self, KeyError> {
-        let bad = || KeyError::BadPaserk {
-            expected: "k4.public",
-        };
-        let key = AsymmetricPublicKey::<V4>::try_from(text.trim()).map_err(|_| bad())?;
-        Self::from_pasetors(key).ok_or_else(bad)
+        let key = AsymmetricPublicKey::<V4>::try_from(text.trim())
+            .map_err(|_| bad_paserk("k4.public"))?;
+        Self::from_pasetors(key)
     }
 
     /// Build from raw key bytes (32 bytes).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
-        let bad = || KeyError::BadPaserk {
-            expected: "k4.public",
-        };
-        let key = AsymmetricPublicKey::<V4>::from(bytes).map_err(|_| bad())?;
-        Self::from_pasetors(key).ok_or_else(bad)
+        Self::from_pasetors(pasetors_public(bytes)?)
     }
 
-    fn from_pasetors(key: AsymmetricPublicKey<V4>) -> Option<Self> {
-        let bytes: &[u8; 32] = key.as_bytes().try_into().ok()?;
-        let verifying = VerifyingKey::from_bytes(bytes).ok()?;
-        let id = KeyId(paserk_string(&Id::from(&key)));
-        Some(Self { key, verifying, id })
+    fn from_pasetors(key: AsymmetricPublicKey<V4>) -> Result<Self, KeyError> {
+        let point = <&[u8; 32]>::try_from(key.as_bytes())
+            .ok()
+            .and_then(|bytes| VerifyingKey::from_bytes(bytes).ok())
+            .ok_or_else(|| bad_paserk("k4.public"))?;
+        let id = pid(&key);
+        Ok(Self {
+            key,
+            verifying: point,
+            id,
+        })
     }
 
     /// The key id (`k4.pid`).
@@ -192,15 +196,13 @@ impl SecretKey {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
         check_secret_bytes(bytes)?;
         if bytes[..32].iter().all(|&b| b == 0) {
-            return Err(KeyError::BadPaserk {
-                expected: "k4.secret with a random seed (this one is all zeros)",
-            });
+            return Err(bad_paserk(
+                "k4.secret with a random seed (this one is all zeros)",
+            ));
         }
         AsymmetricSecretKey::<V4>::from(bytes)
             .map(Self)
-            .map_err(|_| KeyError::BadPaserk {
-                expected: "k4.secret",
-            })
+            .map_err(|_| bad_paserk("k4.secret"))
     }
 
     /// The `k4.secret.` PASERK string, in memory that is wiped when dropped.
@@ -234,27 +236,28 @@ impl fmt::Debug for SecretKey {
 /// does not ask for a valid curve point: PASERK is an encoding, and its test vectors include
 /// bytes that are not points.
 pub fn public_paserk(raw: &[u8]) -> Result<String, KeyError> {
-    let key = AsymmetricPublicKey::<V4>::from(raw).map_err(|_| KeyError::BadPaserk {
-        expected: "k4.public",
-    })?;
-    Ok(paserk_string(&key))
+    Ok(paserk_string(&pasetors_public(raw)?))
 }
 
 /// The key id (`k4.pid`) of 32 raw public key bytes; see [`public_paserk`].
 pub fn public_key_id(raw: &[u8]) -> Result<KeyId, KeyError> {
-    let key = AsymmetricPublicKey::<V4>::from(raw).map_err(|_| KeyError::BadPaserk {
-        expected: "k4.public",
-    })?;
-    Ok(KeyId(paserk_string(&Id::from(&key))))
+    Ok(pid(&pasetors_public(raw)?))
+}
+
+/// Raw bytes as `pasetors`' public key type, which checks the length only.
+fn pasetors_public(raw: &[u8]) -> Result<AsymmetricPublicKey<V4>, KeyError> {
+    AsymmetricPublicKey::<V4>::from(raw).map_err(|_| bad_paserk("k4.public"))
+}
+
+fn pid(key: &AsymmetricPublicKey<V4>) -> KeyId {
+    KeyId(paserk_string(&Id::from(key)))
 }
 
 /// Decode a `k4.secret.` PASERK string into its 64 raw bytes (seed, then public key), checking
 /// the length and that the public half belongs to the seed. This is the PASERK codec alone;
 /// [`SecretKey`] is stricter still.
 pub fn decode_secret_paserk(text: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-    let bad = || KeyError::BadPaserk {
-        expected: "k4.secret",
-    };
+    let bad = || bad_paserk("k4.secret");
     let b64 = text.trim().strip_prefix("k4.secret.").ok_or_else(bad)?;
     let raw = Zeroizing::new(crate::paseto::decode_b64(b64).map_err(|_| bad())?);
     check_secret_bytes(&raw)?;
@@ -272,9 +275,7 @@ pub fn secret_paserk(raw: &[u8]) -> Result<Zeroizing<String>, KeyError> {
 }
 
 fn check_secret_bytes(bytes: &[u8]) -> Result<(), KeyError> {
-    let bad = || KeyError::BadPaserk {
-        expected: "k4.secret",
-    };
+    let bad = || bad_paserk("k4.secret");
     let (seed, public) = bytes
         .split_first_chunk::<32>()
         .filter(|(_, public)| public.len() == 32)

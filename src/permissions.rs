@@ -641,7 +641,7 @@ fn any_matches(patterns: &[Pattern], value: &str) -> bool {
     patterns.iter().any(|pattern| pattern.matches(value))
 }
 
-fn check_list_len(field: &'static str, count: usize) -> Result<(), PermissionError> {
+pub(crate) fn check_list_len(field: &'static str, count: usize) -> Result<(), PermissionError> {
     if count == 0 {
         Err(PermissionError::EmptyList { field })
     } else if count > MAX_PATTERNS {
@@ -666,7 +666,7 @@ fn check_list(
         .try_for_each(|pattern| pattern.check(allow_empty))
 }
 
-fn check_grant_count(count: usize) -> Result<(), PermissionError> {
+pub(crate) fn check_grant_count(count: usize) -> Result<(), PermissionError> {
     if count == 0 {
         Err(PermissionError::NoGrants)
     } else if count > MAX_GRANTS {

@@ -6,12 +6,18 @@
 //! issuer's order, no whitespace, strings without escapes, times as `YYYY-MM-DDTHH:MM:SSZ`),
 //! read it directly; on the first byte that differs, give up and let the full parser decide.
 //!
+//! Every value is checked as it is read, with the same functions the full parser uses (pattern
+//! rules, list and grant counts), so nothing is validated twice.
+//!
 //! The contract, tested in `tests` below and by the `claims` fuzz target: whenever this returns
 //! `Some(claims)`, the full parser returns `Ok(claims)` for the same bytes. It never decides
 //! that a payload is invalid; it only ever says "not canonical, ask the full parser".
 
 use super::Claims;
-use crate::permissions::{AppGrant, ChartGroupGrant, Grant, KubernetesGrant, Pattern, Permissions};
+use crate::permissions::{
+    check_grant_count, check_list_len, AppGrant, ChartGroupGrant, Grant, KubernetesGrant, Pattern,
+    Permissions,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
@@ -41,7 +47,6 @@ pub(super) fn parse(payload: &[u8]) -> Option<Claims> {
     if !r.rest.is_empty() || ver == 0 {
         return None;
     }
-    perm.validate().ok()?;
     Some(Claims {
         iss,
         jti,
@@ -136,6 +141,7 @@ impl<'a> Reader<'a> {
             let text = self.string()?.to_owned();
             patterns.push(Pattern::parse_owned(text, allow_empty).ok()?);
             if self.eat(b"]") {
+                check_list_len("", patterns.len()).ok()?;
                 return Some(patterns);
             }
             self.lit(b",")?;
@@ -155,8 +161,7 @@ impl<'a> Reader<'a> {
 
     fn list_field(&mut self, name: &[u8]) -> Option<Vec<Pattern>> {
         self.field(name)?;
-        // Only the Kubernetes groups may list "", the core API group.
-        self.patterns(name == b"groups")
+        self.patterns(false)
     }
 
     fn app_grant<R: std::str::FromStr>(&mut self, role: &str) -> Option<AppGrant<R>> {
@@ -180,7 +185,11 @@ impl<'a> Reader<'a> {
                 role: role.parse().ok()?,
                 cluster: self.pattern_field(b"cluster")?,
                 namespaces: self.list_field(b"namespaces")?,
-                groups: self.list_field(b"groups")?,
+                // Only the Kubernetes groups may list "", the core API group.
+                groups: {
+                    self.field(b"groups")?;
+                    self.patterns(true)?
+                },
                 kinds: self.list_field(b"kinds")?,
                 names: self.list_field(b"names")?,
             }),
@@ -203,6 +212,7 @@ impl<'a> Reader<'a> {
         loop {
             grants.push(self.grant()?);
             if self.eat(b"]}") {
+                check_grant_count(grants.len()).ok()?;
                 return Some(Permissions::Grants(grants));
             }
             self.lit(b",")?;
@@ -250,8 +260,14 @@ mod tests {
                 "{\"role\":\"view\",\"resource\":\"chart-group\"",
             ),
         ];
+        let many = vec!["\"a\""; crate::permissions::MAX_PATTERNS + 1].join(",");
+        let too_many = format!("\"apps\":[{many}]");
+        let edits = edits
+            .into_iter()
+            .map(|(from, to)| (from, to.to_owned()))
+            .chain([("\"apps\":[\"*\"]", too_many)]);
         for (from, to) in edits {
-            let edited = FOUR_GRANTS.replacen(from, to, 1);
+            let edited = FOUR_GRANTS.replacen(from, &to, 1);
             assert_ne!(edited, FOUR_GRANTS, "{from}");
             assert_eq!(parse(edited.as_bytes()), None, "{to}");
         }
