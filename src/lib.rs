@@ -67,9 +67,15 @@ pub mod claims;
 pub mod clock;
 pub mod issuer;
 pub mod keys;
+#[cfg(feature = "store")]
+pub mod lifecycle;
+#[cfg(feature = "store")]
+pub mod mirror;
 pub mod paseto;
 pub mod permissions;
 pub mod state;
+#[cfg(feature = "store")]
+pub mod store;
 pub mod verifier;
 
 #[cfg(feature = "cli")]

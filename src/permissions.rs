@@ -161,7 +161,7 @@ impl PermissionError {
 }
 
 /// Input echoed into an error message, cut short so a hostile value cannot bloat logs.
-fn shorten(text: &str) -> String {
+pub(crate) fn shorten(text: &str) -> String {
     const LIMIT: usize = 64;
     if text.len() <= LIMIT {
         return text.to_owned();

@@ -90,6 +90,8 @@ pub struct MemoryState {
     heard: AtomicI64,
     /// Seconds after which answers are refused as stale; `None` never goes stale.
     bound_secs: Option<i64>,
+    /// Past the bound, answer from the last known map instead of refusing.
+    fail_open: bool,
 }
 
 impl std::fmt::Debug for MemoryState {
@@ -124,7 +126,26 @@ impl MemoryState {
             clock,
             heard: AtomicI64::new(heard),
             bound_secs,
+            fail_open: false,
         }
+    }
+
+    /// Past the bound, keep answering from the last known map instead of refusing. This trades
+    /// safety for availability: a token deleted while the source is away keeps working. Whoever
+    /// feeds the map must say so loudly (the state mirror logs an error every few seconds).
+    pub fn failing_open(mut self, fail_open: bool) -> Self {
+        self.fail_open = fail_open;
+        self
+    }
+
+    /// Seconds since the source was last heard from.
+    pub fn age_secs(&self) -> i64 {
+        self.clock.now().timestamp() - self.heard.load(Ordering::Acquire)
+    }
+
+    /// Whether the source has been silent longer than the bound.
+    pub fn is_stale(&self) -> bool {
+        self.bound_secs.is_some_and(|bound| self.age_secs() > bound)
     }
 
     /// The last revision applied.
@@ -205,8 +226,8 @@ impl MemoryState {
 
 impl TokenState for MemoryState {
     fn lookup(&self, id: &Uuid) -> Result<Option<Arc<StateEntry>>, StateError> {
-        if let Some(bound_secs) = self.bound_secs {
-            let age_secs = self.clock.now().timestamp() - self.heard.load(Ordering::Acquire);
+        if let Some(bound_secs) = self.bound_secs.filter(|_| !self.fail_open) {
+            let age_secs = self.age_secs();
             if age_secs > bound_secs {
                 return Err(StateError::Stale {
                     age_secs,
@@ -270,5 +291,19 @@ mod tests {
         );
         state.heard_now();
         assert_eq!(state.lookup(&Uuid::from_u128(1)), Ok(None));
+    }
+
+    #[test]
+    fn failing_open_keeps_answering_past_the_bound() {
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let state = MemoryState::with_bound(clock.clone(), Some(30)).failing_open(true);
+        state.apply(1, Uuid::from_u128(1), Some(deleted())).unwrap();
+        clock.advance(chrono::Duration::seconds(31));
+        assert!(state.is_stale());
+        assert_eq!(state.age_secs(), 31);
+        assert_eq!(
+            state.lookup(&Uuid::from_u128(1)).unwrap().as_deref(),
+            Some(&deleted())
+        );
     }
 }

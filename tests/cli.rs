@@ -3,100 +3,15 @@
 
 #![cfg(feature = "cli")]
 
+mod cli_support;
+
+use cli_support::{Sandbox, DEPLOY_PROD};
+
 use chrono::{Duration, Utc};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tessera::{Issuer, KeyRing, ManualClock, Permissions, TokenSpec};
-
-/// Every variable the binary reads: removed so the caller's environment cannot leak in.
-const ENV: [&str; 7] = [
-    "TESSERA_KEYS",
-    "TESSERA_PUBLIC_KEY",
-    "TESSERA_TOKEN",
-    "TESSERA_ISSUER",
-    "TESSERA_LEEWAY",
-    "TESSERA_REQUIRE",
-    "TESSERA_JSON",
-];
-
-const DEPLOY_PROD: &str = r#"{"grants": [{"resource": "devtron-app", "role": "trigger",
-    "project": "payments", "environments": ["prod"], "apps": ["*"]}]}"#;
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn expect(self, code: i32) -> Self {
-        assert_eq!(
-            self.code, code,
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
-        );
-        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
-        self
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).expect("stdout is one JSON value")
-    }
-}
-
-/// A fresh working folder, the binary run inside it.
-struct Sandbox {
-    dir: tempfile::TempDir,
-}
-
-impl Sandbox {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("temporary folder"),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn command(&self, args: &[&str]) -> assert_cmd::Command {
-        let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_tessera"));
-        for var in ENV {
-            cmd.env_remove(var);
-        }
-        cmd.current_dir(self.dir.path()).args(args);
-        cmd
-    }
-
-    fn run_with(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
-        let mut cmd = self.command(args);
-        for (key, value) in env {
-            cmd.env(key, value);
-        }
-        // Always give stdin, so nothing waits on a terminal.
-        cmd.write_stdin(stdin.unwrap_or(""));
-        let out = cmd.output().expect("the binary runs");
-        Run {
-            code: out.status.code().expect("exited, not killed"),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        self.run_with(args, None, &[])
-    }
-
-    /// A key folder made by the library, `keys` in the sandbox.
-    fn keys(&self) -> PathBuf {
-        let dir = self.path("keys");
-        tessera::keys::generate_into(&dir, Utc::now() - Duration::hours(1)).expect("key");
-        dir
-    }
-}
 
 fn perms(json: &str) -> Permissions {
     serde_json::from_str(json).expect("valid permissions")

@@ -6,6 +6,7 @@
 //! | `keys` | `tessera keys generate` and `tessera keys list` |
 //! | `verify` | `tessera verify`: offline verification and `--require` |
 //! | `inspect` | `tessera inspect`: decoding without verifying |
+//! | `token` | `tessera token ...`: the token lifecycle on a store |
 //! | `input` | reading a token from the argument, `TESSERA_TOKEN` or stdin |
 //! | `report` | usage failures, stdout/stderr, cleaning and redacting text, times |
 //!
@@ -17,6 +18,7 @@ mod input;
 mod inspect;
 mod keys;
 mod report;
+mod token;
 mod verify;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
@@ -64,6 +66,14 @@ enum Command {
         after_help = inspect::AFTER_HELP
     )]
     Inspect(inspect::InspectArgs),
+    /// Manage tokens directly on the store: create, list, show, update, regenerate, delete
+    #[command(
+        subcommand,
+        long_about = "Manage tokens directly on the token store (--store, default the embedded \
+                      file data/tessera.redb), as an operator on the machine that holds the \
+                      store and the keys. This is how the first super-admin token is made."
+    )]
+    Token(token::TokenCommand),
 }
 
 /// Run the command line of this process and give the exit code: 0 success, 1 token refused,
@@ -98,6 +108,7 @@ where
             verify::run(args, sources)
         }
         Command::Inspect(args) => inspect::run(args),
+        Command::Token(command) => token::run(command),
     };
     result.unwrap_or_else(|failure| failure.report())
 }

@@ -3,8 +3,10 @@
 //! (`--require`). Exit 0 when the token is valid (and allowed), 1 when it is refused or not
 //! allowed, 2 on a usage or configuration error.
 //!
-//! No token state is consulted: a deleted or regenerated token still verifies here until it
-//! expires. The command says so on every success.
+//! Without `--store`, no token state is consulted: a deleted or regenerated token still
+//! verifies here until it expires, and the command says so on every success. With `--store`,
+//! the store's state map (deletions, regenerations, permission updates) is applied as a
+//! verifier following it would.
 
 use super::input;
 use super::report::{self, eprint_line, Failure, Out, EXIT_REFUSED};
@@ -12,8 +14,9 @@ use crate::claims::Claims;
 use crate::keys::{KeyRing, PublicKey};
 use crate::paseto::{self, Body};
 use crate::permissions::Access;
+use crate::store::TokenStore as _;
 use crate::verifier::{DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS};
-use crate::{ManualClock, Reason, VerifiedToken, Verifier, VerifyError};
+use crate::{ManualClock, MemoryState, Reason, VerifiedToken, Verifier, VerifyError};
 use chrono::Utc;
 use clap::parser::ValueSource;
 use clap::Args;
@@ -83,6 +86,16 @@ pub(crate) struct VerifyArgs {
     #[arg(long, value_name = "SPEC", env = "TESSERA_REQUIRE")]
     require: Option<String>,
 
+    /// Apply the live token state of this store (`file:PATH` or `redis://...`): deleted and
+    /// regenerated tokens are refused, updated permissions apply
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "TESSERA_VERIFY_STORE",
+        hide_env_values = true
+    )]
+    store: Option<String>,
+
     /// Print one JSON object on stdout: {"valid", "code", "detail"?, "token"?, "allowed"?}
     #[arg(long, env = "TESSERA_JSON", value_parser = clap::builder::FalseyValueParser::new())]
     json: bool,
@@ -102,7 +115,8 @@ pub(crate) struct Sources {
 pub(crate) const AFTER_HELP: &str = "\
 Exit status: 0 valid (and allowed), 1 refused or not allowed, 2 usage or configuration error.
 On refusal, stderr says `refused: <code> (<detail>)`; codes: malformed, unknown_key,
-bad_signature, expired, not_yet_valid, wrong_issuer, and forbidden for --require.
+bad_signature, expired, not_yet_valid, wrong_issuer, revoked and superseded (with --store),
+and forbidden for --require.
 With --json and --require, a valid token that is not allowed has \"valid\": true,
 \"allowed\": false and \"code\": \"forbidden\".
 
@@ -121,20 +135,54 @@ pub(crate) fn run(args: VerifyArgs, sources: Sources) -> Result<ExitCode, Failur
         .map(Requirement::parse)
         .transpose()?;
     let token = input::token(args.token.as_deref())?;
-    let verifier = Verifier::new(ring.clone())
+    let mut verifier = Verifier::new(ring.clone())
         .with_issuer(args.issuer.clone())
         .with_leeway(chrono::Duration::seconds(args.leeway))
         .with_cache_capacity(0);
+    let mut note = NO_STATE_NOTE.to_owned();
+    if let Some(url) = &args.store {
+        let (state, revision) = load_state(url)?;
+        verifier = verifier.with_state(state);
+        note = format!("note: the token state of the store was applied (revision {revision})");
+    }
     match verifier.verify(&token) {
         Ok(verified) => {
             let allowed = require.as_ref().map(|r| r.allowed_by(&verified));
-            accepted(&verified, require.as_ref(), allowed, args.json)
+            accepted(&verified, require.as_ref(), allowed, args.json, &note)
         }
         Err(error) => {
             let seen = signed_claims_of_refused(ring, &args, &token, &error);
             refused(&error, seen.as_ref(), args.json)
         }
     }
+}
+
+/// The store's state map, loaded once: this command verifies one token, so it has no feed to
+/// follow.
+fn load_state(url: &str) -> Result<(Arc<MemoryState>, u64), Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(format_args!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let store = super::token::open_store(url).await?;
+        let snapshot = store.snapshot().await.map_err(|e| {
+            Failure::new(format_args!(
+                "cannot read the token state: {}",
+                report::redact_url(&e.to_string())
+            ))
+        })?;
+        let state = MemoryState::new();
+        let revision = snapshot.revision;
+        state.load_snapshot(
+            revision,
+            snapshot
+                .entries
+                .into_iter()
+                .map(|(id, record)| (id, record.to_entry())),
+        );
+        Ok((Arc::new(state), revision))
+    })
 }
 
 fn load_ring(args: &VerifyArgs, sources: Sources) -> Result<KeyRing, Failure> {
@@ -260,6 +308,7 @@ fn accepted(
     require: Option<&Requirement>,
     allowed: Option<bool>,
     json: bool,
+    note: &str,
 ) -> Result<ExitCode, Failure> {
     let forbidden = allowed == Some(false);
     let mut out = Out::default();
@@ -301,6 +350,9 @@ fn accepted(
             "  permissions:  {}",
             report::clean(&token.permissions().summary())
         ));
+        if token.permissions_updated() {
+            out.line("  (permissions updated since the token was issued: from the token state)");
+        }
         out.line(format_args!(
             "  permissions (JSON): {}",
             report::clean(&serde_json::to_string(token.permissions()).unwrap_or_default())
@@ -310,7 +362,7 @@ fn accepted(
         }
     }
     out.emit()?;
-    eprint_line(NO_STATE_NOTE);
+    eprint_line(note);
     match (forbidden, require) {
         (true, Some(require)) => {
             eprint_line(format_args!(
@@ -393,6 +445,10 @@ fn refusal_hint(error: &VerifyError, seen: Option<&VerifiedToken>) -> Option<Str
         (Reason::WrongIssuer, _) => {
             "pass --issuer with the token's issuer if this verifier should accept it".to_owned()
         }
+        (Reason::Revoked, _) => "the token was deleted; it needs a new token".to_owned(),
+        (Reason::Superseded, _) => {
+            "the token was regenerated; use the newest token it was given".to_owned()
+        }
         _ => return None,
     })
 }
@@ -439,5 +495,6 @@ fn token_json(token: &VerifiedToken) -> Value {
         "issued_at": report::time(&token.claims().iat),
         "expires_at": token.expires_at().map(|at| report::time(&at)),
         "permissions": permissions_json(token),
+        "permissions_updated": token.permissions_updated(),
     })
 }

@@ -1,0 +1,833 @@
+//! The token lifecycle: create, list, get, update, regenerate and delete, with the rules of
+//! DESIGN.md, on any [`TokenStore`].
+//!
+//! This module owns the rules; the store only has to be atomic. Every change is computed from
+//! the record as read and committed with that record's revision as a precondition, so two
+//! changes can never both apply to the same revision: a caller that named the revision it
+//! expects gets [`LifecycleError::Conflict`], one that did not is retried on the fresh record.
+//! That is what makes concurrent regenerations produce strictly increasing versions with
+//! exactly one live token string, and concurrent updates lose nothing.
+//!
+//! What goes into the state map, and when it may go:
+//! - update of the permissions: `perm` (plus the current `min_ver`), so every verifier applies
+//!   the new permissions to the unchanged token string;
+//! - regenerate: `min_ver` = the new version and no `perm` (the new token carries them);
+//! - delete: `deleted`.
+//!
+//! Each entry is kept until no version it restricts could still pass an expiry check: the
+//! latest expiry of any version ever issued ([`TokenRecord::issued_until`]) plus
+//! [`Policy::retention_margin`], which must exceed every verifier's leeway. A token string is
+//! returned once, in [`Minted`], and stored nowhere.
+
+use crate::clock::{Clock, SystemClock};
+use crate::issuer::{IssueError, IssuedToken, Issuer, TokenSpec};
+use crate::permissions::Permissions;
+use crate::store::{
+    Action, Actor, AuditEntry, AuditRecord, StateRecord, StoreError, TokenRecord, TokenStore, Write,
+};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use serde::Serialize;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Shortest token name.
+pub const NAME_MIN: usize = 3;
+/// Longest token name.
+pub const NAME_MAX: usize = 50;
+/// Longest description, in characters.
+pub const DESCRIPTION_MAX: usize = 350;
+/// How often a change is retried when another change to the same token came first and the
+/// caller did not name a revision.
+const MAX_ATTEMPTS: usize = 64;
+
+/// When a new token (or a regenerated one) expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// After this many days (7, 30, 60 or 90).
+    Days(u16),
+    /// At a chosen time, which must be in the future.
+    At(DateTime<Utc>),
+    /// Never.
+    Never,
+}
+
+/// The preset lifetimes, in days.
+pub const EXPIRY_DAYS: [u16; 4] = [7, 30, 60, 90];
+
+impl FromStr for Expiry {
+    type Err = LifecycleError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s == "never" {
+            return Ok(Expiry::Never);
+        }
+        if let Some(days) = s.strip_suffix('d') {
+            if let Some(&days) = EXPIRY_DAYS.iter().find(|d| d.to_string() == days) {
+                return Ok(Expiry::Days(days));
+            }
+        }
+        match DateTime::parse_from_rfc3339(s) {
+            Ok(at) => Ok(Expiry::At(at.with_timezone(&Utc))),
+            Err(_) => Err(invalid(
+                "expires",
+                format!(
+                    "{:?} is not an expiry: use 7d, 30d, 60d, 90d, never, or a future RFC 3339 \
+                     time such as 2027-01-31T00:00:00Z",
+                    crate::permissions::shorten(s)
+                ),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Expiry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expiry::Days(d) => write!(f, "{d}d"),
+            Expiry::At(at) => f.write_str(&crate::claims::format_time(at)),
+            Expiry::Never => f.write_str("never"),
+        }
+    }
+}
+
+/// Rules an operator configures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// The longest lifetime a token may be given; `None` allows `never`.
+    pub max_lifetime: Option<Duration>,
+    /// How long past the last possible expiry a state entry is kept. Must exceed every
+    /// verifier's leeway (30 s by default), so no verifier drops a restriction while a token it
+    /// restricts still passes its expiry check.
+    pub retention_margin: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            max_lifetime: None,
+            retention_margin: Duration::minutes(10),
+        }
+    }
+}
+
+/// Who asks, and from where: written to the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Who.
+    pub actor: Actor,
+    /// The client address, for network callers.
+    pub from: Option<String>,
+}
+
+impl Caller {
+    /// A local operator (the command line on the store's machine).
+    pub fn local() -> Self {
+        Self {
+            actor: Actor::current_user(),
+            from: None,
+        }
+    }
+}
+
+/// A token to create.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// The name: 3 to 50 of `a-z`, `0-9`, `-`, `_`, starting and ending with a letter or digit.
+    pub name: String,
+    /// At most 350 characters.
+    pub description: String,
+    /// When it expires.
+    pub expires: Expiry,
+    /// What it may do.
+    pub permissions: Permissions,
+}
+
+/// A change to a token's description and permissions; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TokenUpdate {
+    /// The new description.
+    pub description: Option<String>,
+    /// The new permissions.
+    pub permissions: Option<Permissions>,
+}
+
+/// A token string, shown once, and the record it belongs to.
+#[derive(Debug)]
+pub struct Minted {
+    /// The token; hand it over and forget it.
+    pub token: IssuedToken,
+    /// The record as stored.
+    pub record: TokenRecord,
+}
+
+/// A token's status at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Not expired.
+    Active,
+    /// Past its expiry.
+    Expired,
+}
+
+impl TokenRecord {
+    /// The record's status at `now`.
+    pub fn status(&self, now: DateTime<Utc>) -> Status {
+        match self.expires_at {
+            Some(at) if at <= now => Status::Expired,
+            _ => Status::Active,
+        }
+    }
+
+    /// The record as clients see it at `now` (DESIGN.md's RECORD shape).
+    pub fn view(&self, now: DateTime<Utc>) -> RecordView<'_> {
+        RecordView {
+            id: self.id,
+            name: &self.name,
+            description: &self.description,
+            permissions: &self.permissions,
+            version: self.version,
+            revision: self.revision,
+            created_at: crate::claims::format_time(&self.created_at),
+            created_by: &self.created_by,
+            updated_at: crate::claims::format_time(&self.updated_at),
+            updated_by: &self.updated_by,
+            expires_at: self.expires_at.as_ref().map(crate::claims::format_time),
+            status: self.status(now),
+        }
+    }
+}
+
+/// A token record as clients see it: times as RFC 3339 with `Z`, and the status at the time
+/// of asking.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordView<'a> {
+    /// Token id.
+    pub id: Uuid,
+    /// Name.
+    pub name: &'a str,
+    /// Description.
+    pub description: &'a str,
+    /// Current permissions.
+    pub permissions: &'a Permissions,
+    /// Token version (bumped by regenerate).
+    pub version: u32,
+    /// Record revision (bumped by every change).
+    pub revision: u64,
+    /// Creation time.
+    pub created_at: String,
+    /// Who created it.
+    pub created_by: &'a str,
+    /// Last change.
+    pub updated_at: String,
+    /// Who changed it last.
+    pub updated_by: &'a str,
+    /// Expiry of the current version; `null` for never.
+    pub expires_at: Option<String>,
+    /// `active` or `expired`.
+    pub status: Status,
+}
+
+/// Why a lifecycle operation failed. Each has a stable [`code`](LifecycleError::code).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LifecycleError {
+    /// The request breaks a rule; the message says which and how to fix it.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field at fault.
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A live token already has the name.
+    #[error("a token named {0:?} already exists; names are unique among live tokens")]
+    NameTaken(String),
+    /// No token has the id.
+    #[error("no token has id {0}")]
+    NotFound(Uuid),
+    /// The record is not at the revision the caller named.
+    #[error("token {id} is at revision {actual}, not {expected}: it changed since you read it")]
+    Conflict {
+        /// The token.
+        id: Uuid,
+        /// The revision named.
+        expected: u64,
+        /// The revision it has.
+        actual: u64,
+    },
+    /// The token would not fit a gateway's header.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Nothing can sign: no secret key is loaded.
+    #[error("no secret key is loaded, so no token can be signed; run `tessera keys generate`")]
+    NoSigningKey,
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl LifecycleError {
+    /// A stable code for clients and the audit trail.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LifecycleError::Invalid { .. } => "invalid_request",
+            LifecycleError::NameTaken(_) => "name_taken",
+            LifecycleError::NotFound(_) => "not_found",
+            LifecycleError::Conflict { .. } => "conflict",
+            LifecycleError::TooLarge(_) => "token_too_large",
+            LifecycleError::NoSigningKey => "no_signing_key",
+            LifecycleError::Store(e) => e.code(),
+        }
+    }
+}
+
+impl From<StoreError> for LifecycleError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NameTaken(name) => LifecycleError::NameTaken(name),
+            StoreError::NotFound(id) => LifecycleError::NotFound(id),
+            StoreError::Conflict {
+                id,
+                expected,
+                actual,
+            } => LifecycleError::Conflict {
+                id,
+                expected,
+                actual,
+            },
+            e => LifecycleError::Store(e),
+        }
+    }
+}
+
+impl From<IssueError> for LifecycleError {
+    fn from(e: IssueError) -> Self {
+        match e {
+            IssueError::NoSigningKey => LifecycleError::NoSigningKey,
+            IssueError::Permissions(e) => invalid("permissions", e.to_string()),
+            e @ IssueError::TooLarge { .. } => LifecycleError::TooLarge(e.to_string()),
+            e @ IssueError::ExpiryNotInFuture(_) => invalid("expires", e.to_string()),
+            e => LifecycleError::Invalid {
+                field: "token",
+                message: e.to_string(),
+            },
+        }
+    }
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> LifecycleError {
+    LifecycleError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+/// Check a token name against the rules.
+pub fn validate_name(name: &str) -> Result<(), LifecycleError> {
+    let len = name.chars().count();
+    let shape = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let ok_len = (NAME_MIN..=NAME_MAX).contains(&len);
+    let ok_chars = name.chars().all(|c| shape(c) || c == '-' || c == '_');
+    let ok_ends = name.starts_with(shape) && name.ends_with(shape);
+    if ok_len && ok_chars && ok_ends {
+        return Ok(());
+    }
+    Err(invalid(
+        "name",
+        format!(
+            "{:?} is not a valid name: use {NAME_MIN} to {NAME_MAX} lowercase letters, digits, \
+             '-' and '_', starting and ending with a letter or digit",
+            crate::permissions::shorten(name)
+        ),
+    ))
+}
+
+/// Check a description against the rules.
+pub fn validate_description(description: &str) -> Result<(), LifecycleError> {
+    let len = description.chars().count();
+    if len > DESCRIPTION_MAX {
+        return Err(invalid(
+            "description",
+            format!("{len} characters is too long: at most {DESCRIPTION_MAX}"),
+        ));
+    }
+    if description.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(invalid(
+            "description",
+            "control characters are not allowed (new lines are)",
+        ));
+    }
+    Ok(())
+}
+
+/// The token lifecycle on a store.
+pub struct TokenService<S> {
+    store: Arc<S>,
+    /// `None` for a service that only reads, deletes and edits descriptions.
+    issuer: Option<Issuer>,
+    clock: Arc<dyn Clock>,
+    policy: Policy,
+}
+
+impl<S> fmt::Debug for TokenService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenService")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: TokenStore> TokenService<S> {
+    /// A service signing with `issuer` (its clock is replaced by the service's).
+    pub fn new(store: Arc<S>, issuer: Issuer) -> Self {
+        Self::build(store, Some(issuer))
+    }
+
+    /// A service without a signing key: it lists, shows, deletes and edits descriptions; what
+    /// needs a signature fails with [`LifecycleError::NoSigningKey`].
+    pub fn without_issuer(store: Arc<S>) -> Self {
+        Self::build(store, None)
+    }
+
+    fn build(store: Arc<S>, issuer: Option<Issuer>) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        Self {
+            store,
+            issuer: issuer.map(|i| i.with_clock(clock.clone())),
+            clock,
+            policy: Policy::default(),
+        }
+    }
+
+    /// Read time from `clock` (for the issuer too).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.issuer = self.issuer.map(|i| i.with_clock(clock.clone()));
+        self.clock = clock;
+        self
+    }
+
+    fn sign(&self, spec: &TokenSpec<'_>) -> Result<IssuedToken, LifecycleError> {
+        let issuer = self.issuer.as_ref().ok_or(LifecycleError::NoSigningKey)?;
+        Ok(issuer.issue(spec)?)
+    }
+
+    /// Apply `policy`.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    /// The current time by the service's clock, in whole seconds.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now().trunc_subsecs(0)
+    }
+
+    /// Create a token; returns the token string (once) and the record.
+    pub async fn create(&self, caller: &Caller, new: NewToken) -> Result<Minted, LifecycleError> {
+        let name = new.name.clone();
+        let result = self.try_create(caller, new).await;
+        if let Err(e) = &result {
+            self.audit_refusal(caller, Action::Create, None, Some(name), e)
+                .await;
+        }
+        result
+    }
+
+    async fn try_create(&self, caller: &Caller, new: NewToken) -> Result<Minted, LifecycleError> {
+        validate_name(&new.name)?;
+        validate_description(&new.description)?;
+        new.permissions
+            .validate()
+            .map_err(|e| invalid("permissions", e.to_string()))?;
+        let now = self.now();
+        let expires_at = self.resolve(new.expires, now)?;
+        let id = Uuid::new_v4();
+        let token = self.sign(&TokenSpec {
+            id,
+            version: 1,
+            name: &new.name,
+            expires_at,
+            permissions: &new.permissions,
+        })?;
+        let record = TokenRecord {
+            id,
+            name: new.name,
+            description: new.description,
+            permissions: new.permissions,
+            version: 1,
+            revision: 1,
+            created_at: now,
+            created_by: caller.actor.to_string(),
+            updated_at: now,
+            updated_by: caller.actor.to_string(),
+            expires_at,
+            issued_until: expires_at,
+        };
+        let audit = self.audit_entry(caller, Action::Create, &record, "ok");
+        self.store
+            .commit(Write::Create {
+                record: record.clone(),
+                audit,
+            })
+            .await?;
+        Ok(Minted { token, record })
+    }
+
+    /// Every record, oldest first.
+    pub async fn list(&self) -> Result<Vec<TokenRecord>, LifecycleError> {
+        let mut records = self.store.list().await?;
+        records.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
+        Ok(records)
+    }
+
+    /// The record with this id.
+    pub async fn get(&self, id: Uuid) -> Result<TokenRecord, LifecycleError> {
+        self.store
+            .get(id)
+            .await?
+            .ok_or(LifecycleError::NotFound(id))
+    }
+
+    /// The live token with this name.
+    pub async fn get_by_name(&self, name: &str) -> Result<Option<TokenRecord>, LifecycleError> {
+        Ok(self.store.get_by_name(name).await?)
+    }
+
+    /// Change a token's description and permissions; the token string stays valid and
+    /// verifiers following the state feed apply the new permissions to it. `expect` names the
+    /// record revision the caller read; a different one is a conflict.
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        update: TokenUpdate,
+        expect: Option<u64>,
+    ) -> Result<TokenRecord, LifecycleError> {
+        let result = self.try_update(caller, id, update, expect).await;
+        if let Err(e) = &result {
+            self.audit_refusal(caller, Action::Update, Some(id), None, e)
+                .await;
+        }
+        result
+    }
+
+    async fn try_update(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        update: TokenUpdate,
+        expect: Option<u64>,
+    ) -> Result<TokenRecord, LifecycleError> {
+        if let Some(description) = &update.description {
+            validate_description(description)?;
+        }
+        if let Some(permissions) = &update.permissions {
+            permissions
+                .validate()
+                .map_err(|e| invalid("permissions", e.to_string()))?;
+        }
+        let update = &update;
+        self.retrying_get(id, expect, |current| async move {
+            let now = self.now();
+            let mut record = current.clone();
+            if let Some(description) = &update.description {
+                record.description.clone_from(description);
+            }
+            let mut state = None;
+            if let Some(permissions) = &update.permissions {
+                if *permissions != current.permissions {
+                    // The token must still fit a gateway's header with them: sign one and
+                    // throw it away.
+                    self.sign(&TokenSpec {
+                        id,
+                        version: current.version,
+                        name: &current.name,
+                        expires_at: None,
+                        permissions,
+                    })?;
+                    record.permissions = permissions.clone();
+                    state = Some(Some(StateRecord {
+                        deleted: false,
+                        min_ver: if current.version > 1 {
+                            current.version
+                        } else {
+                            0
+                        },
+                        perm: Some(permissions.clone()),
+                        drop_after: self.drop_after(current.issued_until),
+                    }));
+                }
+            }
+            record.revision = current.revision + 1;
+            record.updated_at = now;
+            record.updated_by = caller.actor.to_string();
+            let audit = self.audit_entry(caller, Action::Update, &record, "ok");
+            self.store
+                .commit(Write::Replace {
+                    expect: current.revision,
+                    record: record.clone(),
+                    state,
+                    audit,
+                })
+                .await?;
+            Ok(record)
+        })
+        .await
+    }
+
+    /// Issue a new version of a token with a new expiry and its current permissions; every
+    /// older version stops working.
+    pub async fn regenerate(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        expires: Expiry,
+        expect: Option<u64>,
+    ) -> Result<Minted, LifecycleError> {
+        let result = self.try_regenerate(caller, id, expires, expect).await;
+        if let Err(e) = &result {
+            self.audit_refusal(caller, Action::Regenerate, Some(id), None, e)
+                .await;
+        }
+        result
+    }
+
+    async fn try_regenerate(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        expires: Expiry,
+        expect: Option<u64>,
+    ) -> Result<Minted, LifecycleError> {
+        self.retrying_get(id, expect, |current| async move {
+            let now = self.now();
+            let expires_at = self.resolve(expires, now)?;
+            let version = current
+                .version
+                .checked_add(1)
+                .ok_or_else(|| invalid("version", "the token cannot be regenerated again"))?;
+            let token = self.sign(&TokenSpec {
+                id,
+                version,
+                name: &current.name,
+                expires_at,
+                permissions: &current.permissions,
+            })?;
+            let mut record = current.clone();
+            record.version = version;
+            record.revision = current.revision + 1;
+            record.updated_at = now;
+            record.updated_by = caller.actor.to_string();
+            record.expires_at = expires_at;
+            record.issued_until = latest(current.issued_until, expires_at);
+            let state = StateRecord {
+                deleted: false,
+                min_ver: version,
+                perm: None,
+                drop_after: self.drop_after(current.issued_until),
+            };
+            let audit = self.audit_entry(caller, Action::Regenerate, &record, "ok");
+            self.store
+                .commit(Write::Replace {
+                    expect: current.revision,
+                    record: record.clone(),
+                    state: Some(Some(state)),
+                    audit,
+                })
+                .await?;
+            Ok(Minted { token, record })
+        })
+        .await
+    }
+
+    /// Delete a token: every version stops working at every verifier following the state
+    /// feed; the record goes and its name is free again. Returns the record as it was.
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        expect: Option<u64>,
+    ) -> Result<TokenRecord, LifecycleError> {
+        let result = self
+            .retrying_get(id, expect, |current| async move {
+                let state = StateRecord {
+                    deleted: true,
+                    min_ver: 0,
+                    perm: None,
+                    drop_after: self.drop_after(current.issued_until),
+                };
+                let audit = self.audit_entry(caller, Action::Delete, &current, "ok");
+                self.store
+                    .commit(Write::Delete {
+                        id,
+                        expect: current.revision,
+                        state,
+                        audit,
+                    })
+                    .await?;
+                Ok(current)
+            })
+            .await;
+        if let Err(e) = &result {
+            self.audit_refusal(caller, Action::Delete, Some(id), None, e)
+                .await;
+        }
+        result
+    }
+
+    /// Up to `limit` audit entries after position `after`, oldest first.
+    pub async fn audit(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, LifecycleError> {
+        Ok(self.store.audit(after, limit).await?)
+    }
+
+    /// Drop the state entries that can no longer matter; returns how many went.
+    pub async fn prune(&self) -> Result<usize, LifecycleError> {
+        Ok(self.store.prune_state(self.now()).await?)
+    }
+
+    fn resolve(
+        &self,
+        expires: Expiry,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, LifecycleError> {
+        let at = match expires {
+            Expiry::Days(days) => Some(now + Duration::days(i64::from(days))),
+            Expiry::At(at) => {
+                let at = at.trunc_subsecs(0);
+                if at <= now {
+                    return Err(invalid(
+                        "expires",
+                        format!("{} is not in the future", crate::claims::format_time(&at)),
+                    ));
+                }
+                Some(at)
+            }
+            Expiry::Never => None,
+        };
+        if let Some(max) = self.policy.max_lifetime {
+            let limit = now + max;
+            let days = max.num_days();
+            match at {
+                None => {
+                    return Err(invalid(
+                        "expires",
+                        format!("tokens must expire: the longest lifetime allowed is {days} days"),
+                    ))
+                }
+                Some(at) if at > limit => {
+                    return Err(invalid(
+                        "expires",
+                        format!(
+                            "{} is too far away: the longest lifetime allowed is {days} days \
+                             (until {})",
+                            crate::claims::format_time(&at),
+                            crate::claims::format_time(&limit)
+                        ),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(at)
+    }
+
+    fn drop_after(&self, issued_until: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        issued_until.map(|at| at + self.policy.retention_margin)
+    }
+
+    fn audit_entry(
+        &self,
+        caller: &Caller,
+        action: Action,
+        record: &TokenRecord,
+        outcome: &str,
+    ) -> AuditEntry {
+        AuditEntry {
+            at: self.now(),
+            actor: caller.actor.clone(),
+            action,
+            target: Some(record.id),
+            target_name: Some(record.name.clone()),
+            outcome: outcome.to_owned(),
+            from: caller.from.clone(),
+        }
+    }
+
+    /// Record a refused action. Best effort: when the store itself failed, this likely fails
+    /// too, and the caller already has the error that matters.
+    async fn audit_refusal(
+        &self,
+        caller: &Caller,
+        action: Action,
+        target: Option<Uuid>,
+        target_name: Option<String>,
+        error: &LifecycleError,
+    ) {
+        if matches!(error, LifecycleError::Store(_)) {
+            return;
+        }
+        let entry = AuditEntry {
+            at: self.now(),
+            actor: caller.actor.clone(),
+            action,
+            target,
+            target_name,
+            outcome: error.code().to_owned(),
+            from: caller.from.clone(),
+        };
+        let _ = self.store.append_audit(entry).await;
+    }
+
+    /// Read the record, check `expect`, run `change`; when another change came first and the
+    /// caller named no revision, read again and retry.
+    async fn retrying_get<T, F, Fut>(
+        &self,
+        id: Uuid,
+        expect: Option<u64>,
+        change: F,
+    ) -> Result<T, LifecycleError>
+    where
+        F: Fn(TokenRecord) -> Fut,
+        Fut: std::future::Future<Output = Result<T, LifecycleError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let current = self.get(id).await?;
+            if let Some(expected) = expect {
+                if current.revision != expected {
+                    return Err(LifecycleError::Conflict {
+                        id,
+                        expected,
+                        actual: current.revision,
+                    });
+                }
+            }
+            match change(current).await {
+                Err(LifecycleError::Conflict { .. })
+                    if expect.is_none() && attempt < MAX_ATTEMPTS =>
+                {
+                    tokio::task::yield_now().await;
+                }
+                result => return result,
+            }
+        }
+    }
+}
+
+fn latest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    Some(a?.max(b?))
+}

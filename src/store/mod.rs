@@ -1,0 +1,462 @@
+//! Token stores: where token records, the live-name index, the state map, its change feed and
+//! the audit trail live.
+//!
+//! The [`TokenStore`] trait is the contract every backend keeps; the lifecycle rules (names,
+//! expiries, versions, what goes in the state map) live above it, in [`crate::lifecycle`], so a
+//! backend only has to be atomic and honest. Two backends implement it:
+//!
+//! | backend | URL | for |
+//! |---|---|---|
+//! | [`EmbeddedStore`] | `file:data/tessera.redb` | one machine: a redb file, fsync on every commit |
+//! | [`RedisStore`] | `redis://…`, `rediss://…` | several issuers and many verifiers |
+//!
+//! [`AnyStore`] picks one by URL. One conformance suite (`tests/store_conformance.rs`) runs
+//! against both.
+
+mod embedded;
+#[cfg(feature = "redis")]
+mod redis;
+
+pub use embedded::EmbeddedStore;
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;
+
+use crate::permissions::Permissions;
+use crate::state::StateEntry;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The store URL used when none is given.
+pub const DEFAULT_STORE_URL: &str = "file:data/tessera.redb";
+
+/// How many changes a store keeps in its feed. A follower further behind than this reloads a
+/// snapshot instead.
+pub const FEED_RETENTION: u64 = 100_000;
+
+/// A token's record: everything about it except the token string, which is never stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRecord {
+    /// Token id (`jti`), fixed for the token's life.
+    pub id: Uuid,
+    /// Unique among live tokens; fixed for the token's life.
+    pub name: String,
+    /// Free text, at most 350 characters.
+    pub description: String,
+    /// The current permissions (what verifiers following the state feed apply).
+    pub permissions: Permissions,
+    /// The token version: 1 at creation, bumped by each regeneration.
+    pub version: u32,
+    /// The record revision: 1 at creation, bumped by every change. Optimistic concurrency
+    /// names it.
+    pub revision: u64,
+    /// When the token was created.
+    pub created_at: DateTime<Utc>,
+    /// Who created it (an [`Actor`] string).
+    pub created_by: String,
+    /// When the record last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Who changed it last.
+    pub updated_by: String,
+    /// When the current version expires; `None` never.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The latest expiry of any version ever issued (`None`: some version never expires).
+    /// A state entry that restricts old versions is kept until then.
+    pub issued_until: Option<DateTime<Utc>>,
+}
+
+/// A state-map entry as stored: the verifier's [`StateEntry`] plus when it may be dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateRecord {
+    /// Every version is rejected.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// Versions below this are rejected.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_ver: u32,
+    /// Permissions that replace the signed ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perm: Option<Permissions>,
+    /// After this time no version the entry restricts can pass an expiry check, so the entry
+    /// may be dropped; `None` keeps it for ever (a version that never expires).
+    pub drop_after: Option<DateTime<Utc>>,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+impl StateRecord {
+    /// The verifier's view of this entry.
+    pub fn to_entry(&self) -> StateEntry {
+        StateEntry {
+            deleted: self.deleted,
+            min_ver: self.min_ver,
+            perm: self.perm.clone().map(Arc::new),
+        }
+    }
+}
+
+/// One change to the state map, as the feed carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateChange {
+    /// The global revision this change was given.
+    pub revision: u64,
+    /// The token id.
+    pub id: Uuid,
+    /// The new entry, or `None` when the entry was dropped.
+    pub entry: Option<StateRecord>,
+}
+
+/// The whole state map at one revision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateSnapshot {
+    /// The revision of the last change included.
+    pub revision: u64,
+    /// Every entry.
+    pub entries: Vec<(Uuid, StateRecord)>,
+}
+
+/// What a follower gets when it asks for changes after a revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedPage {
+    /// The changes after the asked revision, in order and without gaps (possibly none).
+    Changes(Vec<StateChange>),
+    /// The feed no longer holds the change right after the asked revision (it was trimmed, or
+    /// the store was reset): reload a snapshot.
+    Reload,
+}
+
+/// Who did something: `token:<id>` for a token holder, `local:<user>` for an operator on the
+/// machine that holds the store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Actor(String);
+
+impl Actor {
+    /// The holder of a token.
+    pub fn token(id: Uuid) -> Self {
+        Self(format!("token:{id}"))
+    }
+
+    /// A local operator, by operating-system user name.
+    pub fn local(user: &str) -> Self {
+        Self(format!("local:{user}"))
+    }
+
+    /// The local operator running this process (`$USER`, else `unknown`).
+    pub fn current_user() -> Self {
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_default();
+        let user: String = user
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+            .take(64)
+            .collect();
+        Self::local(if user.is_empty() { "unknown" } else { &user })
+    }
+
+    /// The actor as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A management action, as the audit trail names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// A token was created.
+    Create,
+    /// A token's description or permissions changed.
+    Update,
+    /// A token was regenerated.
+    Regenerate,
+    /// A token was deleted.
+    Delete,
+}
+
+impl Action {
+    /// The action's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Regenerate => "regenerate",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// One audit-trail entry, as appended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditEntry {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who.
+    pub actor: Actor,
+    /// What.
+    pub action: Action,
+    /// The token acted on, when known.
+    pub target: Option<Uuid>,
+    /// The token's name, when known.
+    pub target_name: Option<String>,
+    /// `ok`, or the error code of the refusal.
+    pub outcome: String,
+    /// The client address, when the action came over the network.
+    pub from: Option<String>,
+}
+
+/// An audit-trail entry with its position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Position in the trail, from 1; a page after `seq` starts at `seq + 1`.
+    pub seq: u64,
+    /// The entry.
+    #[serde(flatten)]
+    pub entry: AuditEntry,
+}
+
+/// One atomic write. The store checks the precondition, then applies every part or none.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// A new token: refused with [`StoreError::NameTaken`] when a live token has the name (or
+    /// [`StoreError::Conflict`] when the id exists).
+    Create {
+        /// The record, at revision 1.
+        record: TokenRecord,
+        /// Appended with the record.
+        audit: AuditEntry,
+    },
+    /// A changed record (same id and name): refused with [`StoreError::NotFound`] when the
+    /// token does not exist and [`StoreError::Conflict`] when its revision is not `expect`.
+    Replace {
+        /// The revision the record must have now.
+        expect: u64,
+        /// The new record (its revision is `expect + 1`).
+        record: TokenRecord,
+        /// The token's new state entry (`Some(None)` drops it), given the next global
+        /// revision and appended to the feed; `None` leaves the state map alone.
+        state: Option<Option<StateRecord>>,
+        /// Appended with the record.
+        audit: AuditEntry,
+    },
+    /// A deleted token: the record goes, its name is freed, its state entry is set. Refused
+    /// like [`Write::Replace`].
+    Delete {
+        /// The token id.
+        id: Uuid,
+        /// The revision the record must have now.
+        expect: u64,
+        /// The token's state entry, which rejects every version.
+        state: StateRecord,
+        /// Appended with the deletion.
+        audit: AuditEntry,
+    },
+}
+
+/// What a committed write changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// The global state revision the write was given, if it touched the state map.
+    pub state_revision: Option<u64>,
+}
+
+/// Why a store operation failed. Messages are for logs and operators; clients see codes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A live token already has this name.
+    #[error("a live token is already named {0:?}")]
+    NameTaken(String),
+    /// No token has this id.
+    #[error("no token has id {0}")]
+    NotFound(Uuid),
+    /// The record's revision is not the one expected: another change came first.
+    #[error("token {id} is at revision {actual}, not {expected}: another change came first")]
+    Conflict {
+        /// The token id.
+        id: Uuid,
+        /// The revision the write expected.
+        expected: u64,
+        /// The revision the record has (0 when it exists but no revision applies).
+        actual: u64,
+    },
+    /// The store could not be reached or did not answer; the write may or may not have been
+    /// applied only if it said so (see each backend).
+    #[error("token store unavailable: {0}")]
+    Unavailable(String),
+    /// The store holds something this version cannot read.
+    #[error("token store data is corrupt: {0}")]
+    Corrupt(String),
+    /// The store URL or its options are wrong.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl StoreError {
+    /// A stable code for clients and the audit trail.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::NameTaken(_) => "name_taken",
+            StoreError::NotFound(_) => "not_found",
+            StoreError::Conflict { .. } => "conflict",
+            StoreError::Unavailable(_) => "store_unavailable",
+            StoreError::Corrupt(_) => "store_corrupt",
+            StoreError::Config(_) => "store_config",
+        }
+    }
+}
+
+/// A token store.
+///
+/// # Contract
+/// - **Atomic writes.** [`TokenStore::commit`] applies every part of a [`Write`] or none: the
+///   record, the live-name index, the state entry with the next global revision, the feed
+///   entry and the audit entry. A crash or a lost connection at any point leaves no half-made
+///   token, no name that points nowhere and no revision gap.
+/// - **Durable acknowledgements.** Once `commit` returns `Ok`, the write survives a crash of
+///   the process (and, for a server, of the server, as far as its configured persistence
+///   allows).
+/// - **Names.** At most one live token per name; a deleted token's name is free at once.
+/// - **Revisions.** The global state revision starts at 0 and goes up by exactly one for each
+///   write that touches the state map; the feed holds those changes in order. A record's
+///   revision is checked and replaced in the same atomic step.
+/// - **Feed.** [`TokenStore::changes_since`] returns the changes after a revision in order,
+///   with no gaps, or [`FeedPage::Reload`] when it cannot; it may wait up to `wait` for a change
+///   when there is none, and must return within about `wait` either way.
+///   [`TokenStore::snapshot`] is consistent: the entries are exactly the map at its revision.
+/// - **No token strings.** Nothing a store keeps can be turned back into a token.
+/// - Reads never fail open: an unreadable record is [`StoreError::Corrupt`], not absent.
+pub trait TokenStore: Send + Sync + 'static {
+    /// Apply one write atomically.
+    fn commit(&self, write: Write) -> impl Future<Output = Result<Committed, StoreError>> + Send;
+
+    /// The record with this id.
+    fn get(&self, id: Uuid)
+        -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send;
+
+    /// The live token with this name.
+    fn get_by_name(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send;
+
+    /// Every record, in no particular order.
+    fn list(&self) -> impl Future<Output = Result<Vec<TokenRecord>, StoreError>> + Send;
+
+    /// Append an audit entry on its own (for refused actions).
+    fn append_audit(
+        &self,
+        entry: AuditEntry,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Up to `limit` audit entries after position `after`, oldest first.
+    fn audit(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
+
+    /// The whole state map at one revision.
+    fn snapshot(&self) -> impl Future<Output = Result<StateSnapshot, StoreError>> + Send;
+
+    /// The changes after `revision`, waiting up to `wait` for one when there is none.
+    fn changes_since(
+        &self,
+        revision: u64,
+        wait: Duration,
+    ) -> impl Future<Output = Result<FeedPage, StoreError>> + Send;
+
+    /// Drop every state entry whose `drop_after` is before `now`, each as a change with its own
+    /// revision. Returns how many were dropped.
+    fn prune_state(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+}
+
+/// A store chosen by URL: `file:PATH` (or a plain path) for the embedded store, `redis://` or
+/// `rediss://` for Redis.
+#[derive(Debug, Clone)]
+pub enum AnyStore {
+    /// The embedded redb file.
+    Embedded(EmbeddedStore),
+    /// Redis.
+    #[cfg(feature = "redis")]
+    Redis(RedisStore),
+}
+
+impl AnyStore {
+    /// Open the store a URL names.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("redis://") || url.starts_with("rediss://") {
+            #[cfg(feature = "redis")]
+            return Ok(AnyStore::Redis(RedisStore::open(url).await?));
+            #[cfg(not(feature = "redis"))]
+            return Err(StoreError::Config(
+                "this build has no Redis support (feature `redis`)".into(),
+            ));
+        }
+        let path = url.strip_prefix("file:").unwrap_or(url);
+        if path.is_empty() || path.contains("://") {
+            return Err(StoreError::Config(format!(
+                "unknown store URL {url:?}: use file:PATH or redis://HOST:PORT/DB"
+            )));
+        }
+        Ok(AnyStore::Embedded(EmbeddedStore::open(path).await?))
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            AnyStore::Embedded($s) => $e,
+            #[cfg(feature = "redis")]
+            AnyStore::Redis($s) => $e,
+        }
+    };
+}
+
+impl TokenStore for AnyStore {
+    async fn commit(&self, write: Write) -> Result<Committed, StoreError> {
+        delegate!(self, s => s.commit(write).await)
+    }
+    async fn get(&self, id: Uuid) -> Result<Option<TokenRecord>, StoreError> {
+        delegate!(self, s => s.get(id).await)
+    }
+    async fn get_by_name(&self, name: &str) -> Result<Option<TokenRecord>, StoreError> {
+        delegate!(self, s => s.get_by_name(name).await)
+    }
+    async fn list(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        delegate!(self, s => s.list().await)
+    }
+    async fn append_audit(&self, entry: AuditEntry) -> Result<u64, StoreError> {
+        delegate!(self, s => s.append_audit(entry).await)
+    }
+    async fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        delegate!(self, s => s.audit(after, limit).await)
+    }
+    async fn snapshot(&self) -> Result<StateSnapshot, StoreError> {
+        delegate!(self, s => s.snapshot().await)
+    }
+    async fn changes_since(&self, revision: u64, wait: Duration) -> Result<FeedPage, StoreError> {
+        delegate!(self, s => s.changes_since(revision, wait).await)
+    }
+    async fn prune_state(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        delegate!(self, s => s.prune_state(now).await)
+    }
+}

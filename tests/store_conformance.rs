@@ -1,0 +1,779 @@
+//! The store conformance suite: every lifecycle rule, run through the token service on each
+//! backend (the embedded redb file, and a real `redis-server` each test starts for itself).
+//!
+//! A plain `cargo test` on a machine without `redis-server` skips the Redis half with a message
+//! naming the binary; with `CI=true` it fails instead.
+
+mod common;
+
+use chrono::Duration;
+use common::{caller, new_token, perms, super_admin, trigger, Backend, Kind};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use tessera::lifecycle::{Expiry, LifecycleError, Policy, TokenUpdate};
+use tessera::store::{Action, FeedPage, TokenStore};
+use tessera::{Access, DevtronRole};
+
+macro_rules! conformance {
+    ($($test:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let backend = super::Backend::new(super::Kind::Embedded).await.unwrap();
+                    super::$test(backend).await;
+                }
+            )*
+        }
+        #[cfg(feature = "redis")]
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let Some(backend) = super::Backend::new(super::Kind::Redis).await else {
+                        return;
+                    };
+                    super::$test(backend).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    create_returns_a_working_token_and_a_record_without_it,
+    names_follow_the_rules,
+    names_are_unique_among_live_tokens_and_free_again_after_delete,
+    descriptions_are_limited,
+    expiry_choices_resolve_exactly,
+    a_maximum_lifetime_is_enforced,
+    invalid_or_oversized_permissions_are_refused,
+    update_changes_permissions_without_a_new_token,
+    update_of_description_alone_leaves_the_state_map_alone,
+    regenerate_issues_a_new_version_and_the_old_one_stops,
+    delete_stops_every_version,
+    a_stale_expected_revision_is_a_conflict,
+    unknown_ids_are_not_found,
+    the_audit_trail_records_actions_and_refusals_with_paging,
+    every_state_change_gets_the_next_revision_in_the_feed,
+    state_entries_are_dropped_only_when_nothing_they_restrict_can_pass,
+    a_new_follower_loads_the_snapshot,
+    concurrent_creates_of_one_name_have_one_winner,
+    concurrent_regenerates_leave_exactly_one_working_token,
+    concurrent_updates_with_expected_revisions_lose_nothing,
+);
+
+fn is_invalid(result: Result<impl std::fmt::Debug, LifecycleError>, field: &str) -> String {
+    match result {
+        Err(LifecycleError::Invalid { field: f, message }) if f == field => message,
+        other => panic!("expected an invalid {field}, got {other:?}"),
+    }
+}
+
+async fn create_returns_a_working_token_and_a_record_without_it(b: Backend) {
+    let service = b.service();
+    let minted = service
+        .create(&caller(), new_token("ci-bot"))
+        .await
+        .unwrap();
+    let verified = b.offline_verifier().verify(minted.token.expose()).unwrap();
+    assert_eq!(verified.id(), minted.record.id);
+    assert_eq!(verified.name(), "ci-bot");
+    assert_eq!(verified.version(), 1);
+    assert!(verified.is_super_admin());
+
+    let record = service.get(minted.record.id).await.unwrap();
+    assert_eq!(record, minted.record);
+    assert_eq!((record.version, record.revision), (1, 1));
+    assert_eq!(record.created_by, "local:tester");
+    assert_eq!(record.created_at, common::start_time());
+    assert_eq!(
+        record.expires_at,
+        Some(common::start_time() + Duration::days(30))
+    );
+    assert_eq!(
+        service.get_by_name("ci-bot").await.unwrap().as_ref(),
+        Some(&record)
+    );
+
+    // Nothing the store hands back contains the token string or its signature.
+    let token = minted.token.expose();
+    let signature_part = &token[token.len() - 40..];
+    let listed = serde_json::to_string(&service.list().await.unwrap()).unwrap();
+    let audit = serde_json::to_string(&service.audit(0, 100).await.unwrap()).unwrap();
+    for text in [&listed, &audit] {
+        assert!(!text.contains("v4.public"));
+        assert!(!text.contains(signature_part));
+    }
+}
+
+async fn names_follow_the_rules(b: Backend) {
+    let service = b.service();
+    let bad = [
+        "ab",
+        &"a".repeat(51),
+        "CI-bot",
+        "-bot",
+        "bot-",
+        "bot_",
+        "_bot",
+        "ci bot",
+        "ci.bot",
+        "ci/bot",
+        "bøt",
+        "",
+    ];
+    for name in bad {
+        let message = is_invalid(service.create(&caller(), new_token(name)).await, "name");
+        assert!(message.contains("3 to 50"), "{message}");
+    }
+    for name in ["abc", &"z".repeat(50), "a-b_c", "0ci9", "a--b"] {
+        service.create(&caller(), new_token(name)).await.unwrap();
+    }
+    assert_eq!(service.list().await.unwrap().len(), 5);
+}
+
+async fn names_are_unique_among_live_tokens_and_free_again_after_delete(b: Backend) {
+    let service = b.service();
+    let follower = b.follower().await;
+    let first = service
+        .create(&caller(), new_token("deployer"))
+        .await
+        .unwrap();
+    match service.create(&caller(), new_token("deployer")).await {
+        Err(LifecycleError::NameTaken(name)) => assert_eq!(name, "deployer"),
+        other => panic!("expected name_taken, got {other:?}"),
+    }
+    service
+        .delete(&caller(), first.record.id, None)
+        .await
+        .unwrap();
+    assert_eq!(service.get_by_name("deployer").await.unwrap(), None);
+
+    let second = service
+        .create(&caller(), new_token("deployer"))
+        .await
+        .unwrap();
+    assert_ne!(second.record.id, first.record.id);
+    // The deleted token does not come back with its name.
+    assert_eq!(follower.code(first.token.expose()).await, "revoked");
+    assert_eq!(follower.code(second.token.expose()).await, "ok");
+    let live = service.get_by_name("deployer").await.unwrap().unwrap();
+    assert_eq!(live.id, second.record.id);
+}
+
+async fn descriptions_are_limited(b: Backend) {
+    let service = b.service();
+    let mut token = new_token("described");
+    token.description = "é".repeat(350);
+    let id = service.create(&caller(), token).await.unwrap().record.id;
+
+    let mut token = new_token("too-long");
+    token.description = "x".repeat(351);
+    let message = is_invalid(service.create(&caller(), token).await, "description");
+    assert!(message.contains("at most 350"), "{message}");
+
+    let mut token = new_token("controlled");
+    token.description = "bell\u{7}".into();
+    is_invalid(service.create(&caller(), token).await, "description");
+
+    let update = TokenUpdate {
+        description: Some("y".repeat(351)),
+        permissions: None,
+    };
+    is_invalid(
+        service.update(&caller(), id, update, None).await,
+        "description",
+    );
+    assert_eq!(service.get(id).await.unwrap().description, "é".repeat(350));
+}
+
+async fn expiry_choices_resolve_exactly(b: Backend) {
+    let service = b.service();
+    let now = common::start_time();
+    for (i, text) in ["7d", "30d", "60d", "90d"].into_iter().enumerate() {
+        let mut token = new_token(&format!("preset-{i}"));
+        token.expires = text.parse().unwrap();
+        let record = service.create(&caller(), token).await.unwrap().record;
+        let days: i64 = text.trim_end_matches('d').parse().unwrap();
+        assert_eq!(record.expires_at, Some(now + Duration::days(days)));
+    }
+    let mut token = new_token("custom");
+    token.expires = "2027-01-31T08:30:00Z".parse().unwrap();
+    let minted = service.create(&caller(), token).await.unwrap();
+    assert_eq!(
+        minted.record.expires_at.unwrap().to_rfc3339(),
+        "2027-01-31T08:30:00+00:00"
+    );
+
+    let mut token = new_token("forever");
+    token.expires = Expiry::Never;
+    let minted = service.create(&caller(), token).await.unwrap();
+    assert_eq!(minted.record.expires_at, None);
+    assert_eq!(minted.token.claims().exp, None);
+
+    let mut token = new_token("past");
+    token.expires = Expiry::At(now - Duration::seconds(1));
+    let message = is_invalid(service.create(&caller(), token).await, "expires");
+    assert!(message.contains("not in the future"), "{message}");
+    for junk in ["15d", "30", "tomorrow", "2027-01-31", "-7d"] {
+        let message = is_invalid(junk.parse::<Expiry>(), "expires");
+        assert!(message.contains("7d, 30d, 60d, 90d, never"), "{message}");
+    }
+}
+
+async fn a_maximum_lifetime_is_enforced(b: Backend) {
+    let service = b.service().with_policy(Policy {
+        max_lifetime: Some(Duration::days(60)),
+        ..Policy::default()
+    });
+    let mut token = new_token("bounded");
+    token.expires = Expiry::Never;
+    let message = is_invalid(service.create(&caller(), token.clone()).await, "expires");
+    assert!(message.contains("60 days"), "{message}");
+    token.expires = Expiry::Days(90);
+    is_invalid(service.create(&caller(), token.clone()).await, "expires");
+    token.expires = Expiry::Days(60);
+    let id = service.create(&caller(), token).await.unwrap().record.id;
+    is_invalid(
+        service.regenerate(&caller(), id, Expiry::Never, None).await,
+        "expires",
+    );
+}
+
+async fn invalid_or_oversized_permissions_are_refused(b: Backend) {
+    let service = b.service();
+    let mut token = new_token("empty-grants");
+    token.permissions = tessera::Permissions::Grants(Vec::new());
+    is_invalid(service.create(&caller(), token).await, "permissions");
+
+    // 64 grants with long patterns cannot fit in 4 KiB.
+    let grant = format!(
+        r#"{{"resource": "devtron-app", "role": "view", "project": "{}", "environments": ["*"], "apps": ["*"]}}"#,
+        "p".repeat(200)
+    );
+    let big = perms(&format!(r#"{{"grants": [{}]}}"#, vec![grant; 64].join(",")));
+    let mut token = new_token("too-big");
+    token.permissions = big.clone();
+    match service.create(&caller(), token).await {
+        Err(e @ LifecycleError::TooLarge(_)) => assert_eq!(e.code(), "token_too_large"),
+        other => panic!("expected token_too_large, got {other:?}"),
+    }
+    // The same limit holds for an update, which must still fit the token it re-permissions.
+    let id = service
+        .create(&caller(), new_token("small"))
+        .await
+        .unwrap()
+        .record
+        .id;
+    let update = TokenUpdate {
+        description: None,
+        permissions: Some(big),
+    };
+    assert!(matches!(
+        service.update(&caller(), id, update, None).await,
+        Err(LifecycleError::TooLarge(_))
+    ));
+    assert!(service.get_by_name("too-big").await.unwrap().is_none());
+}
+
+async fn update_changes_permissions_without_a_new_token(b: Backend) {
+    let service = b.service();
+    let follower = b.follower().await;
+    let mut token = new_token("scoped");
+    token.permissions = trigger("payments");
+    let minted = service.create(&caller(), token).await.unwrap();
+    let payments = Access::DevtronApp {
+        role: DevtronRole::Trigger,
+        project: "payments",
+        environment: "prod",
+        app: "api",
+    };
+    let billing = Access::DevtronApp {
+        role: DevtronRole::Trigger,
+        project: "billing",
+        environment: "prod",
+        app: "api",
+    };
+    follower.sync().await;
+    let verified = follower.verifier.verify(minted.token.expose()).unwrap();
+    assert!(verified.allows(&payments) && !verified.allows(&billing));
+
+    let update = TokenUpdate {
+        description: Some("now billing".into()),
+        permissions: Some(trigger("billing")),
+    };
+    let record = service
+        .update(&caller(), minted.record.id, update, Some(1))
+        .await
+        .unwrap();
+    assert_eq!((record.version, record.revision), (1, 2));
+    assert_eq!(record.description, "now billing");
+    assert_eq!(record.permissions, trigger("billing"));
+
+    assert_eq!(follower.code(minted.token.expose()).await, "ok");
+    let verified = follower.verifier.verify(minted.token.expose()).unwrap();
+    assert!(verified.permissions_updated());
+    assert!(verified.allows(&billing) && !verified.allows(&payments));
+    // Offline, the signed permissions still rule: the docs say so.
+    let offline = b.offline_verifier().verify(minted.token.expose()).unwrap();
+    assert!(offline.allows(&payments));
+}
+
+async fn update_of_description_alone_leaves_the_state_map_alone(b: Backend) {
+    let service = b.service();
+    let minted = service.create(&caller(), new_token("quiet")).await.unwrap();
+    let before = b.store.snapshot().await.unwrap();
+    let update = TokenUpdate {
+        description: Some("renamed purpose".into()),
+        permissions: Some(super_admin()),
+    };
+    let record = service
+        .update(&caller(), minted.record.id, update, None)
+        .await
+        .unwrap();
+    assert_eq!(record.revision, 2);
+    assert_eq!(b.store.snapshot().await.unwrap(), before);
+}
+
+async fn regenerate_issues_a_new_version_and_the_old_one_stops(b: Backend) {
+    let service = b.service();
+    let follower = b.follower().await;
+    let mut token = new_token("rotating");
+    token.permissions = trigger("payments");
+    let first = service.create(&caller(), token).await.unwrap();
+    let id = first.record.id;
+    let update = TokenUpdate {
+        description: None,
+        permissions: Some(trigger("billing")),
+    };
+    service.update(&caller(), id, update, None).await.unwrap();
+
+    b.clock.advance(Duration::hours(1));
+    let second = service
+        .regenerate(&caller(), id, Expiry::Days(60), Some(2))
+        .await
+        .unwrap();
+    assert_eq!((second.record.version, second.record.revision), (2, 3));
+    assert_eq!(
+        second.record.expires_at,
+        Some(common::start_time() + Duration::hours(1) + Duration::days(60))
+    );
+    // The new token carries the updated permissions itself.
+    assert_eq!(second.token.claims().perm, trigger("billing"));
+    assert_eq!(second.token.claims().ver, 2);
+
+    assert_eq!(follower.code(first.token.expose()).await, "superseded");
+    let verified = follower.verifier.verify(second.token.expose()).unwrap();
+    assert_eq!(verified.version(), 2);
+    assert!(!verified.permissions_updated());
+    let snapshot = b.store.snapshot().await.unwrap();
+    let (_, entry) = snapshot.entries.iter().find(|(e, _)| *e == id).unwrap();
+    assert_eq!((entry.min_ver, entry.perm.is_none()), (2, true));
+}
+
+async fn delete_stops_every_version(b: Backend) {
+    let service = b.service();
+    let follower = b.follower().await;
+    let first = service
+        .create(&caller(), new_token("doomed"))
+        .await
+        .unwrap();
+    let id = first.record.id;
+    let second = service
+        .regenerate(&caller(), id, Expiry::Days(7), None)
+        .await
+        .unwrap();
+    let deleted = service.delete(&caller(), id, Some(2)).await.unwrap();
+    assert_eq!(deleted.id, id);
+    for token in [&first.token, &second.token] {
+        assert_eq!(follower.code(token.expose()).await, "revoked");
+    }
+    assert!(matches!(
+        service.get(id).await,
+        Err(LifecycleError::NotFound(_))
+    ));
+    assert!(service.list().await.unwrap().is_empty());
+}
+
+async fn a_stale_expected_revision_is_a_conflict(b: Backend) {
+    let service = b.service();
+    let id = service
+        .create(&caller(), new_token("contested"))
+        .await
+        .unwrap()
+        .record
+        .id;
+    let update = || TokenUpdate {
+        description: Some("changed".into()),
+        permissions: None,
+    };
+    service
+        .update(&caller(), id, update(), Some(1))
+        .await
+        .unwrap();
+    for result in [
+        service
+            .update(&caller(), id, update(), Some(1))
+            .await
+            .map(|_| ()),
+        service
+            .regenerate(&caller(), id, Expiry::Days(7), Some(1))
+            .await
+            .map(|_| ()),
+        service.delete(&caller(), id, Some(1)).await.map(|_| ()),
+    ] {
+        match result {
+            Err(e @ LifecycleError::Conflict { .. }) => {
+                assert_eq!(e.code(), "conflict");
+                assert!(matches!(
+                    e,
+                    LifecycleError::Conflict {
+                        expected: 1,
+                        actual: 2,
+                        ..
+                    }
+                ));
+            }
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+    }
+    let record = service.get(id).await.unwrap();
+    assert_eq!((record.revision, record.version), (2, 1));
+}
+
+async fn unknown_ids_are_not_found(b: Backend) {
+    let service = b.service();
+    let id = uuid::Uuid::new_v4();
+    let update = TokenUpdate::default();
+    let results = [
+        service.get(id).await.map(|_| ()),
+        service
+            .update(&caller(), id, update, None)
+            .await
+            .map(|_| ()),
+        service
+            .regenerate(&caller(), id, Expiry::Days(7), None)
+            .await
+            .map(|_| ()),
+        service.delete(&caller(), id, None).await.map(|_| ()),
+    ];
+    for result in results {
+        assert!(matches!(result, Err(LifecycleError::NotFound(x)) if x == id));
+    }
+}
+
+async fn the_audit_trail_records_actions_and_refusals_with_paging(b: Backend) {
+    let service = b.service();
+    let minted = service
+        .create(&caller(), new_token("audited"))
+        .await
+        .unwrap();
+    let id = minted.record.id;
+    let _ = service.create(&caller(), new_token("audited")).await;
+    service
+        .update(&caller(), id, TokenUpdate::default(), None)
+        .await
+        .unwrap();
+    service
+        .regenerate(&caller(), id, Expiry::Days(7), None)
+        .await
+        .unwrap();
+    service.delete(&caller(), id, None).await.unwrap();
+
+    let all = service.audit(0, 100).await.unwrap();
+    let summary: Vec<(Action, &str)> = all
+        .iter()
+        .map(|r| (r.entry.action, r.entry.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (Action::Create, "ok"),
+            (Action::Create, "name_taken"),
+            (Action::Update, "ok"),
+            (Action::Regenerate, "ok"),
+            (Action::Delete, "ok"),
+        ]
+    );
+    assert_eq!(
+        all.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    for record in &all {
+        assert_eq!(record.entry.actor.as_str(), "local:tester");
+        assert_eq!(record.entry.target_name.as_deref(), Some("audited"));
+        assert_eq!(record.entry.at, common::start_time());
+    }
+    assert_eq!(all[0].entry.target, Some(id));
+    assert_eq!(all[1].entry.target, None);
+
+    let page = service.audit(2, 2).await.unwrap();
+    assert_eq!(page.iter().map(|r| r.seq).collect::<Vec<_>>(), [3, 4]);
+    assert!(service.audit(5, 10).await.unwrap().is_empty());
+}
+
+async fn every_state_change_gets_the_next_revision_in_the_feed(b: Backend) {
+    let service = b.service();
+    let store = &b.store;
+    assert_eq!(store.snapshot().await.unwrap().revision, 0);
+    let a = service
+        .create(&caller(), new_token("feed-a"))
+        .await
+        .unwrap()
+        .record
+        .id;
+    let c = service
+        .create(&caller(), new_token("feed-c"))
+        .await
+        .unwrap()
+        .record
+        .id;
+    // Creating changes no state: the signed claims are the whole truth.
+    assert_eq!(store.snapshot().await.unwrap().revision, 0);
+    let update = TokenUpdate {
+        description: None,
+        permissions: Some(trigger("x")),
+    };
+    service.update(&caller(), a, update, None).await.unwrap();
+    service
+        .regenerate(&caller(), a, Expiry::Days(7), None)
+        .await
+        .unwrap();
+    service.delete(&caller(), c, None).await.unwrap();
+
+    let snapshot = store.snapshot().await.unwrap();
+    assert_eq!(snapshot.revision, 3);
+    let ids: BTreeSet<_> = snapshot.entries.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, BTreeSet::from([a, c]));
+
+    let page = store
+        .changes_since(0, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    let FeedPage::Changes(changes) = page else {
+        panic!("expected changes, got {page:?}");
+    };
+    let seen: Vec<_> = changes
+        .iter()
+        .map(|c| {
+            (
+                c.revision,
+                c.id,
+                c.entry
+                    .as_ref()
+                    .map(|e| (e.deleted, e.min_ver, e.perm.is_some())),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, a, Some((false, 0, true))),
+            (2, a, Some((false, 2, false))),
+            (3, c, Some((true, 0, false))),
+        ]
+    );
+    let page = store
+        .changes_since(2, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(matches!(page, FeedPage::Changes(c) if c.len() == 1 && c[0].revision == 3));
+    // Nothing new: an empty page after about the wait.
+    let started = std::time::Instant::now();
+    let page = store
+        .changes_since(3, std::time::Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert_eq!(page, FeedPage::Changes(Vec::new()));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    // A follower that is ahead of the store (a reset store) must reload.
+    assert_eq!(
+        store
+            .changes_since(9, std::time::Duration::ZERO)
+            .await
+            .unwrap(),
+        FeedPage::Reload
+    );
+}
+
+async fn state_entries_are_dropped_only_when_nothing_they_restrict_can_pass(b: Backend) {
+    let service = b.service();
+    let margin = tessera::lifecycle::Policy::default().retention_margin;
+    let now = common::start_time();
+
+    // A 7-day token regenerated for 90 days: the min_ver entry matters until the 7-day
+    // version expires.
+    let rotated = service
+        .create(&caller(), new_token("rotated"))
+        .await
+        .unwrap();
+    let mut short = new_token("short");
+    short.expires = Expiry::Days(7);
+    let short = service.create(&caller(), short).await.unwrap();
+    let mut forever = new_token("forever");
+    forever.expires = Expiry::Never;
+    let forever = service.create(&caller(), forever).await.unwrap();
+
+    service
+        .regenerate(&caller(), rotated.record.id, Expiry::Days(90), None)
+        .await
+        .unwrap();
+    service
+        .delete(&caller(), short.record.id, None)
+        .await
+        .unwrap();
+    service
+        .delete(&caller(), forever.record.id, None)
+        .await
+        .unwrap();
+    assert_eq!(b.store.snapshot().await.unwrap().entries.len(), 3);
+
+    assert_eq!(service.prune().await.unwrap(), 0);
+    // Just before the short token's last second plus the margin: still kept.
+    b.clock
+        .set(now + Duration::days(7) + margin - Duration::seconds(1));
+    assert_eq!(service.prune().await.unwrap(), 0);
+    b.clock
+        .set(now + Duration::days(7) + margin + Duration::seconds(1));
+    assert_eq!(service.prune().await.unwrap(), 1);
+    // The 30-day first version of "rotated" keeps its min_ver entry until it expires.
+    b.clock
+        .set(now + Duration::days(30) + margin + Duration::seconds(1));
+    assert_eq!(service.prune().await.unwrap(), 1);
+    let snapshot = b.store.snapshot().await.unwrap();
+    // A deleted token that never expired is kept for ever.
+    assert_eq!(
+        snapshot
+            .entries
+            .iter()
+            .map(|(id, _)| *id)
+            .collect::<Vec<_>>(),
+        [forever.record.id]
+    );
+    b.clock.set(now + Duration::days(3650));
+    assert_eq!(service.prune().await.unwrap(), 0);
+    // Each drop was a change with its own revision.
+    assert_eq!(snapshot.revision, 5);
+}
+
+async fn a_new_follower_loads_the_snapshot(b: Backend) {
+    let service = b.service();
+    let minted = service.create(&caller(), new_token("early")).await.unwrap();
+    service
+        .delete(&caller(), minted.record.id, None)
+        .await
+        .unwrap();
+    let follower = b.follower().await;
+    assert_eq!(follower.mirror.state().revision(), 1);
+    assert_eq!(follower.code(minted.token.expose()).await, "revoked");
+    assert_eq!(follower.mirror.stats().reloads(), 1);
+}
+
+async fn concurrent_creates_of_one_name_have_one_winner(b: Backend) {
+    let service = Arc::new(b.service());
+    let tasks: Vec<_> = (0..24)
+        .map(|_| {
+            let service = service.clone();
+            tokio::spawn(async move { service.create(&caller(), new_token("contested")).await })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => winners += 1,
+            Err(LifecycleError::NameTaken(_)) => {}
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(service.list().await.unwrap().len(), 1);
+}
+
+async fn concurrent_regenerates_leave_exactly_one_working_token(b: Backend) {
+    let service = Arc::new(b.service());
+    let follower = b.follower().await;
+    let first = service.create(&caller(), new_token("hot")).await.unwrap();
+    let id = first.record.id;
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let service = service.clone();
+            tokio::spawn(async move {
+                service
+                    .regenerate(&caller(), id, Expiry::Days(30), None)
+                    .await
+            })
+        })
+        .collect();
+    let mut minted = vec![first];
+    for task in tasks {
+        minted.push(task.await.unwrap().unwrap());
+    }
+    let versions: BTreeSet<u32> = minted.iter().map(|m| m.record.version).collect();
+    assert_eq!(versions, (1..=17).collect());
+    let record = service.get(id).await.unwrap();
+    assert_eq!((record.version, record.revision), (17, 17));
+    follower.sync().await;
+    let working: Vec<u32> = minted
+        .iter()
+        .filter(|m| follower.verifier.verify(m.token.expose()).is_ok())
+        .map(|m| m.record.version)
+        .collect();
+    assert_eq!(working, [17]);
+}
+
+async fn concurrent_updates_with_expected_revisions_lose_nothing(b: Backend) {
+    let service = Arc::new(b.service());
+    let id = service
+        .create(&caller(), new_token("shared"))
+        .await
+        .unwrap()
+        .record
+        .id;
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let service = service.clone();
+            tokio::spawn(async move {
+                let mut conflicts = 0;
+                loop {
+                    // Read, modify, write back naming the revision read: the classic lost
+                    // update, prevented by the conflict.
+                    let record = service.get(id).await.unwrap();
+                    let update = TokenUpdate {
+                        description: Some(format!("{} [{i}]", record.description)),
+                        permissions: None,
+                    };
+                    match service
+                        .update(&caller(), id, update, Some(record.revision))
+                        .await
+                    {
+                        Ok(_) => return conflicts,
+                        Err(LifecycleError::Conflict { .. }) => conflicts += 1,
+                        Err(e) => panic!("unexpected error: {e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut conflicts = 0;
+    for task in tasks {
+        conflicts += task.await.unwrap();
+    }
+    let record = service.get(id).await.unwrap();
+    for i in 0..12 {
+        assert!(
+            record.description.contains(&format!("[{i}]")),
+            "{}",
+            record.description
+        );
+    }
+    assert_eq!(record.revision, 13);
+    // The audit trail shows every refused attempt.
+    let audit = service.audit(0, 1000).await.unwrap();
+    let refused = audit
+        .iter()
+        .filter(|r| r.entry.outcome == "conflict")
+        .count();
+    assert_eq!(refused, conflicts);
+}
