@@ -562,7 +562,7 @@ impl<S: TokenStore> TokenService<S> {
                         } else {
                             0
                         },
-                        perm: Some(permissions.clone()),
+                        perm: Some(Arc::new(permissions.clone())),
                         drop_after: self.drop_after(current.issued_until),
                     }));
                 }

@@ -206,3 +206,160 @@ async fn follow<S: TokenStore>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{
+        AuditEntry, AuditRecord, Committed, StateChange, StateRecord, StateSnapshot,
+        TokenRecord, Write,
+    };
+    use crate::TokenState as _;
+    use chrono::{DateTime, Utc};
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+    use uuid::Uuid;
+
+    /// A feed that answers from a script: each poll takes the next answer; the snapshot is
+    /// whatever the test set last.
+    #[derive(Default)]
+    struct Scripted {
+        snapshot: Mutex<StateSnapshot>,
+        answers: Mutex<VecDeque<Result<FeedPage, StoreError>>>,
+    }
+
+    fn deleted() -> StateRecord {
+        StateRecord {
+            deleted: true,
+            min_ver: 0,
+            perm: None,
+            drop_after: None,
+        }
+    }
+
+    fn change(revision: u64, id: u128) -> StateChange {
+        StateChange {
+            revision,
+            id: Uuid::from_u128(id),
+            entry: Some(deleted()),
+        }
+    }
+
+    impl TokenStore for Scripted {
+        async fn commit(&self, _: Write) -> Result<Committed, StoreError> {
+            unreachable!("a mirror never writes")
+        }
+        async fn get(&self, _: Uuid) -> Result<Option<TokenRecord>, StoreError> {
+            unreachable!("a mirror never reads records")
+        }
+        async fn get_by_name(&self, _: &str) -> Result<Option<TokenRecord>, StoreError> {
+            unreachable!("a mirror never reads records")
+        }
+        async fn list(&self) -> Result<Vec<TokenRecord>, StoreError> {
+            unreachable!("a mirror never reads records")
+        }
+        async fn append_audit(&self, _: AuditEntry) -> Result<u64, StoreError> {
+            unreachable!("a mirror never writes")
+        }
+        async fn audit(&self, _: u64, _: usize) -> Result<Vec<AuditRecord>, StoreError> {
+            unreachable!("a mirror never reads the audit trail")
+        }
+        async fn snapshot(&self) -> Result<StateSnapshot, StoreError> {
+            Ok(self.snapshot.lock().unwrap().clone())
+        }
+        async fn changes_since(&self, _: u64, wait: Duration) -> Result<FeedPage, StoreError> {
+            let answer = self.answers.lock().unwrap().pop_front();
+            match answer {
+                Some(answer) => answer,
+                None => {
+                    tokio::time::sleep(wait).await;
+                    Ok(FeedPage::Changes(Vec::new()))
+                }
+            }
+        }
+        async fn prune_state(&self, _: DateTime<Utc>) -> Result<usize, StoreError> {
+            unreachable!("a mirror never writes")
+        }
+    }
+
+    fn options() -> MirrorOptions {
+        MirrorOptions {
+            poll_wait: Duration::from_millis(5),
+            ..MirrorOptions::default()
+        }
+    }
+
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        for _ in 0..2000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("timed out waiting until {what}");
+    }
+
+    #[tokio::test]
+    async fn a_gap_in_the_feed_makes_the_mirror_reload() {
+        let store = Arc::new(Scripted::default());
+        let mirror = StateMirror::start(store.clone(), options()).await.unwrap();
+        // Revision 1 arrives, then 3: revision 2 was missed.
+        *store.snapshot.lock().unwrap() = StateSnapshot {
+            revision: 3,
+            entries: vec![(Uuid::from_u128(1), deleted()), (Uuid::from_u128(2), deleted())],
+        };
+        store.answers.lock().unwrap().extend([
+            Ok(FeedPage::Changes(vec![change(1, 1)])),
+            Ok(FeedPage::Changes(vec![change(3, 3)])),
+        ]);
+        until("the snapshot is reloaded", || mirror.stats().reloads() == 2).await;
+        let state = mirror.state();
+        assert_eq!(state.revision(), 3);
+        assert!(state.lookup(&Uuid::from_u128(2)).unwrap().is_some());
+        // Revision 3's change was not applied on its own: the snapshot stands for it.
+        assert!(state.lookup(&Uuid::from_u128(3)).unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_reload_page_or_an_error_makes_the_mirror_reload() {
+        let store = Arc::new(Scripted::default());
+        let mirror = StateMirror::start(store.clone(), options()).await.unwrap();
+        store.answers.lock().unwrap().extend([
+            Ok(FeedPage::Reload),
+            Err(StoreError::Unavailable("connection reset".into())),
+        ]);
+        until("both reloads happen", || mirror.stats().reloads() == 3).await;
+        assert_eq!(mirror.stats().errors(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_source_that_stops_answering_fails_closed_past_the_bound() {
+        let store = Arc::new(Scripted::default());
+        let clock = Arc::new(crate::ManualClock::new(Utc::now()));
+        let options = MirrorOptions {
+            clock: clock.clone(),
+            bound: Duration::from_secs(30),
+            ..options()
+        };
+        let mirror = StateMirror::start(store.clone(), options).await.unwrap();
+        store
+            .answers
+            .lock()
+            .unwrap()
+            .extend((0..10_000).map(|_| Err(StoreError::Unavailable("down".into()))));
+        until("the errors start", || mirror.stats().errors() > 0).await;
+        clock.advance(chrono::Duration::seconds(30));
+        assert!(mirror.state().lookup(&Uuid::from_u128(1)).is_ok());
+        clock.advance(chrono::Duration::seconds(1));
+        assert!(matches!(
+            mirror.state().lookup(&Uuid::from_u128(1)),
+            Err(crate::StateError::Stale { .. })
+        ));
+        // The source answers again: the mirror reloads and answers again.
+        store.answers.lock().unwrap().clear();
+        until("the mirror hears from the source", || {
+            mirror.state().lookup(&Uuid::from_u128(1)).is_ok()
+        })
+        .await;
+    }
+}

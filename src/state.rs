@@ -9,10 +9,14 @@
 //! [`MemoryState`] is the in-process map: it applies changes in revision order, refuses a gap
 //! (the caller must reload a snapshot), and reports itself stale when it has not heard from its
 //! source within a bound, so that verification fails closed.
+//!
+//! Memory matters here: a verifier may hold a million entries. Entries are stored inline (16
+//! bytes beside their 16-byte key), and equal permission sets are shared, since updates tend to
+//! give many tokens the same permissions.
 
 use crate::clock::{Clock, SystemClock};
 use crate::permissions::Permissions;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use uuid::Uuid;
@@ -55,7 +59,7 @@ pub enum StateError {
 /// - Answers for one id never go backwards in revision order.
 pub trait TokenState: Send + Sync {
     /// The entry for `id`, if the map holds one.
-    fn lookup(&self, id: &Uuid) -> Result<Option<Arc<StateEntry>>, StateError>;
+    fn lookup(&self, id: &Uuid) -> Result<Option<StateEntry>, StateError>;
 }
 
 /// No state at all: pure offline verification with a public key. A deleted or regenerated token
@@ -64,7 +68,7 @@ pub trait TokenState: Send + Sync {
 pub struct NoState;
 
 impl TokenState for NoState {
-    fn lookup(&self, _id: &Uuid) -> Result<Option<Arc<StateEntry>>, StateError> {
+    fn lookup(&self, _id: &Uuid) -> Result<Option<StateEntry>, StateError> {
         Ok(None)
     }
 }
@@ -79,7 +83,71 @@ pub struct RevisionGap {
     pub got: u64,
 }
 
-type Map = HashMap<Uuid, Arc<StateEntry>, foldhash::fast::RandomState>;
+type Hasher = foldhash::fast::RandomState;
+
+/// The smallest pool size at which unused permission sets are swept out.
+const SWEEP_MIN: usize = 1024;
+
+/// The map and the permission sets its entries share.
+struct Map {
+    entries: HashMap<Uuid, StateEntry, Hasher>,
+    /// One copy of each distinct permission set in use.
+    perms: HashSet<Arc<Permissions>, Hasher>,
+    /// Pool size at which to sweep out sets nobody uses (see [`Map::intern`]).
+    sweep_at: usize,
+}
+
+impl Map {
+    fn new() -> Self {
+        Self {
+            entries: HashMap::default(),
+            perms: HashSet::default(),
+            sweep_at: SWEEP_MIN,
+        }
+    }
+
+    /// `entry` with its permissions replaced by the shared copy.
+    fn intern(&mut self, mut entry: StateEntry) -> StateEntry {
+        if let Some(perm) = entry.perm.take() {
+            let shared = match self.perms.get(&perm) {
+                Some(shared) => shared.clone(),
+                None => {
+                    // A set still held by a verified token when its entry went stays pooled;
+                    // sweeping when the pool has doubled keeps such leftovers bounded.
+                    if self.perms.len() >= self.sweep_at {
+                        self.perms.retain(|p| Arc::strong_count(p) > 1);
+                        self.sweep_at = (2 * self.perms.len()).max(SWEEP_MIN);
+                    }
+                    self.perms.insert(perm.clone());
+                    perm
+                }
+            };
+            entry.perm = Some(shared);
+        }
+        entry
+    }
+
+    /// Forget a permission set no entry uses any more.
+    fn release(&mut self, old: Option<StateEntry>) {
+        if let Some(perm) = old.and_then(|old| old.perm) {
+            // The pool's copy and `perm` itself: nobody else.
+            if Arc::strong_count(&perm) == 2 {
+                self.perms.remove(&perm);
+            }
+        }
+    }
+
+    fn set(&mut self, id: Uuid, entry: Option<StateEntry>) {
+        let old = match entry {
+            Some(entry) => {
+                let entry = self.intern(entry);
+                self.entries.insert(id, entry)
+            }
+            None => self.entries.remove(&id),
+        };
+        self.release(old);
+    }
+}
 
 /// The state map in memory, fed by a snapshot plus changes in revision order.
 pub struct MemoryState {
@@ -121,7 +189,7 @@ impl MemoryState {
     pub fn with_bound(clock: Arc<dyn Clock>, bound_secs: Option<i64>) -> Self {
         let heard = clock.now().timestamp();
         Self {
-            map: RwLock::new(Map::default()),
+            map: RwLock::new(Map::new()),
             revision: AtomicU64::new(0),
             clock,
             heard: AtomicI64::new(heard),
@@ -155,7 +223,12 @@ impl MemoryState {
 
     /// How many entries the map holds.
     pub fn len(&self) -> usize {
-        self.read().len()
+        self.read().entries.len()
+    }
+
+    /// How many distinct permission sets the entries share.
+    pub fn distinct_permissions(&self) -> usize {
+        self.read().perms.len()
     }
 
     /// Whether the map is empty.
@@ -169,10 +242,12 @@ impl MemoryState {
         revision: u64,
         entries: impl IntoIterator<Item = (Uuid, StateEntry)>,
     ) {
-        let map: Map = entries
-            .into_iter()
-            .map(|(id, entry)| (id, Arc::new(entry)))
-            .collect();
+        let entries = entries.into_iter();
+        let mut map = Map::new();
+        map.entries.reserve(entries.size_hint().0);
+        for (id, entry) in entries {
+            map.set(id, Some(entry));
+        }
         let mut guard = self.write();
         *guard = map;
         self.revision.store(revision, Ordering::Release);
@@ -197,10 +272,7 @@ impl MemoryState {
         if revision != at + 1 {
             return Err(RevisionGap { at, got: revision });
         }
-        match entry {
-            Some(entry) => guard.insert(id, Arc::new(entry)),
-            None => guard.remove(&id),
-        };
+        guard.set(id, entry);
         self.revision.store(revision, Ordering::Release);
         drop(guard);
         self.heard_now();
@@ -214,8 +286,9 @@ impl MemoryState {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Map> {
-        // A panic while holding the lock cannot leave the map half-written: every write is a
-        // single insert, remove or swap. So a poisoned lock is still a consistent map.
+        // A panic while holding the lock cannot leave the map inconsistent: every write is one
+        // insert, remove or swap, and at worst a permission set stays pooled. So a poisoned lock
+        // still guards a consistent map.
         self.map.read().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -225,7 +298,7 @@ impl MemoryState {
 }
 
 impl TokenState for MemoryState {
-    fn lookup(&self, id: &Uuid) -> Result<Option<Arc<StateEntry>>, StateError> {
+    fn lookup(&self, id: &Uuid) -> Result<Option<StateEntry>, StateError> {
         if let Some(bound_secs) = self.bound_secs.filter(|_| !self.fail_open) {
             let age_secs = self.age_secs();
             if age_secs > bound_secs {
@@ -235,7 +308,7 @@ impl TokenState for MemoryState {
                 });
             }
         }
-        Ok(self.read().get(id).cloned())
+        Ok(self.read().entries.get(id).cloned())
     }
 }
 
@@ -259,10 +332,30 @@ mod tests {
         state.apply(2, b, Some(deleted())).unwrap();
         assert_eq!(state.apply(4, a, None), Err(RevisionGap { at: 2, got: 4 }));
         state.apply(2, b, None).unwrap(); // replayed: ignored
-        assert_eq!(state.lookup(&b).unwrap().as_deref(), Some(&deleted()));
+        assert_eq!(state.lookup(&b).unwrap(), Some(deleted()));
         state.apply(3, a, None).unwrap();
         assert_eq!(state.lookup(&a).unwrap(), None);
         assert_eq!((state.revision(), state.len()), (3, 1));
+    }
+
+    #[test]
+    fn equal_permission_sets_are_shared_and_released_when_unused() {
+        let state = MemoryState::new();
+        let perm = |p: Permissions| StateEntry {
+            perm: Some(Arc::new(p)),
+            ..StateEntry::default()
+        };
+        state.apply(1, Uuid::from_u128(1), Some(perm(Permissions::SuperAdmin))).unwrap();
+        state.apply(2, Uuid::from_u128(2), Some(perm(Permissions::SuperAdmin))).unwrap();
+        assert_eq!(state.distinct_permissions(), 1);
+        let a = state.lookup(&Uuid::from_u128(1)).unwrap().unwrap().perm.unwrap();
+        let b = state.lookup(&Uuid::from_u128(2)).unwrap().unwrap().perm.unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        drop((a, b));
+        state.apply(3, Uuid::from_u128(1), None).unwrap();
+        assert_eq!(state.distinct_permissions(), 1);
+        state.apply(4, Uuid::from_u128(2), Some(deleted())).unwrap();
+        assert_eq!(state.distinct_permissions(), 0);
     }
 
     #[test]
@@ -301,9 +394,6 @@ mod tests {
         clock.advance(chrono::Duration::seconds(31));
         assert!(state.is_stale());
         assert_eq!(state.age_secs(), 31);
-        assert_eq!(
-            state.lookup(&Uuid::from_u128(1)).unwrap().as_deref(),
-            Some(&deleted())
-        );
+        assert_eq!(state.lookup(&Uuid::from_u128(1)).unwrap(), Some(deleted()));
     }
 }

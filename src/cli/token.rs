@@ -14,7 +14,7 @@ use super::report::{self, eprint_line, Failure, Out, EXIT_REFUSED};
 use crate::issuer::Issuer;
 use crate::keys::KeyRing;
 use crate::lifecycle::{
-    Caller, Expiry, LifecycleError, Minted, NewToken, Status, TokenService, TokenUpdate,
+    Caller, Expiry, LifecycleError, Minted, NewToken, Policy, Status, TokenService, TokenUpdate,
 };
 use crate::permissions::Permissions;
 use crate::store::{AnyStore, TokenRecord, DEFAULT_STORE_URL};
@@ -33,6 +33,25 @@ pub(crate) struct StoreArg {
     /// (`rediss://` for TLS; a password goes in the URL, `redis://:PASSWORD@HOST`)
     #[arg(long, value_name = "URL", env = "TESSERA_STORE", default_value = DEFAULT_STORE_URL, hide_env_values = true)]
     pub(crate) store: String,
+}
+
+/// The lifetime rule an operator may configure.
+#[derive(Debug, Args)]
+struct PolicyArgs {
+    /// Refuse expiries more than this many days away (and `never`)
+    #[arg(long, value_name = "DAYS", env = "TESSERA_MAX_LIFETIME_DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    max_lifetime_days: Option<u32>,
+}
+
+impl PolicyArgs {
+    fn policy(&self) -> Policy {
+        Policy {
+            max_lifetime: self
+                .max_lifetime_days
+                .map(|days| chrono::Duration::days(i64::from(days))),
+            ..Policy::default()
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -102,6 +121,8 @@ pub(crate) struct CreateArgs {
     expires: String,
     #[command(flatten)]
     permissions: PermissionArgs,
+    #[command(flatten)]
+    policy: PolicyArgs,
     #[command(flatten)]
     keys: KeysDir,
     #[command(flatten)]
@@ -173,6 +194,8 @@ pub(crate) struct RegenerateArgs {
     #[arg(long, value_name = "REVISION")]
     if_revision: Option<u64>,
     #[command(flatten)]
+    policy: PolicyArgs,
+    #[command(flatten)]
     keys: KeysDir,
     #[command(flatten)]
     common: Common,
@@ -215,7 +238,9 @@ async fn dispatch(command: TokenCommand) -> Result<ExitCode, Failure> {
     let caller = Caller::local();
     match command {
         TokenCommand::Create(args) => {
-            let service = service(&args.common.store, Some(&args.keys)).await?;
+            let service = service(&args.common.store, Some(&args.keys))
+                .await?
+                .with_policy(args.policy.policy());
             let permissions = permissions_arg(
                 args.permissions.super_admin,
                 args.permissions.permissions.as_deref(),
@@ -287,7 +312,9 @@ async fn dispatch(command: TokenCommand) -> Result<ExitCode, Failure> {
             }
         }
         TokenCommand::Regenerate(args) => {
-            let service = service(&args.common.store, Some(&args.keys)).await?;
+            let service = service(&args.common.store, Some(&args.keys))
+                .await?
+                .with_policy(args.policy.policy());
             let expires = parse_expiry(&args.expires)?;
             let result = match find(&service, &args.token).await {
                 Ok(record) => {
@@ -540,10 +567,11 @@ fn record_out(record: &TokenRecord, now: DateTime<Utc>, json: bool) -> Result<Ex
             "name:         {}",
             report::clean(&record.name)
         ));
-        out.line(format_args!(
-            "description:  {}",
-            report::clean(&record.description)
-        ));
+        let description = match record.description.as_str() {
+            "" => "(none)".to_owned(),
+            text => report::clean(text),
+        };
+        out.line(format_args!("description:  {description}"));
         out.line(format_args!("status:       {status}"));
         out.line(format_args!(
             "expires:      {}",

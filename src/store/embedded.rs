@@ -8,8 +8,8 @@
 //! error naming the file.
 
 use super::{
-    AuditEntry, AuditRecord, Committed, FeedPage, StateChange, StateRecord, StateSnapshot,
-    StoreError, TokenRecord, TokenStore, Write, FEED_RETENTION,
+    AuditEntry, AuditRecord, Committed, FeedPage, StateChange, StateDecoder, StateRecord,
+    StateSnapshot, StoreError, TokenRecord, TokenStore, Write, FEED_RETENTION,
 };
 use chrono::{DateTime, Utc};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -400,12 +400,10 @@ impl Inner {
         let revision = meta.get(REVISION).map_err(db_err)?.map_or(0, |v| v.value());
         let state = txn.open_table(STATE).map_err(db_err)?;
         let mut entries = Vec::with_capacity(state.len().map_err(db_err)? as usize);
+        let mut decoder = StateDecoder::default();
         for item in state.iter().map_err(db_err)? {
             let (k, v) = item.map_err(db_err)?;
-            entries.push((
-                Uuid::from_u128(k.value()),
-                decode("state entry", v.value())?,
-            ));
+            entries.push((Uuid::from_u128(k.value()), decoder.decode(v.value())?));
         }
         Ok(StateSnapshot { revision, entries })
     }

@@ -79,9 +79,9 @@ pub struct StateRecord {
     /// Versions below this are rejected.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub min_ver: u32,
-    /// Permissions that replace the signed ones.
+    /// Permissions that replace the signed ones (shared: many entries often carry equal sets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub perm: Option<Permissions>,
+    pub perm: Option<Arc<Permissions>>,
     /// After this time no version the entry restricts can pass an expiry check, so the entry
     /// may be dropped; `None` keeps it for ever (a version that never expires).
     pub drop_after: Option<DateTime<Utc>>,
@@ -97,8 +97,35 @@ impl StateRecord {
         StateEntry {
             deleted: self.deleted,
             min_ver: self.min_ver,
-            perm: self.perm.clone().map(Arc::new),
+            perm: self.perm.clone(),
         }
+    }
+}
+
+/// Decodes the state entries of a snapshot, sharing equal permission sets as it goes, so a
+/// snapshot of a million entries holds each distinct set once (and the duplicates are freed at
+/// once, not after the whole snapshot is built).
+#[derive(Default)]
+pub(crate) struct StateDecoder {
+    perms: std::collections::HashSet<Arc<Permissions>, foldhash::fast::RandomState>,
+}
+
+impl StateDecoder {
+    /// Decode one stored entry.
+    pub(crate) fn decode(&mut self, bytes: &[u8]) -> Result<StateRecord, StoreError> {
+        let mut record: StateRecord = serde_json::from_slice(bytes)
+            .map_err(|e| StoreError::Corrupt(format!("state entry: {e}")))?;
+        if let Some(perm) = record.perm.take() {
+            let shared = match self.perms.get(&perm) {
+                Some(shared) => shared.clone(),
+                None => {
+                    self.perms.insert(perm.clone());
+                    perm
+                }
+            };
+            record.perm = Some(shared);
+        }
+        Ok(record)
     }
 }
 
@@ -149,10 +176,14 @@ impl Actor {
         Self(format!("local:{user}"))
     }
 
-    /// The local operator running this process (`$USER`, else `unknown`).
+    /// The local operator running this process: `$USER`, else `$LOGNAME`, else the name of
+    /// the process's user id in `/etc/passwd`, else `uid-<n>`.
     pub fn current_user() -> Self {
         let user = std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(user_of_process)
             .unwrap_or_default();
         let user: String = user
             .chars()
@@ -166,6 +197,19 @@ impl Actor {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The user name of this process's user id, from `/etc/passwd` (`uid-<n>` when not listed).
+fn user_of_process() -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let name = passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
+    });
+    Some(name.unwrap_or_else(|| format!("uid-{uid}")))
 }
 
 impl std::fmt::Display for Actor {
