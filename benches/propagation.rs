@@ -32,14 +32,23 @@ fn trigger(project: &str) -> Permissions {
     .unwrap()
 }
 
-fn run(label: &str, rt: &tokio::runtime::Runtime, issuer_store: AnyStore, verifier_store: AnyStore, ring: Arc<KeyRing>) {
+fn run(
+    label: &str,
+    rt: &tokio::runtime::Runtime,
+    issuer_store: AnyStore,
+    verifier_store: AnyStore,
+    ring: Arc<KeyRing>,
+) {
     let service = TokenService::new(Arc::new(issuer_store), Issuer::new(ring.clone()).unwrap());
     let caller = Caller {
         actor: Actor::local("bench"),
         from: None,
     };
     let mirror = rt
-        .block_on(StateMirror::start(Arc::new(verifier_store), MirrorOptions::default()))
+        .block_on(StateMirror::start(
+            Arc::new(verifier_store),
+            MirrorOptions::default(),
+        ))
         .unwrap();
     let verifier = Verifier::new(ring).with_state(mirror.state());
 
@@ -71,7 +80,8 @@ fn run(label: &str, rt: &tokio::runtime::Runtime, issuer_store: AnyStore, verifi
                 description: None,
                 permissions: Some(trigger("billing")),
             };
-            rt.block_on(service.update(&caller, id, update, None)).unwrap();
+            rt.block_on(service.update(&caller, id, update, None))
+                .unwrap();
         }
         let acknowledged = Instant::now();
         loop {
@@ -83,7 +93,10 @@ fn run(label: &str, rt: &tokio::runtime::Runtime, issuer_store: AnyStore, verifi
                 latencies.push(acknowledged.elapsed());
                 break;
             }
-            assert!(acknowledged.elapsed() < GIVE_UP, "change {i} never reached the verifier");
+            assert!(
+                acknowledged.elapsed() < GIVE_UP,
+                "change {i} never reached the verifier"
+            );
             std::thread::sleep(POLL);
         }
     }

@@ -149,15 +149,24 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("create");
     group.throughput(Throughput::Elements(1));
     group.sample_size(30);
-    group.bench_function("embedded/service", |b| b.iter(|| rt.block_on(embedded.create())));
+    group.bench_function("embedded/service", |b| {
+        b.iter(|| rt.block_on(embedded.create()))
+    });
     group.bench_function("embedded/redb_commit", |b| b.iter(redb_write));
     // Sanity: the baseline really wrote.
-    assert!(baseline_db.begin_read().unwrap().open_table(BASELINE).is_ok());
+    assert!(baseline_db
+        .begin_read()
+        .unwrap()
+        .open_table(BASELINE)
+        .is_ok());
 
     // Redis.
     let server = redis_server::RedisServer::start_or_skip();
     let redis = server.as_ref().map(|server| {
-        let creator = Creator::new(rt.block_on(AnyStore::open(&server.url())).unwrap(), ring.clone());
+        let creator = Creator::new(
+            rt.block_on(AnyStore::open(&server.url())).unwrap(),
+            ring.clone(),
+        );
         let client = redis::Client::open(server.url()).unwrap();
         let conn = rt
             .block_on(client.get_multiplexed_async_connection())
@@ -165,14 +174,21 @@ fn bench(c: &mut Criterion) {
         (creator, conn)
     });
     if let Some((creator, conn)) = &redis {
-        group.bench_function("redis/service", |b| b.iter(|| rt.block_on(creator.create())));
+        group.bench_function("redis/service", |b| {
+            b.iter(|| rt.block_on(creator.create()))
+        });
         group.bench_function("redis/set", |b| {
             b.iter(|| rt.block_on(redis_set(conn.clone(), &next_key, &value)))
         });
     }
     group.finish();
 
-    paired("embedded", &rt, || embedded.create(), || async { redb_write() });
+    paired(
+        "embedded",
+        &rt,
+        || embedded.create(),
+        || async { redb_write() },
+    );
     if let Some((creator, conn)) = &redis {
         paired(
             "redis",
@@ -189,7 +205,9 @@ async fn redis_set(
     value: &[u8],
 ) {
     let key = format!("baseline:{}", next_key.fetch_add(1, Ordering::Relaxed));
-    let () = redis::AsyncCommands::set(&mut conn, key, value).await.unwrap();
+    let () = redis::AsyncCommands::set(&mut conn, key, value)
+        .await
+        .unwrap();
 }
 
 criterion_group!(benches, bench);

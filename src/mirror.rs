@@ -211,8 +211,8 @@ async fn follow<S: TokenStore>(
 mod tests {
     use super::*;
     use crate::store::{
-        AuditEntry, AuditRecord, Committed, StateChange, StateRecord, StateSnapshot,
-        TokenRecord, Write,
+        AuditEntry, AuditRecord, Committed, StateChange, StateRecord, StateSnapshot, TokenRecord,
+        Write,
     };
     use crate::TokenState as _;
     use chrono::{DateTime, Utc};
@@ -306,7 +306,10 @@ mod tests {
         // Revision 1 arrives, then 3: revision 2 was missed.
         *store.snapshot.lock().unwrap() = StateSnapshot {
             revision: 3,
-            entries: vec![(Uuid::from_u128(1), deleted()), (Uuid::from_u128(2), deleted())],
+            entries: vec![
+                (Uuid::from_u128(1), deleted()),
+                (Uuid::from_u128(2), deleted()),
+            ],
         };
         store.answers.lock().unwrap().extend([
             Ok(FeedPage::Changes(vec![change(1, 1)])),

@@ -118,8 +118,11 @@ impl Map {
                         self.perms.retain(|p| Arc::strong_count(p) > 1);
                         self.sweep_at = (2 * self.perms.len()).max(SWEEP_MIN);
                     }
-                    self.perms.insert(perm.clone());
-                    perm
+                    // A clone is sized exactly; a freshly parsed set carries the slack of its
+                    // parser's growing vectors (more than half again its size).
+                    let compact = Arc::new(Permissions::clone(&perm));
+                    self.perms.insert(compact.clone());
+                    compact
                 }
             };
             entry.perm = Some(shared);
@@ -345,11 +348,25 @@ mod tests {
             perm: Some(Arc::new(p)),
             ..StateEntry::default()
         };
-        state.apply(1, Uuid::from_u128(1), Some(perm(Permissions::SuperAdmin))).unwrap();
-        state.apply(2, Uuid::from_u128(2), Some(perm(Permissions::SuperAdmin))).unwrap();
+        state
+            .apply(1, Uuid::from_u128(1), Some(perm(Permissions::SuperAdmin)))
+            .unwrap();
+        state
+            .apply(2, Uuid::from_u128(2), Some(perm(Permissions::SuperAdmin)))
+            .unwrap();
         assert_eq!(state.distinct_permissions(), 1);
-        let a = state.lookup(&Uuid::from_u128(1)).unwrap().unwrap().perm.unwrap();
-        let b = state.lookup(&Uuid::from_u128(2)).unwrap().unwrap().perm.unwrap();
+        let a = state
+            .lookup(&Uuid::from_u128(1))
+            .unwrap()
+            .unwrap()
+            .perm
+            .unwrap();
+        let b = state
+            .lookup(&Uuid::from_u128(2))
+            .unwrap()
+            .unwrap()
+            .perm
+            .unwrap();
         assert!(Arc::ptr_eq(&a, &b));
         drop((a, b));
         state.apply(3, Uuid::from_u128(1), None).unwrap();

@@ -338,16 +338,56 @@ fn refusals_say_what_is_wrong_and_exit_1() {
 fn a_maximum_lifetime_can_be_configured() {
     let s = sandbox();
     let run = s
-        .create(&["--name", "forever", "--expires", "never", "--super-admin", "--max-lifetime-days", "60"])
+        .create(&[
+            "--name",
+            "forever",
+            "--expires",
+            "never",
+            "--super-admin",
+            "--max-lifetime-days",
+            "60",
+        ])
         .expect(1);
-    assert!(run.stderr.contains("longest lifetime allowed is 60 days"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("longest lifetime allowed is 60 days"),
+        "{}",
+        run.stderr
+    );
     let env = [("TESSERA_MAX_LIFETIME_DAYS", "60")];
-    s.run_with(&["token", "create", "--name", "bounded", "--expires", "90d", "--super-admin"], None, &env)
-        .expect(1);
-    s.run_with(&["token", "create", "--name", "bounded", "--expires", "60d", "--super-admin"], None, &env)
-        .expect(0);
-    s.run_with(&["token", "regenerate", "bounded", "--expires", "never"], None, &env)
-        .expect(1);
+    s.run_with(
+        &[
+            "token",
+            "create",
+            "--name",
+            "bounded",
+            "--expires",
+            "90d",
+            "--super-admin",
+        ],
+        None,
+        &env,
+    )
+    .expect(1);
+    s.run_with(
+        &[
+            "token",
+            "create",
+            "--name",
+            "bounded",
+            "--expires",
+            "60d",
+            "--super-admin",
+        ],
+        None,
+        &env,
+    )
+    .expect(0);
+    s.run_with(
+        &["token", "regenerate", "bounded", "--expires", "never"],
+        None,
+        &env,
+    )
+    .expect(1);
 }
 
 #[test]

@@ -83,8 +83,16 @@ async fn the_mirror_survives_a_restart_and_fails_closed_only_past_its_bound() {
     };
     let bound = Duration::from_secs(3);
     let (mirror, verifier) = follower(&setup, bound, false).await;
-    let kept = setup.service.create(&caller(), new_token("kept")).await.unwrap();
-    let doomed = setup.service.create(&caller(), new_token("doomed")).await.unwrap();
+    let kept = setup
+        .service
+        .create(&caller(), new_token("kept"))
+        .await
+        .unwrap();
+    let doomed = setup
+        .service
+        .create(&caller(), new_token("doomed"))
+        .await
+        .unwrap();
     assert_eq!(code(&verifier, kept.token.expose()), "ok");
 
     setup.server.kill();
@@ -93,7 +101,13 @@ async fn the_mirror_survives_a_restart_and_fails_closed_only_past_its_bound() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(code(&verifier, kept.token.expose()), "ok");
     // Past it, verification fails closed.
-    wait_for(&verifier, kept.token.expose(), "stale_state", Duration::from_secs(10)).await;
+    wait_for(
+        &verifier,
+        kept.token.expose(),
+        "stale_state",
+        Duration::from_secs(10),
+    )
+    .await;
     assert!(
         killed.elapsed() > bound,
         "failed closed after {:?}, before the {bound:?} bound",
@@ -104,14 +118,26 @@ async fn the_mirror_survives_a_restart_and_fails_closed_only_past_its_bound() {
     // Redis comes back with its data (append-only file); a change made now reaches the mirror.
     setup.server.restart();
     let reloads = mirror.stats().reloads();
-    wait_for(&verifier, kept.token.expose(), "ok", Duration::from_secs(15)).await;
+    wait_for(
+        &verifier,
+        kept.token.expose(),
+        "ok",
+        Duration::from_secs(15),
+    )
+    .await;
     assert!(mirror.stats().reloads() > reloads, "the mirror reloaded");
     setup
         .service
         .delete(&caller(), doomed.record.id, None)
         .await
         .unwrap();
-    wait_for(&verifier, doomed.token.expose(), "revoked", Duration::from_secs(5)).await;
+    wait_for(
+        &verifier,
+        doomed.token.expose(),
+        "revoked",
+        Duration::from_secs(5),
+    )
+    .await;
     assert_eq!(code(&verifier, kept.token.expose()), "ok");
 }
 
@@ -121,11 +147,18 @@ async fn a_mirror_configured_to_fail_open_keeps_answering_past_its_bound() {
         return;
     };
     let (mirror, verifier) = follower(&setup, Duration::from_secs(1), true).await;
-    let minted = setup.service.create(&caller(), new_token("open")).await.unwrap();
+    let minted = setup
+        .service
+        .create(&caller(), new_token("open"))
+        .await
+        .unwrap();
     setup.server.kill();
     let started = Instant::now();
     while !mirror.state().is_stale() {
-        assert!(started.elapsed() < Duration::from_secs(10), "never went stale");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never went stale"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(code(&verifier, minted.token.expose()), "ok");

@@ -797,7 +797,7 @@ async fn the_feed_is_trimmed_to_its_retention_and_pages_by_a_thousand() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_snapshot_is_exactly_the_map_at_its_revision_under_concurrent_writes() {
+async fn a_snapshot_under_concurrent_writes_is_never_behind_and_the_feed_makes_it_exact() {
     let Some((_server, store, _)) = started().await else {
         return;
     };
@@ -847,11 +847,35 @@ async fn a_snapshot_is_exactly_the_map_at_its_revision_under_concurrent_writes()
         distinct.len() > 3,
         "the snapshots did not overlap the writes: {distinct:?}"
     );
+    let last = feed.last().unwrap().revision;
+    let states: Vec<HashMap<Uuid, StateRecord>> = (0..=last).map(|r| replay(&feed, r)).collect();
     for snap in snapshots {
-        let map: HashMap<Uuid, StateRecord> = snap.entries.into_iter().collect();
+        // Each id shows its value at some revision at or after the snapshot's (the scan may
+        // meet later changes, never miss earlier ones).
+        let map: HashMap<Uuid, StateRecord> = snap.entries.iter().cloned().collect();
+        let ids: BTreeSet<Uuid> = map
+            .keys()
+            .chain(states[last as usize].keys())
+            .copied()
+            .collect();
+        for id in ids {
+            let seen = map.get(&id);
+            assert!(
+                (snap.revision..=last).any(|r| states[r as usize].get(&id) == seen),
+                "snapshot at {}: {id} shows {seen:?}, which the map never held since",
+                snap.revision
+            );
+        }
+        // And the feed after its revision makes it exact.
+        let mut healed = map;
+        for c in feed.iter().filter(|c| c.revision > snap.revision) {
+            match &c.entry {
+                Some(e) => healed.insert(c.id, e.clone()),
+                None => healed.remove(&c.id),
+            };
+        }
         assert_eq!(
-            map,
-            replay(&feed, snap.revision),
+            healed, states[last as usize],
             "snapshot at {}",
             snap.revision
         );

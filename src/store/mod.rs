@@ -119,8 +119,10 @@ impl StateDecoder {
             let shared = match self.perms.get(&perm) {
                 Some(shared) => shared.clone(),
                 None => {
-                    self.perms.insert(perm.clone());
-                    perm
+                    // Exactly sized, unlike a freshly parsed set (see `MemoryState`).
+                    let compact = Arc::new(Permissions::clone(&perm));
+                    self.perms.insert(compact.clone());
+                    compact
                 }
             };
             record.perm = Some(shared);
@@ -140,10 +142,10 @@ pub struct StateChange {
     pub entry: Option<StateRecord>,
 }
 
-/// The whole state map at one revision.
+/// The whole state map as of a revision (see the snapshot rule of [`TokenStore`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StateSnapshot {
-    /// The revision of the last change included.
+    /// Every change up to this revision is included; later ones may be, in part.
     pub revision: u64,
     /// Every entry.
     pub entries: Vec<(Uuid, StateRecord)>,
@@ -382,7 +384,11 @@ impl StoreError {
 /// - **Feed.** [`TokenStore::changes_since`] returns the changes after a revision in order,
 ///   with no gaps, or [`FeedPage::Reload`] when it cannot; it may wait up to `wait` for a change
 ///   when there is none, and must return within about `wait` either way.
-///   [`TokenStore::snapshot`] is consistent: the entries are exactly the map at its revision.
+/// - **Snapshots.** [`TokenStore::snapshot`] gives every entry of the map as of its
+///   `revision`, except that an entry may already show a change made after that revision
+///   (never an older one), and an id may appear twice (the later one counts). Applying the feed
+///   after `revision`, as a follower does, therefore ends exact. A backend may give exactly the
+///   map at `revision` (the embedded store does).
 /// - **No token strings.** Nothing a store keeps can be turned back into a token.
 /// - Reads never fail open: an unreadable record is [`StoreError::Corrupt`], not absent.
 pub trait TokenStore: Send + Sync + 'static {

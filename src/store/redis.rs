@@ -30,8 +30,10 @@
 //! replays whole or not at all. So a write applies completely or not at all, and, with
 //! `appendfsync always`, an acknowledged write survives a crash of Redis.
 //!
-//! Reads that need two keys at once (a snapshot, a page of the feed, a name lookup) are a
-//! MULTI/EXEC block or a read-only script, so they see one consistent moment.
+//! Reads that need two keys at once (a page of the feed, a name lookup) are a MULTI/EXEC block
+//! or a read-only script, so they see one consistent moment. A snapshot reads the revision,
+//! then scans the map in batches: entries may show changes after that revision (which the feed
+//! then repeats), as the trait allows, and Redis never builds one reply of a million entries.
 //!
 //! # Feed
 //! The feed is a Redis Stream whose entry ids are the revisions themselves (`7-0` is revision
@@ -86,6 +88,8 @@ const FEED_GRACE: Duration = Duration::from_secs(1);
 const PAGE: usize = 1000;
 /// At most this many entries dropped per prune script, so one script never holds Redis long.
 const PRUNE_BATCH: usize = 1000;
+/// How many state entries a snapshot asks for per HSCAN.
+const SCAN_BATCH: usize = 1000;
 /// Idle blocking connections kept for feed followers.
 const MAX_IDLE_BLOCKING: usize = 8;
 
@@ -1018,20 +1022,47 @@ impl TokenStore for RedisStore {
 
     async fn snapshot(&self) -> Result<StateSnapshot, StoreError> {
         let keys = &self.inner.keys;
-        // MULTI/EXEC: the counter and the map are read at the same instant.
-        let mut pipe = redis::pipe();
-        pipe.atomic().get(&keys.rev).hgetall(&keys.state);
-        let (revision, state): (Option<String>, HashMap<String, Vec<u8>>) = self
-            .read("reading the state snapshot", Read::Pipe(&pipe))
+        // The revision first, then the map in batches (HSCAN): Redis is never blocked by one
+        // huge reply, and a verifier never holds the whole map twice over in reply buffers.
+        // An entry changed during the scan shows that later change, which is ahead of
+        // `revision`, never behind it; the follower then applies the feed after `revision`
+        // and ends exact (the contract allows this).
+        let mut get = redis::cmd("GET");
+        get.arg(&keys.rev);
+        let revision: Option<String> = self
+            .read("reading the state revision", Read::Cmd(&get))
             .await?;
         let revision = parse_revision(&keys.rev, revision)?;
-        let mut entries = Vec::with_capacity(state.len());
+        let mut entries = Vec::new();
         let mut decoder = StateDecoder::default();
-        for (id, raw) in state {
-            let id = Uuid::parse_str(&id).map_err(|_| {
-                StoreError::Corrupt(format!("{} holds {id:?}, not a token id", keys.state))
-            })?;
-            entries.push((id, decoder.decode(&raw)?));
+        let mut cursor = String::from("0");
+        loop {
+            let mut scan = redis::cmd("HSCAN");
+            scan.arg(&keys.state)
+                .arg(&cursor)
+                .arg("COUNT")
+                .arg(SCAN_BATCH);
+            let (next, batch): (String, Vec<Vec<u8>>) = self
+                .read("reading the state snapshot", Read::Cmd(&scan))
+                .await?;
+            let mut fields = batch.into_iter();
+            while let (Some(id), Some(raw)) = (fields.next(), fields.next()) {
+                let id = std::str::from_utf8(&id)
+                    .ok()
+                    .and_then(|id| Uuid::parse_str(id).ok())
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "{} holds {:?}, not a token id",
+                            keys.state,
+                            String::from_utf8_lossy(&id)
+                        ))
+                    })?;
+                entries.push((id, decoder.decode(&raw)?));
+            }
+            if next == "0" {
+                break;
+            }
+            cursor = next;
         }
         Ok(StateSnapshot { revision, entries })
     }
