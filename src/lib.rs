@@ -16,6 +16,9 @@
 //! | [`issuer`] | signing tokens |
 //! | [`verifier`] | the verification hot path, reason codes, the verified-token cache |
 //! | [`state`] | the token-state trait and its in-memory map |
+//! | `store` | token stores (feature `store`): the [`TokenStore`](store::TokenStore) contract, the embedded redb store, the Redis store (feature `redis`) |
+//! | `lifecycle` | the token lifecycle and its rules on any store (feature `store`) |
+//! | `mirror` | the state mirror: a verifier's copy of a store's state map, following its feed (feature `store`) |
 //! | [`clock`] | injected time |
 //!
 //! Trust is a type: a `&str` becomes a [`VerifiedToken`] only through [`Verifier::verify`], and

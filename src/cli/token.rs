@@ -253,7 +253,10 @@ async fn dispatch(command: TokenCommand) -> Result<ExitCode, Failure> {
                 permissions,
             };
             match service.create(&caller, new).await {
-                Ok(minted) => minted_out(&service, &minted, "created", args.common.json),
+                Ok(minted) => {
+                    prune(&service).await;
+                    minted_out(&service, &minted, "created", args.common.json)
+                }
                 Err(e) => refusal(e, args.common.json),
             }
         }
@@ -301,6 +304,7 @@ async fn dispatch(command: TokenCommand) -> Result<ExitCode, Failure> {
             };
             match result {
                 Ok(record) => {
+                    prune(&service).await;
                     eprint_line(format_args!(
                         "updated {} (revision {}); verifiers following the token state apply it now",
                         report::clean(&record.name),
@@ -325,7 +329,10 @@ async fn dispatch(command: TokenCommand) -> Result<ExitCode, Failure> {
                 Err(e) => Err(e),
             };
             match result {
-                Ok(minted) => minted_out(&service, &minted, "regenerated", args.common.json),
+                Ok(minted) => {
+                    prune(&service).await;
+                    minted_out(&service, &minted, "regenerated", args.common.json)
+                }
                 Err(e) => refusal(e, args.common.json),
             }
         }
