@@ -777,3 +777,35 @@ async fn concurrent_updates_with_expected_revisions_lose_nothing(b: Backend) {
         .count();
     assert_eq!(refused, conflicts);
 }
+
+/// Without `redis-server` on `PATH`, a Redis case skips with a message naming the binary, unless
+/// `CI=true`, where it fails: checked by running one Redis case of this very binary with an
+/// empty `PATH`.
+#[cfg(feature = "redis")]
+#[test]
+fn a_missing_redis_server_skips_outside_ci_and_fails_under_ci() {
+    let run = |ci: Option<&str>| {
+        let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+        command
+            .args(["--exact", "redis::names_follow_the_rules", "--nocapture"])
+            .env("PATH", "/nonexistent");
+        match ci {
+            Some(value) => command.env("CI", value),
+            None => command.env_remove("CI"),
+        };
+        let output = command.output().unwrap();
+        let text = String::from_utf8_lossy(&output.stderr).into_owned()
+            + &String::from_utf8_lossy(&output.stdout);
+        (output.status.success(), text)
+    };
+    let (passed, text) = run(None);
+    assert!(passed, "{text}");
+    assert!(
+        text.contains("redis-server not found on PATH: skipping Redis tests"),
+        "{text}"
+    );
+    assert!(text.contains("1 passed"), "{text}");
+    let (passed, text) = run(Some("true"));
+    assert!(!passed, "{text}");
+    assert!(text.contains("redis-server not found on PATH"), "{text}");
+}
