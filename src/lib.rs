@@ -18,6 +18,7 @@
 //! | [`state`] | the token-state trait and its in-memory map |
 //! | `store` | token stores (feature `store`): the [`TokenStore`](store::TokenStore) contract, the embedded redb store, the Redis store (feature `redis`) |
 //! | `lifecycle` | the token lifecycle and its rules on any store (feature `store`) |
+//! | `server` | the HTTP service (feature `server`): router, extractors, errors |
 //! | `mirror` | the state mirror: a verifier's copy of a store's state map, following its feed (feature `store`) |
 //! | [`clock`] | injected time |
 //!
@@ -76,6 +77,8 @@ pub mod lifecycle;
 pub mod mirror;
 pub mod paseto;
 pub mod permissions;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod state;
 #[cfg(feature = "store")]
 pub mod store;

@@ -7,6 +7,7 @@
 //! | `verify` | `tessera verify`: offline verification and `--require` |
 //! | `inspect` | `tessera inspect`: decoding without verifying |
 //! | `token` | `tessera token ...`: the token lifecycle on a store |
+//! | `serve` | `tessera serve`: the HTTP service |
 //! | `input` | reading a token from the argument, `TESSERA_TOKEN` or stdin |
 //! | `report` | usage failures, stdout/stderr, cleaning and redacting text, times |
 //!
@@ -18,6 +19,7 @@ mod input;
 mod inspect;
 mod keys;
 mod report;
+mod serve;
 mod token;
 mod verify;
 
@@ -74,6 +76,15 @@ enum Command {
                       store and the keys. This is how the first super-admin token is made."
     )]
     Token(token::TokenCommand),
+    /// Run the HTTP service: management API, gateway forward-auth, introspection, public keys
+    #[command(
+        long_about = "Run the HTTP service on --listen (default 127.0.0.1:8080) with the token \
+                      store (--store, default the embedded file data/tessera.redb) and the key \
+                      folder (--keys). On a first start with the embedded store and no keys, a \
+                      key pair is generated.",
+        after_help = serve::AFTER_HELP
+    )]
+    Serve(serve::ServeArgs),
 }
 
 /// Run the command line of this process and give the exit code: 0 success, 1 token refused,
@@ -109,6 +120,7 @@ where
         }
         Command::Inspect(args) => inspect::run(args),
         Command::Token(command) => token::run(command),
+        Command::Serve(args) => serve::run(args),
     };
     result.unwrap_or_else(|failure| failure.report())
 }

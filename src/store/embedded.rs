@@ -75,8 +75,8 @@ impl EmbeddedStore {
         }
         let db = Database::create(&path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Unavailable(format!(
-                "{} is in use by another process (a running `tessera serve`?); \
-                 stop it, or manage tokens through it with --server",
+                "{} is in use by another process (a running `tessera serve`?): stop it \
+                 first, or manage tokens through its HTTP API",
                 path.display()
             )),
             e => StoreError::Unavailable(format!("cannot open {}: {e}", path.display())),

@@ -1,0 +1,163 @@
+//! `tessera serve`: the HTTP service. Parses its options, sets up logging, opens the state
+//! (generating a key on a first start with the embedded store), binds, and serves until Ctrl-C
+//! or SIGTERM, finishing the requests in flight.
+
+use super::report::{eprint_line, Failure};
+use super::token::StoreArg;
+use crate::lifecycle::Policy;
+use crate::server::{self, AppState, ServerConfig};
+use crate::store::TokenStore as _;
+use crate::verifier::{DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS};
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Options of `tessera serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The address to listen on
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "TESSERA_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    listen: SocketAddr,
+
+    /// The key folder; with the embedded store, a key pair is generated there on a first start
+    #[arg(long, value_name = "DIR", env = "TESSERA_KEYS", default_value = "keys")]
+    keys: PathBuf,
+
+    #[command(flatten)]
+    store: StoreArg,
+
+    /// The issuer written into tokens and required of them
+    #[arg(long, value_name = "NAME", env = "TESSERA_ISSUER", default_value = DEFAULT_ISSUER)]
+    issuer: String,
+
+    /// Clock skew tolerated on token times, in seconds
+    #[arg(long, value_name = "SECONDS", env = "TESSERA_LEEWAY", default_value_t = DEFAULT_LEEWAY_SECS,
+          value_parser = clap::value_parser!(i64).range(0..=86_400))]
+    leeway: i64,
+
+    /// Refuse every token (`stale_state`) once the token state has not been heard from for this
+    /// many seconds
+    #[arg(long, value_name = "SECONDS", env = "TESSERA_STALENESS_BOUND", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    staleness_bound: u64,
+
+    /// Past the staleness bound, keep verifying from the last known token state instead of
+    /// refusing (deleted tokens may then pass; logged as an error every 5 s)
+    #[arg(long, env = "TESSERA_FAIL_OPEN", value_parser = clap::builder::FalseyValueParser::new())]
+    fail_open: bool,
+
+    /// Refuse token expiries more than this many days away (and `never`)
+    #[arg(long, value_name = "DAYS", env = "TESSERA_MAX_LIFETIME_DAYS",
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    max_lifetime_days: Option<u32>,
+}
+
+pub(crate) const AFTER_HELP: &str = "\
+Logs go to stderr; set TESSERA_LOG (e.g. `debug`, `tessera=debug`) to change the level.
+Stop with Ctrl-C or SIGTERM: requests in flight are finished first.
+
+Examples:
+  tessera serve
+  tessera serve --listen 0.0.0.0:8080 --store redis://10.0.0.5:6379/0 --keys /etc/tessera/keys";
+
+/// Run `tessera serve`.
+pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(format_args!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(serve(args))
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
+    let config = ServerConfig {
+        keys_dir: args.keys.clone(),
+        store_url: args.store.store.clone(),
+        issuer: args.issuer,
+        leeway: chrono::Duration::seconds(args.leeway),
+        staleness_bound: Duration::from_secs(args.staleness_bound),
+        fail_open: args.fail_open,
+        policy: Policy {
+            max_lifetime: args
+                .max_lifetime_days
+                .map(|d| chrono::Duration::days(i64::from(d))),
+            ..Policy::default()
+        },
+    };
+    let (state, startup) = AppState::open(&config)
+        .await
+        .map_err(|e| Failure::new(super::report::redact_url(&e.to_string())))?;
+    if let Some(kid) = &startup.generated_key {
+        tracing::info!(
+            key_id = %kid,
+            keys = %args.keys.display(),
+            "first start: generated a signing key pair (the secret file is mode 0600)"
+        );
+    }
+    if config.fail_open {
+        tracing::warn!("--fail-open: past the staleness bound, tokens are verified against the last known token state");
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| Failure::new(format_args!("cannot listen on {}: {e}", args.listen)))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Failure::new(format_args!("cannot read the listening address: {e}")))?;
+    let tokens = state.store().list().await.map(|l| l.len()).unwrap_or(0);
+    tracing::info!(
+        address = %format!("http://{local}"),
+        store = %super::report::redact_url(&config.store_url),
+        keys = %args.keys.display(),
+        tokens,
+        "tessera is listening"
+    );
+    if tokens == 0 {
+        eprint_line(
+            "no tokens yet: stop the server, run `tessera token create --name admin --super-admin` \
+             (it prints the first super-admin token), then start it again",
+        );
+    }
+    server::serve(listener, state, shutdown_signal())
+        .await
+        .map_err(|e| Failure::new(format_args!("the server failed: {e}")))?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

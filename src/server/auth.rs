@@ -1,0 +1,131 @@
+//! Who is asking: the token a request carries, verified, and the super-admin gate.
+//!
+//! The token service lives inside [`Tokens`], whose field only this module can open, and the
+//! only way to it is the [`Admin`] extractor, which verifies the caller's token and refuses
+//! anything but a super-admin. So a management handler cannot be written without the check:
+//! without an `Admin` it has no way to reach the tokens.
+
+use super::error::ApiError;
+use super::AppState;
+use crate::lifecycle::{Caller, TokenService};
+use crate::store::{Actor, AnyStore};
+use crate::VerifiedToken;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use std::net::SocketAddr;
+
+/// The token service, sealed: see the module docs.
+pub struct Tokens(TokenService<AnyStore>);
+
+impl Tokens {
+    /// Seal a service.
+    pub fn new(service: TokenService<AnyStore>) -> Self {
+        Self(service)
+    }
+
+    /// For the server's own housekeeping (pruning), never for a request.
+    pub(super) fn housekeeping(&self) -> &TokenService<AnyStore> {
+        &self.0
+    }
+}
+
+/// The token a request carries: `Authorization: Bearer <token>`, or the `token: <token>` header
+/// Devtron clients send. `Ok(None)` when there is neither.
+pub fn presented(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let value = value.to_str().map_err(|_| {
+            ApiError::unauthorized("malformed", "the Authorization header is not text")
+        })?;
+        let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(ApiError::unauthorized(
+                "missing_token",
+                "use `Authorization: Bearer <token>`",
+            ));
+        }
+        return Ok(Some(token.trim()));
+    }
+    match headers.get("token") {
+        Some(value) => value
+            .to_str()
+            .map(|t| Some(t.trim()))
+            .map_err(|_| ApiError::unauthorized("malformed", "the token header is not text")),
+        None => Ok(None),
+    }
+}
+
+/// The client's address: the peer of the connection.
+pub fn client_address(parts: &Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+}
+
+/// A request whose token verified.
+#[derive(Debug)]
+pub struct Authenticated {
+    /// The verified token.
+    pub token: VerifiedToken,
+    /// The client's address.
+    pub from: Option<String>,
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = presented(&parts.headers)?.ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing_token",
+                "send a token as `Authorization: Bearer <token>`",
+            )
+        })?;
+        let token = state.verifier().verify(token).map_err(|e| {
+            ApiError::unauthorized(e.code(), format!("the token was refused: {}", e.code()))
+        })?;
+        Ok(Self {
+            token,
+            from: client_address(parts),
+        })
+    }
+}
+
+/// A request by a super-admin, and with it the only way to the token service.
+pub struct Admin {
+    state: AppState,
+    caller: Caller,
+}
+
+impl Admin {
+    /// The token service.
+    pub fn tokens(&self) -> &TokenService<AnyStore> {
+        &self.state.tokens().0
+    }
+
+    /// Who asks, for the audit trail.
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Authenticated { token, from } = Authenticated::from_request_parts(parts, state).await?;
+        if !token.is_super_admin() {
+            return Err(ApiError::forbidden(
+                "managing tokens needs a super-admin token",
+            ));
+        }
+        Ok(Self {
+            state: state.clone(),
+            caller: Caller {
+                actor: Actor::token(token.id()),
+                from,
+            },
+        })
+    }
+}

@@ -1,0 +1,136 @@
+//! The one error type of the HTTP layer and its mapping to status codes: every failure a client
+//! can see goes through [`ApiError`], so the JSON shape (`{"error": {"code", "message"}}`) and
+//! the status for each code are decided here and nowhere else. Messages for client mistakes say
+//! what to fix; server-side failures say only that something failed, with the cause in the log.
+
+use crate::lifecycle::LifecycleError;
+use crate::store::StoreError;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+/// An error answered to a client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    /// For 401: the `WWW-Authenticate` challenge.
+    challenge: Option<HeaderValue>,
+}
+
+impl ApiError {
+    /// An error with this status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            challenge: None,
+        }
+    }
+
+    /// 400: the request is malformed.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 401 with a Bearer challenge; `code` is the reason (`missing_token` or a verify code).
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        let challenge = if code == "missing_token" {
+            HeaderValue::from_static("Bearer")
+        } else {
+            // The code is one of ours (ASCII, no quotes), so the header value is valid.
+            HeaderValue::from_str(&format!(
+                "Bearer error=\"invalid_token\", error_description=\"{code}\""
+            ))
+            .unwrap_or_else(|_| HeaderValue::from_static("Bearer error=\"invalid_token\""))
+        };
+        Self {
+            challenge: Some(challenge),
+            ..Self::new(StatusCode::UNAUTHORIZED, code, message)
+        }
+    }
+
+    /// 403.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 500/503 for a failure on our side: the detail goes to the log only.
+    pub fn internal(
+        code: &'static str,
+        status: StatusCode,
+        detail: &dyn std::fmt::Display,
+    ) -> Self {
+        tracing::error!(code, error = %detail, "request failed");
+        Self::new(
+            status,
+            code,
+            "the server could not complete the request; see its log",
+        )
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        LifecycleError::from(e).into()
+    }
+}
+
+impl From<LifecycleError> for ApiError {
+    fn from(e: LifecycleError) -> Self {
+        let message = e.to_string();
+        match e {
+            LifecycleError::Invalid { .. } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), message)
+            }
+            LifecycleError::TooLarge(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), message)
+            }
+            LifecycleError::NameTaken(_) => Self::new(StatusCode::CONFLICT, e.code(), message),
+            LifecycleError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, e.code(), message),
+            LifecycleError::Conflict { .. } => {
+                Self::new(StatusCode::PRECONDITION_FAILED, e.code(), message)
+            }
+            LifecycleError::NoSigningKey => {
+                Self::internal(e.code(), StatusCode::SERVICE_UNAVAILABLE, &message)
+            }
+            LifecycleError::Store(ref store) => match store {
+                StoreError::Corrupt(_) | StoreError::Config(_) => {
+                    Self::internal(e.code(), StatusCode::INTERNAL_SERVER_ERROR, &message)
+                }
+                _ => Self::internal(e.code(), StatusCode::SERVICE_UNAVAILABLE, &message),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        let mut response = (self.status, body).into_response();
+        if let Some(challenge) = self.challenge {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        response
+    }
+}

@@ -1,0 +1,516 @@
+//! The endpoints. Management handlers take an [`Admin`], the only way to the token service;
+//! `/v1/auth` and `/v1/verify` only verify. Request bodies are JSON with unknown fields
+//! refused; every failure is an [`ApiError`].
+
+use super::auth::{presented, Admin};
+use super::error::ApiError;
+use super::{store_answers, AppState};
+use crate::lifecycle::{Expiry, Minted, NewToken, Status, TokenUpdate};
+use crate::permissions::{Access, Permissions};
+use crate::{VerifiedToken, VerifyError};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// JSON in, with serde's message (which names the field) in our error shape.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    let status = rejection.status();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        _ => "invalid_request",
+    };
+    ApiError::new(status, code, rejection.body_text())
+}
+
+/// Query parameters, with the same error shape.
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(query_rejection(rejection)),
+        }
+    }
+}
+
+fn query_rejection(rejection: QueryRejection) -> ApiError {
+    ApiError::bad_request(rejection.body_text())
+}
+
+/// A token id from the path; anything that is not one names no token.
+fn token_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found(format!("no token has id {raw:?}")))
+}
+
+/// The record revision an `If-Match` header names: `3`, `"3"` or `W/"3"`; `*` or no header
+/// means any.
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let bare = text.trim_start_matches("W/").trim_matches('"');
+    bare.parse().map(Some).map_err(|_| {
+        ApiError::bad_request(format!(
+            "If-Match must name a record revision, e.g. `If-Match: \"3\"`; got {text:?}"
+        ))
+    })
+}
+
+fn etag(revision: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{revision}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+fn no_store() -> [(HeaderName, HeaderValue); 1] {
+    [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))]
+}
+
+fn minted(admin: &Admin, minted: &Minted, status: StatusCode) -> Response {
+    let now = admin.tokens().now();
+    let body = json!({
+        "token": minted.token.expose(),
+        "record": minted.record.view(now),
+    });
+    (
+        status,
+        no_store(),
+        [(header::ETAG, etag(minted.record.revision))],
+        Json(body),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    name: String,
+    #[serde(default)]
+    description: String,
+    expires: String,
+    permissions: Permissions,
+}
+
+/// `POST /v1/tokens`
+pub async fn create(admin: Admin, Body(body): Body<CreateBody>) -> Result<Response, ApiError> {
+    let new = NewToken {
+        name: body.name,
+        description: body.description,
+        expires: body.expires.parse::<Expiry>()?,
+        permissions: body.permissions,
+    };
+    let made = admin.tokens().create(admin.caller(), new).await?;
+    Ok(minted(&admin, &made, StatusCode::CREATED))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    expiring_within: Option<String>,
+}
+
+/// A duration like `7d`, `12h`, `30m` or `90s`.
+fn parse_duration(text: &str) -> Option<chrono::Duration> {
+    let (number, unit) = text.split_at(text.len().checked_sub(1)?);
+    let n: i64 = number
+        .parse()
+        .ok()
+        .filter(|n| *n >= 0 && *n <= 36_500 * 86_400)?;
+    Some(match unit {
+        "d" => chrono::Duration::days(n.min(36_500)),
+        "h" => chrono::Duration::hours(n),
+        "m" => chrono::Duration::minutes(n),
+        "s" => chrono::Duration::seconds(n),
+        _ => return None,
+    })
+}
+
+/// `GET /v1/tokens?status=active|expired&expiring_within=7d`
+pub async fn list(admin: Admin, Params(query): Params<ListQuery>) -> Result<Response, ApiError> {
+    let status = match query.status.as_deref() {
+        None => None,
+        Some("active") => Some(Status::Active),
+        Some("expired") => Some(Status::Expired),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "status must be active or expired, not {other:?}"
+            )))
+        }
+    };
+    let within = query
+        .expiring_within
+        .as_deref()
+        .map(|text| {
+            parse_duration(text).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "expiring_within must be a duration such as 7d, 12h, 30m or 90s, not {text:?}"
+                ))
+            })
+        })
+        .transpose()?;
+    let tokens = admin.tokens();
+    let now = tokens.now();
+    let records = tokens.list().await?;
+    let views: Vec<_> = records
+        .iter()
+        .filter(|r| status.is_none_or(|s| r.status(now) == s))
+        .filter(|r| within.is_none_or(|d| r.expires_at.is_some_and(|at| at > now && at <= now + d)))
+        .map(|r| r.view(now))
+        .collect();
+    Ok(Json(json!({ "tokens": views })).into_response())
+}
+
+/// `GET /v1/tokens/{id}`
+pub async fn show(admin: Admin, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let record = admin.tokens().get(token_id(&id)?).await?;
+    let now = admin.tokens().now();
+    Ok((
+        [(header::ETAG, etag(record.revision))],
+        Json(record.view(now)),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBody {
+    description: Option<String>,
+    permissions: Option<Permissions>,
+}
+
+/// `PATCH /v1/tokens/{id}`
+pub async fn update(
+    admin: Admin,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(body): Body<UpdateBody>,
+) -> Result<Response, ApiError> {
+    let id = token_id(&id)?;
+    let expect = if_match(&headers)?;
+    if body.description.is_none() && body.permissions.is_none() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "nothing to update: give description, permissions or both",
+        ));
+    }
+    let update = TokenUpdate {
+        description: body.description,
+        permissions: body.permissions,
+    };
+    let record = admin
+        .tokens()
+        .update(admin.caller(), id, update, expect)
+        .await?;
+    let now = admin.tokens().now();
+    Ok((
+        [(header::ETAG, etag(record.revision))],
+        Json(record.view(now)),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegenerateBody {
+    expires: String,
+}
+
+/// `POST /v1/tokens/{id}/regenerate`
+pub async fn regenerate(
+    admin: Admin,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(body): Body<RegenerateBody>,
+) -> Result<Response, ApiError> {
+    let id = token_id(&id)?;
+    let expect = if_match(&headers)?;
+    let expires = body.expires.parse::<Expiry>()?;
+    let made = admin
+        .tokens()
+        .regenerate(admin.caller(), id, expires, expect)
+        .await?;
+    Ok(minted(&admin, &made, StatusCode::OK))
+}
+
+/// `DELETE /v1/tokens/{id}`
+pub async fn delete(
+    admin: Admin,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let id = token_id(&id)?;
+    let expect = if_match(&headers)?;
+    admin.tokens().delete(admin.caller(), id, expect).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// The most audit entries one page gives.
+const AUDIT_PAGE_MAX: usize = 1000;
+
+/// `GET /v1/audit?after=SEQ&limit=N`
+pub async fn audit(admin: Admin, Params(query): Params<AuditQuery>) -> Result<Response, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=AUDIT_PAGE_MAX).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {AUDIT_PAGE_MAX}"
+        )));
+    }
+    let entries = admin
+        .tokens()
+        .audit(query.after.unwrap_or(0), limit)
+        .await?;
+    let next = (entries.len() == limit)
+        .then(|| entries.last().map(|e| e.seq))
+        .flatten();
+    Ok(Json(json!({ "entries": entries, "next_after": next })).into_response())
+}
+
+/// The scope keys a permission question may carry, besides `resource` and `role`.
+const SCOPE_KEYS: [&str; 8] = [
+    "project",
+    "environment",
+    "app",
+    "cluster",
+    "namespace",
+    "group",
+    "kind",
+    "name",
+];
+
+/// A permission question from key/value pairs; `Ok(None)` when none is asked.
+fn requirement(fields: &BTreeMap<String, String>) -> Result<Option<Access<'_>>, ApiError> {
+    if let Some(key) = fields
+        .keys()
+        .find(|k| *k != "resource" && *k != "role" && !SCOPE_KEYS.contains(&k.as_str()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "unknown parameter {key:?}: a permission question takes resource, role and {}",
+            SCOPE_KEYS.join(", ")
+        )));
+    }
+    let (Some(resource), Some(role)) = (fields.get("resource"), fields.get("role")) else {
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        return Err(ApiError::bad_request(
+            "a permission question needs both resource and role",
+        ));
+    };
+    Access::from_fields(resource, role, |key| fields.get(key).map(String::as_str))
+        .map(Some)
+        .map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// `GET /v1/auth`: forward authentication for gateways. 200 with identity headers when the
+/// token is valid (and allowed, when the query asks); 401 with a Bearer challenge when it is
+/// missing or refused; 403 when not allowed. Never a 5xx for a decision: a stale token state is
+/// a refusal (`stale_state`).
+pub async fn forward_auth(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Params(query): Params<BTreeMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let access = requirement(&query)?;
+    let token = presented(&headers)?.ok_or_else(|| {
+        ApiError::unauthorized(
+            "missing_token",
+            "send a token as `Authorization: Bearer <token>`",
+        )
+    })?;
+    let verified = state.verifier().verify(token).map_err(|e| refused(&e))?;
+    if let Some(access) = &access {
+        if !verified.allows(access) {
+            return Err(ApiError::forbidden(format!(
+                "token {:?} does not allow {} {}",
+                verified.name(),
+                access.resource(),
+                describe_role(&query)
+            )));
+        }
+    }
+    let headers = [
+        (
+            HeaderName::from_static("x-tessera-token-id"),
+            header_value(&verified.id().to_string()),
+        ),
+        (
+            HeaderName::from_static("x-tessera-token-name"),
+            header_value(verified.name()),
+        ),
+        (
+            HeaderName::from_static("x-tessera-super-admin"),
+            HeaderValue::from_static(if verified.is_super_admin() {
+                "true"
+            } else {
+                "false"
+            }),
+        ),
+    ];
+    Ok((StatusCode::OK, headers).into_response())
+}
+
+fn describe_role(query: &BTreeMap<String, String>) -> String {
+    query
+        .iter()
+        .filter(|(k, _)| *k != "resource")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn header_value(text: &str) -> HeaderValue {
+    // Token names are [a-z0-9_-] and ids are UUIDs, so this never falls back.
+    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("-"))
+}
+
+fn refused(error: &VerifyError) -> ApiError {
+    ApiError::unauthorized(
+        error.code(),
+        format!("the token was refused: {}", error.code()),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBody {
+    token: String,
+    #[serde(default)]
+    require: Option<BTreeMap<String, String>>,
+}
+
+fn token_json(token: &VerifiedToken) -> Value {
+    json!({
+        "id": token.id(),
+        "name": token.name(),
+        "version": token.version(),
+        "expires_at": token.expires_at().as_ref().map(crate::claims::format_time),
+        "permissions": token.permissions(),
+        "permissions_updated": token.permissions_updated(),
+    })
+}
+
+/// `POST /v1/verify`: introspection. Always 200 for a well-formed request.
+pub async fn verify(
+    State(state): State<AppState>,
+    Body(body): Body<VerifyBody>,
+) -> Result<Response, ApiError> {
+    let empty = BTreeMap::new();
+    let access = requirement(body.require.as_ref().unwrap_or(&empty))?;
+    let answer = match state.verifier().verify(&body.token) {
+        Err(e) => json!({"valid": false, "code": e.code()}),
+        Ok(token) => {
+            let allowed = access.as_ref().map(|a| token.allows(a));
+            let code = if allowed == Some(false) {
+                "forbidden"
+            } else {
+                "ok"
+            };
+            let mut answer = json!({"valid": true, "code": code, "token": token_json(&token)});
+            if let Some(allowed) = allowed {
+                answer["allowed"] = Value::from(allowed);
+            }
+            answer
+        }
+    };
+    Ok(Json(answer).into_response())
+}
+
+/// `GET /v1/keys`: the public key set.
+pub async fn keys(State(state): State<AppState>) -> Response {
+    let keys: Vec<Value> = state
+        .keys()
+        .iter()
+        .map(|(key, status)| {
+            json!({
+                "kid": key.public.id().as_str(),
+                "status": status.to_string(),
+                "created_at": crate::claims::format_time(&key.created),
+                "public_key": key.public.to_paserk(),
+            })
+        })
+        .collect();
+    Json(json!({ "keys": keys })).into_response()
+}
+
+/// `GET /healthz`: the process answers.
+pub async fn healthz() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+/// `GET /readyz`: the store answers and the token state is fresh.
+pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
+    if let Err(e) = store_answers(state.store()).await {
+        tracing::warn!(error = %e, "not ready: the store does not answer");
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the token store does not answer",
+        ));
+    }
+    let mirror = state.mirror().state();
+    if mirror.is_stale() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stale_state",
+            format!("the token state was last heard {} s ago", mirror.age_secs()),
+        ));
+    }
+    Ok(Json(json!({
+        "status": "ready",
+        "state_revision": mirror.revision(),
+        "state_age_secs": mirror.age_secs(),
+    }))
+    .into_response())
+}
+
+/// Any other path.
+pub async fn no_route() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+/// A known path with the wrong method.
+pub async fn wrong_method() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method",
+    )
+}

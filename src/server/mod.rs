@@ -1,0 +1,263 @@
+//! The HTTP service (feature `server`): the management API, the gateway forward-auth endpoint,
+//! introspection, the public keys and health, on axum.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `auth` | the token a request carries, its verification, the super-admin gate |
+//! | `error` | [`ApiError`]: the JSON error shape and the status of every code |
+//! | `handlers` | the endpoints |
+//!
+//! [`router`] is a plain function of an [`AppState`], so most tests drive it in process;
+//! [`serve`] takes the listener and the shutdown signal from its caller, so tests bind port 0.
+//! The state holds the token service (reachable only through the super-admin extractor), a
+//! verifier whose token state is a [`StateMirror`] following the store's feed, and the keys.
+
+mod auth;
+mod error;
+mod handlers;
+
+pub use auth::{presented, Admin, Authenticated};
+pub use error::ApiError;
+
+use crate::issuer::Issuer;
+use crate::keys::{self, KeyError, KeyRing};
+use crate::lifecycle::{Policy, TokenService};
+use crate::mirror::{MirrorOptions, StateMirror};
+use crate::store::{AnyStore, StoreError, TokenStore};
+use crate::verifier::{Verifier, DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS};
+use auth::Tokens;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// How often the server drops state entries that can no longer matter.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// What a server runs with.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The key folder.
+    pub keys_dir: PathBuf,
+    /// The store URL.
+    pub store_url: String,
+    /// The issuer written into and required of tokens.
+    pub issuer: String,
+    /// Clock skew tolerated on token times.
+    pub leeway: chrono::Duration,
+    /// How long the token state may go unheard before verification fails closed.
+    pub staleness_bound: Duration,
+    /// Keep verifying from the last known state past the bound (logged loudly).
+    pub fail_open: bool,
+    /// Lifetime rules for new and regenerated tokens.
+    pub policy: Policy,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            keys_dir: PathBuf::from("keys"),
+            store_url: crate::store::DEFAULT_STORE_URL.to_owned(),
+            issuer: DEFAULT_ISSUER.to_owned(),
+            leeway: chrono::Duration::seconds(DEFAULT_LEEWAY_SECS),
+            staleness_bound: Duration::from_secs(30),
+            fail_open: false,
+            policy: Policy::default(),
+        }
+    }
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The keys could not be loaded or made.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// The key folder has no secret key, so nothing can sign.
+    #[error("{0}")]
+    NoSigningKey(String),
+    /// The store could not be opened or read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Everything the handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tokens: Tokens,
+    verifier: Verifier,
+    mirror: StateMirror,
+    ring: Arc<KeyRing>,
+    store: Arc<AnyStore>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("mirror", &self.inner.mirror)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What happened while opening the state, for the operator.
+#[derive(Debug, Default)]
+pub struct Startup {
+    /// The key id generated on a first start, if one was.
+    pub generated_key: Option<String>,
+}
+
+impl AppState {
+    /// Open the store and keys named by `config`, start following the token state.
+    ///
+    /// On a first start with the embedded store and a key folder that is missing or empty, a
+    /// key pair is generated (and reported in [`Startup`]). With Redis, where several instances
+    /// must share keys, a missing key is an error that says how to make and distribute one.
+    pub async fn open(config: &ServerConfig) -> Result<(Self, Startup), StartError> {
+        let store = Arc::new(AnyStore::open(&config.store_url).await?);
+        let mut startup = Startup::default();
+        let ring = match KeyRing::load_dir(&config.keys_dir) {
+            Err(KeyError::NoFolder(_) | KeyError::Empty(_))
+                if matches!(*store, AnyStore::Embedded(_)) =>
+            {
+                let made = keys::generate_into(&config.keys_dir, chrono::Utc::now())?;
+                startup.generated_key = Some(made.id.to_string());
+                KeyRing::load_dir(&config.keys_dir)?
+            }
+            Err(e @ (KeyError::NoFolder(_) | KeyError::Empty(_))) => {
+                return Err(StartError::NoSigningKey(format!(
+                    "{e}; with a shared store every instance needs the same keys: generate them \
+                     once and copy the key folder to each instance"
+                )))
+            }
+            other => other?,
+        };
+        let ring = Arc::new(ring);
+        let issuer = Issuer::new(ring.clone())
+            .map_err(|_| {
+                StartError::NoSigningKey(format!(
+                    "no secret key in {}, so no token can be signed; create one with `tessera \
+                     keys generate --keys {}`",
+                    config.keys_dir.display(),
+                    config.keys_dir.display()
+                ))
+            })?
+            .with_issuer(config.issuer.clone());
+        let service = TokenService::new(store.clone(), issuer).with_policy(config.policy);
+        let mirror = StateMirror::start(
+            store.clone(),
+            MirrorOptions {
+                bound: config.staleness_bound,
+                fail_open: config.fail_open,
+                ..MirrorOptions::default()
+            },
+        )
+        .await?;
+        let verifier = Verifier::new(ring.clone())
+            .with_state(mirror.state())
+            .with_issuer(config.issuer.clone())
+            .with_leeway(config.leeway);
+        let state = Self {
+            inner: Arc::new(Inner {
+                tokens: Tokens::new(service),
+                verifier,
+                mirror,
+                ring,
+                store,
+            }),
+        };
+        Ok((state, startup))
+    }
+
+    /// The verifier, following the store's token state.
+    pub fn verifier(&self) -> &Verifier {
+        &self.inner.verifier
+    }
+
+    /// The key ring.
+    pub fn keys(&self) -> &KeyRing {
+        &self.inner.ring
+    }
+
+    /// The state mirror.
+    pub fn mirror(&self) -> &StateMirror {
+        &self.inner.mirror
+    }
+
+    /// The store.
+    pub fn store(&self) -> &AnyStore {
+        &self.inner.store
+    }
+
+    fn tokens(&self) -> &Tokens {
+        &self.inner.tokens
+    }
+}
+
+/// Every route of the service.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/tokens", post(handlers::create).get(handlers::list))
+        .route(
+            "/v1/tokens/{id}",
+            get(handlers::show)
+                .patch(handlers::update)
+                .delete(handlers::delete),
+        )
+        .route("/v1/tokens/{id}/regenerate", post(handlers::regenerate))
+        .route("/v1/audit", get(handlers::audit))
+        .route("/v1/auth", get(handlers::forward_auth))
+        .route("/v1/verify", post(handlers::verify))
+        .route("/v1/keys", get(handlers::keys))
+        .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
+        .fallback(handlers::no_route)
+        .method_not_allowed_fallback(handlers::wrong_method)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// Serve `state` on `listener` until `shutdown` completes, then finish the requests in flight.
+/// Also drops state entries that can no longer matter, every minute.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let pruner = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(PRUNE_EVERY);
+            loop {
+                every.tick().await;
+                match state.tokens().housekeeping().prune().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(dropped = n, "pruned token state entries"),
+                    Err(e) => tracing::warn!(error = %e, "could not prune the token state"),
+                }
+            }
+        })
+    };
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    pruner.abort();
+    result
+}
+
+/// Whether the store answers: a cheap read.
+async fn store_answers(store: &AnyStore) -> Result<(), StoreError> {
+    store.get(uuid::Uuid::nil()).await.map(drop)
+}

@@ -1,0 +1,616 @@
+//! The HTTP service, black box over a real socket: each test makes a key folder and the first
+//! super-admin token with the `tessera` binary (as an operator would), starts the server on
+//! port 0 with the embedded store, and drives it with an HTTP client.
+
+#![cfg(feature = "cli")]
+
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tessera::server::{self, AppState, ServerConfig};
+
+const DEPLOY_PROD: &str = r#"{"grants": [{"resource": "devtron-app", "role": "trigger",
+    "project": "payments", "environments": ["prod"], "apps": ["*"]}]}"#;
+
+/// A running server and what it was started with.
+struct App {
+    base: String,
+    admin: String,
+    client: Client,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+fn tessera(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .current_dir(dir)
+        .env_remove("TESSERA_STORE")
+        .env_remove("TESSERA_KEYS")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "tessera {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+impl App {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        tessera(dir.path(), &["keys", "generate"]);
+        let out = tessera(
+            dir.path(),
+            &["token", "create", "--name", "admin", "--super-admin"],
+        );
+        let admin = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let config = ServerConfig {
+            keys_dir: dir.path().join("keys"),
+            store_url: format!("file:{}", dir.path().join("data/tessera.redb").display()),
+            ..ServerConfig::default()
+        };
+        let (state, _) = AppState::open(&config).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            base: format!("http://{addr}"),
+            admin,
+            client: Client::new(),
+            _dir: dir,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+        };
+        (status, headers, value)
+    }
+
+    async fn create(&self, name: &str, permissions: &str) -> (String, Value) {
+        let body = json!({"name": name, "description": "made by a test", "expires": "30d",
+                          "permissions": serde_json::from_str::<Value>(permissions).unwrap()});
+        let (status, headers, value) = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/tokens",
+                Some(&self.admin),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{value}");
+        assert_eq!(headers["cache-control"], "no-store");
+        (
+            value["token"].as_str().unwrap().to_owned(),
+            value["record"].clone(),
+        )
+    }
+
+    /// `/v1/auth` with `token` and a query; the status.
+    async fn auth(&self, token: &str, query: &str) -> StatusCode {
+        self.client
+            .get(self.url(&format!("/v1/auth?{query}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    /// Wait until `/v1/auth` gives `want` (the state mirror applies changes asynchronously).
+    async fn auth_becomes(&self, token: &str, query: &str, want: StatusCode) {
+        let started = Instant::now();
+        loop {
+            let got = self.auth(token, query).await;
+            if got == want {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "/v1/auth?{query} stayed {got}, wanted {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+const DEPLOY: &str = "resource=devtron-app&role=trigger&project=payments&environment=prod&app=api";
+const DEPLOY_BILLING: &str =
+    "resource=devtron-app&role=trigger&project=billing&environment=prod&app=api";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_flow_works_over_http() {
+    let app = App::start().await;
+    // The super-admin token from the command line creates a token with specific permissions.
+    let (token, record) = app.create("deployer", DEPLOY_PROD).await;
+    let id = record["id"].as_str().unwrap().to_owned();
+    assert_eq!(record["version"], 1);
+
+    // The gateway asks: allowed, and not allowed.
+    let response = app
+        .client
+        .get(app.url(&format!("/v1/auth?{DEPLOY}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-tessera-token-id"], id.as_str());
+    assert_eq!(response.headers()["x-tessera-token-name"], "deployer");
+    assert_eq!(response.headers()["x-tessera-super-admin"], "false");
+    assert_eq!(
+        app.auth(&token, DEPLOY_BILLING).await,
+        StatusCode::FORBIDDEN
+    );
+
+    // Update its permissions: the decision changes without a new token.
+    let billing: Value = serde_json::from_str(&DEPLOY_PROD.replace("payments", "billing")).unwrap();
+    let response = app
+        .client
+        .patch(app.url(&format!("/v1/tokens/{id}")))
+        .bearer_auth(&app.admin)
+        .header("If-Match", "\"1\"")
+        .json(&json!({"permissions": billing}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["etag"], "\"2\"");
+    app.auth_becomes(&token, DEPLOY_BILLING, StatusCode::OK)
+        .await;
+    assert_eq!(app.auth(&token, DEPLOY).await, StatusCode::FORBIDDEN);
+
+    // Regenerate: the old string is refused, the new one accepted.
+    let (status, headers, value) = app
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/tokens/{id}/regenerate"),
+            Some(&app.admin),
+            Some(json!({"expires": "60d"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(value["record"]["version"], 2);
+    let fresh = value["token"].as_str().unwrap().to_owned();
+    app.auth_becomes(&token, "", StatusCode::UNAUTHORIZED).await;
+    assert_eq!(app.auth(&fresh, DEPLOY_BILLING).await, StatusCode::OK);
+    let refused = app
+        .client
+        .get(app.url("/v1/auth"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.headers()["www-authenticate"],
+        "Bearer error=\"invalid_token\", error_description=\"superseded\""
+    );
+
+    // Delete: refused.
+    let (status, _, _) = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/tokens/{id}"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    app.auth_becomes(&fresh, "", StatusCode::UNAUTHORIZED).await;
+    let (status, _, value) = app
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/tokens/{id}"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, value["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+
+    // The audit trail names the admin token and the client address.
+    let (_, _, audit) = app
+        .call(reqwest::Method::GET, "/v1/audit", Some(&app.admin), None)
+        .await;
+    let entries = audit["entries"].as_array().unwrap();
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["create", "create", "update", "regenerate", "delete"]
+    );
+    assert!(entries[0]["actor"].as_str().unwrap().starts_with("local:"));
+    assert!(entries[1]["actor"].as_str().unwrap().starts_with("token:"));
+    assert_eq!(entries[1]["from"], "127.0.0.1");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn management_needs_a_valid_super_admin_token() {
+    let app = App::start().await;
+    let (token, _) = app.create("limited", DEPLOY_PROD).await;
+
+    let (status, headers, value) = app
+        .call(reqwest::Method::GET, "/v1/tokens", None, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    assert_eq!(value["error"]["code"], "missing_token");
+
+    let (status, headers, value) = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/tokens",
+            Some("v4.public.garbage"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(value["error"]["code"], "malformed");
+    assert!(headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("invalid_token"));
+
+    for (method, path) in [
+        (reqwest::Method::GET, "/v1/tokens"),
+        (reqwest::Method::POST, "/v1/tokens"),
+        (reqwest::Method::GET, "/v1/audit"),
+        (
+            reqwest::Method::DELETE,
+            "/v1/tokens/00000000-0000-4000-8000-000000000000",
+        ),
+    ] {
+        let (status, _, value) = app.call(method, path, Some(&token), Some(json!({}))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {value}");
+        assert_eq!(value["error"]["code"], "forbidden");
+    }
+
+    // The Devtron `token:` header works as well as Authorization: Bearer.
+    let response = app
+        .client
+        .get(app.url("/v1/tokens"))
+        .header("token", &app.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_mistakes_are_4xx_json_errors() {
+    let app = App::start().await;
+    let admin = Some(app.admin.as_str());
+    let (_, record) = app.create("target", DEPLOY_PROD).await;
+    let id = record["id"].as_str().unwrap();
+    let cases = [
+        (
+            reqwest::Method::GET,
+            "/v1/tokens/not-a-uuid".to_owned(),
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            reqwest::Method::GET,
+            "/nowhere".to_owned(),
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            reqwest::Method::PUT,
+            "/v1/tokens".to_owned(),
+            None,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/tokens".to_owned(),
+            Some(
+                json!({"name": "x", "expires": "30d", "permissions": {"super_admin": true}, "extra": 1}),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/tokens".to_owned(),
+            Some(
+                json!({"name": "Bad Name", "expires": "30d", "permissions": {"super_admin": true}}),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/tokens".to_owned(),
+            Some(json!({"name": "target", "expires": "30d", "permissions": {"super_admin": true}})),
+            StatusCode::CONFLICT,
+            "name_taken",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/tokens".to_owned(),
+            Some(json!({"name": "later", "expires": "15d", "permissions": {"super_admin": true}})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/tokens".to_owned(),
+            Some(json!({"name": "empty", "expires": "30d", "permissions": {"grants": []}})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            reqwest::Method::PATCH,
+            format!("/v1/tokens/{id}"),
+            Some(json!({})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/tokens?status=sleeping".to_owned(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/audit?limit=0".to_owned(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+    ];
+    for (method, path, body, status, code) in cases {
+        let (got, _, value) = app.call(method.clone(), &path, admin, body.clone()).await;
+        assert_eq!(
+            (got, value["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path} {body:?}: {value}"
+        );
+        assert!(value["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+
+    // A stale If-Match is a 412, a malformed one a 400.
+    for (if_match, status) in [
+        ("\"7\"", StatusCode::PRECONDITION_FAILED),
+        ("seven", StatusCode::BAD_REQUEST),
+    ] {
+        let response = app
+            .client
+            .delete(app.url(&format!("/v1/tokens/{id}")))
+            .bearer_auth(&app.admin)
+            .header("If-Match", if_match)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status);
+    }
+
+    // A body over the limit, and one that is not JSON.
+    let huge = "x".repeat(server::MAX_BODY + 1);
+    let response = app
+        .client
+        .post(app.url("/v1/tokens"))
+        .bearer_auth(&app.admin)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let response = app
+        .client
+        .post(app.url("/v1/verify"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    // A gateway asking a malformed question gets a 400, never a 5xx.
+    let status = app
+        .auth(&app.admin, "resource=devtron-app&role=pilot")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let status = app
+        .auth(&app.admin, "resource=devtron-app&role=view&colour=red")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_keys_and_health_answer() {
+    let app = App::start().await;
+    let (token, _) = app.create("inspected", DEPLOY_PROD).await;
+    let (status, _, value) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/verify",
+            None,
+            Some(
+                json!({"token": token, "require": {"resource": "devtron-app", "role": "trigger",
+                "project": "billing", "environment": "prod", "app": "api"}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (value["valid"].as_bool(), value["code"].as_str()),
+        (Some(true), Some("forbidden"))
+    );
+    assert_eq!(value["allowed"], false);
+    assert_eq!(value["token"]["name"], "inspected");
+    assert_eq!(
+        value["token"]["permissions"]["grants"][0]["project"],
+        "payments"
+    );
+
+    let (status, _, value) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/verify",
+            None,
+            Some(json!({"token": "v4.public.x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (value["valid"].as_bool(), value["code"].as_str()),
+        (Some(false), Some("malformed"))
+    );
+
+    let (status, _, value) = app.call(reqwest::Method::GET, "/v1/keys", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let keys = value["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["status"], "signing");
+    assert!(keys[0]["kid"].as_str().unwrap().starts_with("k4.pid."));
+    assert!(keys[0]["public_key"]
+        .as_str()
+        .unwrap()
+        .starts_with("k4.public."));
+    assert!(!value.to_string().contains("k4.secret"));
+
+    let (status, _, _) = app.call(reqwest::Method::GET, "/healthz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, value) = app.call(reqwest::Method::GET, "/readyz", None, None).await;
+    assert_eq!(
+        (status, value["status"].as_str()),
+        (StatusCode::OK, Some("ready"))
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_filter_by_status_and_expiry() {
+    let app = App::start().await;
+    app.create("soon", DEPLOY_PROD).await;
+    let body = json!({"name": "later", "expires": "90d", "permissions": {"super_admin": true}});
+    app.call(
+        reqwest::Method::POST,
+        "/v1/tokens",
+        Some(&app.admin),
+        Some(body),
+    )
+    .await;
+    let names = |value: &Value| -> Vec<String> {
+        let mut names: Vec<String> = value["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let (_, _, all) = app
+        .call(reqwest::Method::GET, "/v1/tokens", Some(&app.admin), None)
+        .await;
+    assert_eq!(names(&all), ["admin", "later", "soon"]);
+    assert!(
+        !all.to_string().contains("v4.public"),
+        "a listing never holds a token"
+    );
+    let (_, _, soon) = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/tokens?expiring_within=31d",
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(names(&soon), ["admin", "soon"]);
+    let (_, _, expired) = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/tokens?status=expired",
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert!(names(&expired).is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_first_start_generates_a_key_but_a_shared_store_needs_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        keys_dir: dir.path().join("keys"),
+        store_url: format!("file:{}", dir.path().join("data/tessera.redb").display()),
+        ..ServerConfig::default()
+    };
+    let (state, startup) = AppState::open(&config).await.unwrap();
+    let kid = startup.generated_key.expect("a key was generated");
+    assert_eq!(state.keys().signing().unwrap().public.id().as_str(), kid);
+    drop(state);
+    // The state mirror's task lets go of the store file once the runtime has dropped it.
+    let started = Instant::now();
+    let startup = loop {
+        match AppState::open(&config).await {
+            Ok((_, startup)) => break startup,
+            Err(e) if started.elapsed() < Duration::from_secs(5) => {
+                assert!(e.to_string().contains("in use"), "{e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert!(startup.generated_key.is_none(), "only on the first start");
+}
