@@ -21,6 +21,9 @@ const SHARDS: usize = 16;
 struct Shard<V> {
     map: HashMap<Arc<str>, V, foldhash::fast::RandomState>,
     order: VecDeque<Arc<str>>,
+    // Counted under the shard's lock, which a lookup holds anyway: no extra atomic.
+    hits: u64,
+    misses: u64,
 }
 
 /// A bounded, sharded map from token strings to verified values.
@@ -44,6 +47,8 @@ impl<V: Clone> SigCache<V> {
                 Mutex::new(Shard {
                     map: HashMap::default(),
                     order: VecDeque::new(),
+                    hits: 0,
+                    misses: 0,
                 })
             })
             .collect();
@@ -72,7 +77,25 @@ impl<V: Clone> SigCache<V> {
         if self.per_shard == 0 {
             return Err(Miss(hash));
         }
-        self.lock(hash).map.get(token).cloned().ok_or(Miss(hash))
+        let mut shard = self.lock(hash);
+        match shard.map.get(token).cloned() {
+            Some(value) => {
+                shard.hits += 1;
+                Ok(value)
+            }
+            None => {
+                shard.misses += 1;
+                Err(Miss(hash))
+            }
+        }
+    }
+
+    /// Lookups that found their token, and lookups that did not, since the cache was made.
+    pub(crate) fn stats(&self) -> (u64, u64) {
+        self.shards.iter().fold((0, 0), |(hits, misses), shard| {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            (hits + shard.hits, misses + shard.misses)
+        })
     }
 
     /// Offer a verified token: admitted if it was offered recently already.
@@ -133,6 +156,7 @@ mod tests {
         let miss = cache.get("token").unwrap_err();
         cache.offer(miss, "token", 1);
         assert_eq!(cache.get("token").ok(), Some(1));
+        assert_eq!(cache.stats(), (1, 3), "one hit, three misses");
     }
 
     #[test]

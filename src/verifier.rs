@@ -293,6 +293,11 @@ impl Verifier {
         &self.ring
     }
 
+    /// Signature-cache lookups so far: `(hits, misses)`. A hit skipped the Ed25519 check.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        self.cache.stats()
+    }
+
     /// Verify an untrusted token string. See the module docs for the order of checks.
     pub fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {

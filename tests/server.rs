@@ -529,6 +529,28 @@ async fn introspection_keys_and_health_answer() {
 
     let (status, _, _) = app.call(reqwest::Method::GET, "/healthz", None, None).await;
     assert_eq!(status, StatusCode::OK);
+
+    // The calls above show up in the metrics.
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    assert!(metrics.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = metrics.text().await.unwrap();
+    for line in [
+        "tessera_http_requests_total{route=\"/v1/verify\",status=\"200\"} 2",
+        "tessera_http_requests_total{route=\"/v1/keys\",status=\"200\"} 1",
+        "tessera_http_requests_total{route=\"/v1/tokens\",status=\"201\"} 1",
+        "tessera_verifications_total{outcome=\"forbidden\"} 1",
+        "tessera_verifications_total{outcome=\"malformed\"} 1",
+        "tessera_state_stale 0",
+        "tessera_state_revision 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+    }
+    assert!(text.contains("tessera_signature_cache_hits_total"));
+    assert!(!text.contains("v4.public"), "no token in the metrics");
     let (status, _, value) = app.call(reqwest::Method::GET, "/readyz", None, None).await;
     assert_eq!(
         (status, value["status"].as_str()),

@@ -355,9 +355,10 @@ pub async fn forward_auth(
             "send a token as `Authorization: Bearer <token>`",
         )
     })?;
-    let verified = state.verifier().verify(token).map_err(|e| refused(&e))?;
+    let verified = state.verify(token).map_err(|e| refused(&e))?;
     if let Some(access) = &access {
         if !verified.allows(access) {
+            state.count_forbidden();
             return Err(ApiError::forbidden(format!(
                 "token {:?} does not allow {} {}",
                 verified.name(),
@@ -434,11 +435,12 @@ pub async fn verify(
 ) -> Result<Response, ApiError> {
     let empty = BTreeMap::new();
     let access = requirement(body.require.as_ref().unwrap_or(&empty))?;
-    let answer = match state.verifier().verify(&body.token) {
+    let answer = match state.verify(&body.token) {
         Err(e) => json!({"valid": false, "code": e.code()}),
         Ok(token) => {
             let allowed = access.as_ref().map(|a| token.allows(a));
             let code = if allowed == Some(false) {
+                state.count_forbidden();
                 "forbidden"
             } else {
                 "ok"

@@ -6,6 +6,7 @@
 //! | `auth` | the token a request carries, its verification, the super-admin gate |
 //! | `error` | [`ApiError`]: the JSON error shape and the status of every code |
 //! | `handlers` | the endpoints |
+//! | `metrics` | Prometheus counters and `/metrics` |
 //!
 //! [`router`] is a plain function of an [`AppState`], so most tests drive it in process;
 //! [`serve`] takes the listener and the shutdown signal from its caller, so tests bind port 0.
@@ -15,6 +16,7 @@
 mod auth;
 mod error;
 mod handlers;
+mod metrics;
 
 pub use auth::{presented, Admin, Authenticated};
 pub use error::ApiError;
@@ -25,6 +27,7 @@ use crate::lifecycle::{Policy, TokenService};
 use crate::mirror::{MirrorOptions, StateMirror};
 use crate::store::{AnyStore, StoreError, TokenStore};
 use crate::verifier::{Verifier, DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS};
+use crate::{VerifiedToken, VerifyError};
 use auth::Tokens;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -97,6 +100,7 @@ pub struct AppState {
 
 struct Inner {
     tokens: Tokens,
+    metrics: metrics::Metrics,
     verifier: Verifier,
     mirror: StateMirror,
     ring: Arc<KeyRing>,
@@ -171,6 +175,7 @@ impl AppState {
         let state = Self {
             inner: Arc::new(Inner {
                 tokens: Tokens::new(service),
+                metrics: metrics::Metrics::default(),
                 verifier,
                 mirror,
                 ring,
@@ -183,6 +188,25 @@ impl AppState {
     /// The verifier, following the store's token state.
     pub fn verifier(&self) -> &Verifier {
         &self.inner.verifier
+    }
+
+    /// Verify a token presented to the server, counting the outcome.
+    pub fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+        let result = self.inner.verifier.verify(token);
+        self.inner.metrics.verification(match &result {
+            Ok(_) => "ok",
+            Err(e) => e.code(),
+        });
+        result
+    }
+
+    fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
+    }
+
+    /// Count a valid token refused by a permission check.
+    fn count_forbidden(&self) {
+        self.inner.metrics.verification("forbidden");
     }
 
     /// The key ring.
@@ -222,9 +246,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/keys", get(handlers::keys))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
+        .route("/metrics", get(metrics::metrics))
         .fallback(handlers::no_route)
         .method_not_allowed_fallback(handlers::wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 

@@ -1,0 +1,243 @@
+//! Prometheus metrics: requests by route and status, verification outcomes by reason, the token
+//! state's revision and staleness, and the signature cache's hits.
+//!
+//! Counters are fixed arrays of atomics indexed by route and status, so counting a request
+//! takes no lock and allocates nothing: `/v1/auth` is on a gateway's hot path. The routes are
+//! the router's own, matched here by their shape, so a client cannot create new series.
+
+use super::AppState;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Route labels, in the order of the counters.
+const ROUTES: [&str; 11] = [
+    "/v1/tokens",
+    "/v1/tokens/{id}",
+    "/v1/tokens/{id}/regenerate",
+    "/v1/audit",
+    "/v1/auth",
+    "/v1/verify",
+    "/v1/keys",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "other",
+];
+
+/// Verification outcomes: `ok`, then every refusal code.
+const OUTCOMES: [&str; 11] = [
+    "ok",
+    "malformed",
+    "unknown_key",
+    "bad_signature",
+    "expired",
+    "not_yet_valid",
+    "wrong_issuer",
+    "revoked",
+    "superseded",
+    "stale_state",
+    "forbidden",
+];
+
+const STATUSES: usize = 600;
+
+/// The server's counters.
+pub struct Metrics {
+    /// `ROUTES.len()` rows of `STATUSES` counters.
+    requests: Box<[AtomicU64]>,
+    outcomes: [AtomicU64; OUTCOMES.len()],
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            requests: (0..ROUTES.len() * STATUSES)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            outcomes: Default::default(),
+        }
+    }
+}
+
+/// The route label of a path.
+fn route_of(path: &str) -> usize {
+    let index = |label: &str| ROUTES.iter().position(|r| *r == label);
+    let found = match path.strip_prefix("/v1/tokens/") {
+        Some(rest) if !rest.is_empty() => match rest.split_once('/') {
+            None => index("/v1/tokens/{id}"),
+            Some((_, "regenerate")) => index("/v1/tokens/{id}/regenerate"),
+            Some(_) => None,
+        },
+        _ => index(path).filter(|&i| ROUTES[i] != "other" && !ROUTES[i].contains('{')),
+    };
+    found.unwrap_or(ROUTES.len() - 1)
+}
+
+impl Metrics {
+    /// Count a verification outcome (`ok` or a reason code).
+    pub fn verification(&self, outcome: &str) {
+        if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
+            self.outcomes[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn request(&self, route: usize, status: u16) {
+        let status = usize::from(status).min(STATUSES - 1);
+        self.requests[route * STATUSES + status].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition of everything.
+    fn render(&self, state: &AppState) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP tessera_http_requests_total HTTP requests by route and status."
+        );
+        let _ = writeln!(out, "# TYPE tessera_http_requests_total counter");
+        for (r, route) in ROUTES.iter().enumerate() {
+            for status in 0..STATUSES {
+                let n = self.requests[r * STATUSES + status].load(Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "tessera_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                    );
+                }
+            }
+        }
+        let _ = writeln!(out, "# HELP tessera_verifications_total Token verifications by outcome: `ok` or the reason code; `forbidden` counts valid tokens a permission check refused.");
+        let _ = writeln!(out, "# TYPE tessera_verifications_total counter");
+        for (i, outcome) in OUTCOMES.iter().enumerate() {
+            let n = self.outcomes[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "tessera_verifications_total{{outcome=\"{outcome}\"}} {n}"
+            );
+        }
+        let mirror = state.mirror();
+        let map = mirror.state();
+        let gauges = [
+            (
+                "tessera_state_revision",
+                "The last token-state revision applied.",
+                map.revision() as f64,
+            ),
+            (
+                "tessera_state_age_seconds",
+                "Seconds since the token state's source was last heard from.",
+                map.age_secs() as f64,
+            ),
+            (
+                "tessera_state_stale",
+                "1 when the token state is past its staleness bound.",
+                f64::from(u8::from(map.is_stale())),
+            ),
+            (
+                "tessera_state_entries",
+                "Entries in the token-state map.",
+                map.len() as f64,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
+        let counters = [
+            (
+                "tessera_state_reloads_total",
+                "Token-state snapshots loaded.",
+                mirror.stats().reloads(),
+            ),
+            (
+                "tessera_state_errors_total",
+                "Token-state polls that failed.",
+                mirror.stats().errors(),
+            ),
+        ];
+        let (hits, misses) = state.verifier().cache_stats();
+        let cache = [
+            (
+                "tessera_signature_cache_hits_total",
+                "Verifications that skipped the signature check.",
+                hits,
+            ),
+            (
+                "tessera_signature_cache_misses_total",
+                "Verifications that checked the signature.",
+                misses,
+            ),
+        ];
+        for (name, help, value) in counters.into_iter().chain(cache) {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        let ratio = if hits + misses == 0 {
+            0.0
+        } else {
+            hits as f64 / (hits + misses) as f64
+        };
+        let _ = writeln!(
+            out,
+            "# HELP tessera_signature_cache_hit_ratio Hits over all lookups since start.\n\
+             # TYPE tessera_signature_cache_hit_ratio gauge\ntessera_signature_cache_hit_ratio {ratio}"
+        );
+        out
+    }
+}
+
+/// Middleware: count every response by route and status.
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = route_of(request.uri().path());
+    let response = next.run(request).await;
+    state.metrics().request(route, response.status().as_u16());
+    response
+}
+
+/// `GET /metrics`
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let body = state.metrics().render(&state);
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_map_to_their_route_and_nothing_else_makes_a_series() {
+        let label = |path| ROUTES[route_of(path)];
+        assert_eq!(label("/v1/tokens"), "/v1/tokens");
+        assert_eq!(label("/v1/tokens/abc"), "/v1/tokens/{id}");
+        assert_eq!(
+            label("/v1/tokens/abc/regenerate"),
+            "/v1/tokens/{id}/regenerate"
+        );
+        assert_eq!(label("/v1/tokens/abc/other"), "other");
+        assert_eq!(label("/v1/tokens/"), "other");
+        assert_eq!(label("/v1/auth"), "/v1/auth");
+        assert_eq!(label("/v1/tokens/{id}"), "/v1/tokens/{id}");
+        assert_eq!(label("/anything/else"), "other");
+        assert_eq!(label("other"), "other");
+    }
+}
