@@ -197,6 +197,8 @@ impl TokenRecord {
             updated_by: &self.updated_by,
             expires_at: self.expires_at.as_ref().map(crate::claims::format_time),
             status: self.status(now),
+            last_used_at: self.last_used_at.as_ref().map(crate::claims::format_time),
+            last_used_from: self.last_used_from.as_deref(),
         }
     }
 }
@@ -229,6 +231,11 @@ pub struct RecordView<'a> {
     pub expires_at: Option<String>,
     /// `active` or `expired`.
     pub status: Status,
+    /// When a verifier of this service last accepted the token (`null`: not since records
+    /// began).
+    pub last_used_at: Option<String>,
+    /// The client address of that use.
+    pub last_used_from: Option<&'a str>,
 }
 
 /// Why a lifecycle operation failed. Each has a stable [`code`](LifecycleError::code).
@@ -471,6 +478,8 @@ impl<S: TokenStore> TokenService<S> {
             updated_by: caller.actor.to_string(),
             expires_at,
             issued_until: expires_at,
+            last_used_at: None,
+            last_used_from: None,
         };
         let audit = self.audit_entry(caller, Action::Create, &record, "ok");
         self.store

@@ -428,15 +428,39 @@ fn permissions_come_from_a_file_or_stdin() {
 }
 
 #[test]
-fn signing_needs_a_secret_key_but_reading_does_not() {
+fn the_first_use_of_the_embedded_store_makes_a_key() {
     let s = Sandbox::new();
+    s.run(&["token", "list"]).expect(0);
+    assert!(!s.path("keys").exists(), "reading makes no key");
+    let run = s.create(&["--name", "first", "--super-admin"]).expect(0);
+    assert!(
+        run.stderr
+            .contains("first use: generated the signing key k4.pid."),
+        "{}",
+        run.stderr
+    );
+    let again = s.create(&["--name", "second", "--super-admin"]).expect(0);
+    assert!(!again.stderr.contains("generated"), "{}", again.stderr);
+    let listed = s.run(&["keys", "list", "--json"]).expect(0).json();
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_key_folder_with_only_public_keys_cannot_sign() {
+    let s = sandbox();
+    for entry in std::fs::read_dir(s.path("keys")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().ends_with(".k4.secret") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
     let run = s.create(&["--name", "keyless", "--super-admin"]).expect(2);
+    assert!(run.stderr.contains("no secret key"), "{}", run.stderr);
     assert!(
         run.stderr.contains("tessera keys generate"),
         "{}",
         run.stderr
     );
-    s.run(&["token", "list"]).expect(0);
 }
 
 #[test]

@@ -49,6 +49,8 @@ fn record(name: &str) -> TokenRecord {
         updated_by: "local:test".into(),
         expires_at: Some(at + ChronoDuration::days(30)),
         issued_until: Some(at + ChronoDuration::days(30)),
+        last_used_at: None,
+        last_used_from: None,
     }
 }
 

@@ -41,6 +41,10 @@ fn tessera(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
 
 impl App {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         tessera(dir.path(), &["keys", "generate"]);
         let out = tessera(
@@ -48,11 +52,13 @@ impl App {
             &["token", "create", "--name", "admin", "--super-admin"],
         );
         let admin = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-        let config = ServerConfig {
+        let mut config = ServerConfig {
             keys_dir: dir.path().join("keys"),
             store_url: format!("file:{}", dir.path().join("data/tessera.redb").display()),
+            usage_flush: Duration::from_millis(20),
             ..ServerConfig::default()
         };
+        configure(&mut config);
         let (state, _) = AppState::open(&config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
@@ -635,4 +641,77 @@ async fn a_first_start_generates_a_key_but_a_shared_store_needs_one() {
         }
     };
     assert!(startup.generated_key.is_none(), "only on the first start");
+}
+
+/// The listing's `last_used_at`/`last_used_from` of token `name`, once they are written.
+async fn last_use(app: &App, name: &str) -> (String, String) {
+    let started = Instant::now();
+    loop {
+        let (_, _, value) = app
+            .call(reqwest::Method::GET, "/v1/tokens", Some(&app.admin), None)
+            .await;
+        let token = value["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap()
+            .clone();
+        if let (Some(at), Some(from)) = (
+            token["last_used_at"].as_str(),
+            token["last_used_from"].as_str(),
+        ) {
+            return (at.to_owned(), from.to_owned());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no last use for {name}: {token}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_use_shows_in_listings_with_the_client_address() {
+    let app = App::start().await;
+    let (token, record) = app.create("used", DEPLOY_PROD).await;
+    assert_eq!(record["last_used_at"], Value::Null);
+    // A forwarded header from a peer that is not a trusted proxy is ignored.
+    let response = app
+        .client
+        .get(app.url(&format!("/v1/auth?{DEPLOY}")))
+        .bearer_auth(&token)
+        .header("X-Forwarded-For", "203.0.113.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (at, from) = last_use(&app, "used").await;
+    assert_eq!(from, "127.0.0.1");
+    assert!(at.ends_with('Z'), "{at}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_recorded() {
+    let app = App::start_with(|config| {
+        config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let (token, _) = app.create("proxied", DEPLOY_PROD).await;
+    let response = app
+        .client
+        .get(app.url("/v1/auth"))
+        .bearer_auth(&token)
+        .header("X-Forwarded-For", "198.51.100.1, 203.0.113.7, 127.0.0.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (_, from) = last_use(&app, "proxied").await;
+    assert_eq!(
+        from, "203.0.113.7",
+        "the nearest address that is not a trusted proxy"
+    );
+    app.stop().await;
 }

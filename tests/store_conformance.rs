@@ -61,6 +61,7 @@ conformance!(
     concurrent_creates_of_one_name_have_one_winner,
     concurrent_regenerates_leave_exactly_one_working_token,
     concurrent_updates_with_expected_revisions_lose_nothing,
+    the_last_use_is_kept_apart_and_never_goes_back,
 );
 
 fn is_invalid(result: Result<impl std::fmt::Debug, LifecycleError>, field: &str) -> String {
@@ -808,4 +809,60 @@ fn a_missing_redis_server_skips_outside_ci_and_fails_under_ci() {
     let (passed, text) = run(Some("true"));
     assert!(!passed, "{text}");
     assert!(text.contains("redis-server not found on PATH"), "{text}");
+}
+
+async fn the_last_use_is_kept_apart_and_never_goes_back(b: Backend) {
+    use tessera::store::Usage;
+    let service = b.service();
+    let minted = service.create(&caller(), new_token("used")).await.unwrap();
+    let id = minted.record.id;
+    assert_eq!(minted.record.last_used_at, None);
+    let t = common::start_time();
+    let usage = |secs: i64, from: &str, id| Usage {
+        id,
+        at: t + Duration::seconds(secs),
+        from: Some(from.to_owned()),
+    };
+    let stranger = uuid::Uuid::new_v4();
+    b.store
+        .record_usage(vec![
+            usage(5, "10.0.0.1", id),
+            usage(5, "10.0.0.9", stranger),
+        ])
+        .await
+        .unwrap();
+    let record = service.get(id).await.unwrap();
+    assert_eq!(record.last_used_at, Some(t + Duration::seconds(5)));
+    assert_eq!(record.last_used_from.as_deref(), Some("10.0.0.1"));
+    // An older use does not overwrite a newer one; a newer one does.
+    b.store
+        .record_usage(vec![usage(3, "10.0.0.2", id)])
+        .await
+        .unwrap();
+    assert_eq!(
+        service.get(id).await.unwrap().last_used_from.as_deref(),
+        Some("10.0.0.1")
+    );
+    b.store
+        .record_usage(vec![usage(9, "10.0.0.3", id)])
+        .await
+        .unwrap();
+    let listed = service.list().await.unwrap();
+    assert_eq!(listed[0].last_used_from.as_deref(), Some("10.0.0.3"));
+    let by_name = service.get_by_name("used").await.unwrap().unwrap();
+    assert_eq!(by_name.last_used_at, Some(t + Duration::seconds(9)));
+    // Recording a use is no management change: no revision, no audit entry.
+    assert_eq!(by_name.revision, 1);
+    assert_eq!(service.audit(0, 10).await.unwrap().len(), 1);
+    // The use goes with the token; a new token of the same name starts unused.
+    service.delete(&caller(), id, None).await.unwrap();
+    b.store
+        .record_usage(vec![usage(20, "10.0.0.4", id)])
+        .await
+        .unwrap();
+    let again = service.create(&caller(), new_token("used")).await.unwrap();
+    assert_eq!(
+        service.get(again.record.id).await.unwrap().last_used_at,
+        None
+    );
 }

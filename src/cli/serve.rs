@@ -57,6 +57,16 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "DAYS", env = "TESSERA_MAX_LIFETIME_DAYS",
           value_parser = clap::value_parser!(u32).range(1..=36_500))]
     max_lifetime_days: Option<u32>,
+
+    /// A proxy in front of the service whose `X-Forwarded-For` names the client (repeat the
+    /// option, or separate addresses with commas in the variable); any other peer is the client
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "IP",
+        env = "TESSERA_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 pub(crate) const AFTER_HELP: &str = "\
@@ -101,6 +111,8 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
                 .map(|d| chrono::Duration::days(i64::from(d))),
             ..Policy::default()
         },
+        trusted_proxies: args.trusted_proxies,
+        ..ServerConfig::default()
     };
     let (state, startup) = AppState::open(&config)
         .await

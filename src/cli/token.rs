@@ -12,7 +12,7 @@
 use super::keys::KeysDir;
 use super::report::{self, eprint_line, Failure, Out, EXIT_REFUSED};
 use crate::issuer::Issuer;
-use crate::keys::KeyRing;
+use crate::keys::{KeyError, KeyRing};
 use crate::lifecycle::{
     Caller, Expiry, LifecycleError, Minted, NewToken, Policy, Status, TokenService, TokenUpdate,
 };
@@ -409,25 +409,35 @@ async fn service(
     store: &StoreArg,
     keys: Option<&KeysDir>,
 ) -> Result<TokenService<AnyStore>, Failure> {
-    // Commands that sign nothing need no keys.
-    let issuer = match keys {
-        Some(dir) => {
-            let ring = KeyRing::load_dir(&dir.keys)?;
-            Some(Issuer::new(Arc::new(ring)).map_err(|_| {
-                Failure::new(format_args!(
-                    "no secret key in {}, so no token can be signed",
-                    dir.keys.display()
-                ))
-                .hint("create one with `tessera keys generate`")
-            })?)
-        }
-        None => None,
-    };
     let store = Arc::new(open_store(&store.store).await?);
-    Ok(match issuer {
-        Some(issuer) => TokenService::new(store, issuer),
-        None => TokenService::without_issuer(store),
-    })
+    // Commands that sign nothing need no keys.
+    let Some(dir) = keys else {
+        return Ok(TokenService::without_issuer(store));
+    };
+    let ring = match KeyRing::load_dir(&dir.keys) {
+        // The first use on one machine, as `tessera serve` does on a first start: a shared
+        // store needs keys made once and copied to every instance, so only the embedded one.
+        Err(KeyError::NoFolder(_) | KeyError::Empty(_))
+            if matches!(*store, AnyStore::Embedded(_)) =>
+        {
+            let made = crate::keys::generate_into(&dir.keys, chrono::Utc::now())?;
+            eprint_line(format_args!(
+                "first use: generated the signing key {} in {} (the secret file is mode 0600)",
+                made.id,
+                dir.keys.display()
+            ));
+            KeyRing::load_dir(&dir.keys)?
+        }
+        other => other?,
+    };
+    let issuer = Issuer::new(Arc::new(ring)).map_err(|_| {
+        Failure::new(format_args!(
+            "no secret key in {}, so no token can be signed",
+            dir.keys.display()
+        ))
+        .hint("create one with `tessera keys generate`")
+    })?;
+    Ok(TokenService::new(store, issuer))
 }
 
 /// Open the store a `--store` URL names, with an error that says what to check.

@@ -13,7 +13,7 @@ use crate::VerifiedToken;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// The token service, sealed: see the module docs.
 pub struct Tokens(TokenService<AnyStore>);
@@ -55,12 +55,49 @@ pub fn presented(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     }
 }
 
-/// The client's address: the peer of the connection.
-pub fn client_address(parts: &Parts) -> Option<String> {
-    parts
+/// The client's address: the peer of the connection, or, when the peer is a trusted proxy,
+/// the nearest address in `X-Forwarded-For` that is not one (a client can write anything into
+/// that header, so only what trusted proxies appended counts).
+pub fn client_address(parts: &Parts, trusted: &[IpAddr]) -> Option<String> {
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .map(|ConnectInfo(addr)| addr.ip())?;
+    if !trusted.contains(&peer) {
+        return Some(peer.to_string());
+    }
+    let forwarded = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for hop in forwarded.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => continue,
+            Ok(ip) => return Some(ip.to_string()),
+            // Garbage from the client side of the chain: stop at the last sane hop.
+            Err(_) => break,
+        }
+    }
+    Some(peer.to_string())
+}
+
+/// The client's address, as an extractor.
+#[derive(Debug, Clone)]
+pub struct ClientAddr(pub Option<String>);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(client_address(parts, state.trusted_proxies())))
+    }
 }
 
 /// A request whose token verified.
@@ -82,13 +119,11 @@ impl FromRequestParts<AppState> for Authenticated {
                 "send a token as `Authorization: Bearer <token>`",
             )
         })?;
-        let token = state.verifier().verify(token).map_err(|e| {
+        let from = client_address(parts, state.trusted_proxies());
+        let token = state.verify_from(token, from.as_deref()).map_err(|e| {
             ApiError::unauthorized(e.code(), format!("the token was refused: {}", e.code()))
         })?;
-        Ok(Self {
-            token,
-            from: client_address(parts),
-        })
+        Ok(Self { token, from })
     }
 }
 

@@ -2,7 +2,7 @@
 //! `/v1/auth` and `/v1/verify` only verify. Request bodies are JSON with unknown fields
 //! refused; every failure is an [`ApiError`].
 
-use super::auth::{presented, Admin};
+use super::auth::{presented, Admin, ClientAddr};
 use super::error::ApiError;
 use super::{store_answers, AppState};
 use crate::lifecycle::{Expiry, Minted, NewToken, Status, TokenUpdate};
@@ -345,6 +345,7 @@ fn requirement(fields: &BTreeMap<String, String>) -> Result<Option<Access<'_>>, 
 /// a refusal (`stale_state`).
 pub async fn forward_auth(
     State(state): State<AppState>,
+    ClientAddr(from): ClientAddr,
     headers: HeaderMap,
     Params(query): Params<BTreeMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -355,7 +356,9 @@ pub async fn forward_auth(
             "send a token as `Authorization: Bearer <token>`",
         )
     })?;
-    let verified = state.verify(token).map_err(|e| refused(&e))?;
+    let verified = state
+        .verify_from(token, from.as_deref())
+        .map_err(|e| refused(&e))?;
     if let Some(access) = &access {
         if !verified.allows(access) {
             state.count_forbidden();
@@ -431,11 +434,12 @@ fn token_json(token: &VerifiedToken) -> Value {
 /// `POST /v1/verify`: introspection. Always 200 for a well-formed request.
 pub async fn verify(
     State(state): State<AppState>,
+    ClientAddr(from): ClientAddr,
     Body(body): Body<VerifyBody>,
 ) -> Result<Response, ApiError> {
     let empty = BTreeMap::new();
     let access = requirement(body.require.as_ref().unwrap_or(&empty))?;
-    let answer = match state.verify(&body.token) {
+    let answer = match state.verify_from(&body.token, from.as_deref()) {
         Err(e) => json!({"valid": false, "code": e.code()}),
         Ok(token) => {
             let allowed = access.as_ref().map(|a| token.allows(a));

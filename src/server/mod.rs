@@ -7,6 +7,7 @@
 //! | `error` | [`ApiError`]: the JSON error shape and the status of every code |
 //! | `handlers` | the endpoints |
 //! | `metrics` | Prometheus counters and `/metrics` |
+//! | `usage` | last use of each token, noted in memory and written in batches |
 //!
 //! [`router`] is a plain function of an [`AppState`], so most tests drive it in process;
 //! [`serve`] takes the listener and the shutdown signal from its caller, so tests bind port 0.
@@ -17,8 +18,9 @@ mod auth;
 mod error;
 mod handlers;
 mod metrics;
+mod usage;
 
-pub use auth::{presented, Admin, Authenticated};
+pub use auth::{client_address, presented, Admin, Authenticated, ClientAddr};
 pub use error::ApiError;
 
 use crate::issuer::Issuer;
@@ -33,7 +35,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +63,11 @@ pub struct ServerConfig {
     pub fail_open: bool,
     /// Lifetime rules for new and regenerated tokens.
     pub policy: Policy,
+    /// Proxies whose `X-Forwarded-For` names the client (their own address never counts as
+    /// the client's).
+    pub trusted_proxies: Vec<IpAddr>,
+    /// How often the last use of tokens is written to the store.
+    pub usage_flush: Duration,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +80,8 @@ impl Default for ServerConfig {
             staleness_bound: Duration::from_secs(30),
             fail_open: false,
             policy: Policy::default(),
+            trusted_proxies: Vec::new(),
+            usage_flush: Duration::from_secs(5),
         }
     }
 }
@@ -101,6 +110,9 @@ pub struct AppState {
 struct Inner {
     tokens: Tokens,
     metrics: metrics::Metrics,
+    usage: usage::UsageRecorder,
+    trusted_proxies: Vec<IpAddr>,
+    usage_flush: Duration,
     verifier: Verifier,
     mirror: StateMirror,
     ring: Arc<KeyRing>,
@@ -176,6 +188,9 @@ impl AppState {
             inner: Arc::new(Inner {
                 tokens: Tokens::new(service),
                 metrics: metrics::Metrics::default(),
+                usage: usage::UsageRecorder::default(),
+                trusted_proxies: config.trusted_proxies.clone(),
+                usage_flush: config.usage_flush,
                 verifier,
                 mirror,
                 ring,
@@ -190,14 +205,35 @@ impl AppState {
         &self.inner.verifier
     }
 
-    /// Verify a token presented to the server, counting the outcome.
-    pub fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+    /// Verify a token presented to the server by the client at `from`: count the outcome, and
+    /// note the use of an accepted token (written to the store later, in a batch).
+    pub fn verify_from(
+        &self,
+        token: &str,
+        from: Option<&str>,
+    ) -> Result<VerifiedToken, VerifyError> {
         let result = self.inner.verifier.verify(token);
-        self.inner.metrics.verification(match &result {
-            Ok(_) => "ok",
-            Err(e) => e.code(),
-        });
+        match &result {
+            Ok(token) => {
+                self.inner.metrics.verification("ok");
+                self.inner.usage.note(token.id(), chrono::Utc::now(), from);
+            }
+            Err(e) => self.inner.metrics.verification(e.code()),
+        }
         result
+    }
+
+    /// The proxies trusted to name the client.
+    pub fn trusted_proxies(&self) -> &[IpAddr] {
+        &self.inner.trusted_proxies
+    }
+
+    /// Write the noted uses of tokens to the store now.
+    pub async fn flush_usage(&self) {
+        self.inner
+            .usage
+            .flush(&self.inner.store, chrono::Utc::now())
+            .await;
     }
 
     fn metrics(&self) -> &metrics::Metrics {
@@ -278,11 +314,24 @@ pub async fn serve(
             }
         })
     };
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let usage = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(state.inner.usage_flush);
+            loop {
+                every.tick().await;
+                state.flush_usage().await;
+            }
+        })
+    };
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     pruner.abort();
+    usage.abort();
+    // The uses noted since the last write, so a clean stop loses none.
+    state.flush_usage().await;
     result
 }
 

@@ -9,7 +9,7 @@
 
 use super::{
     AuditEntry, AuditRecord, Committed, FeedPage, StateChange, StateDecoder, StateRecord,
-    StateSnapshot, StoreError, TokenRecord, TokenStore, Write, FEED_RETENTION,
+    StateSnapshot, StoreError, TokenRecord, TokenStore, Usage, Write, FEED_RETENTION,
 };
 use chrono::{DateTime, Utc};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -28,6 +28,8 @@ const DROPS: TableDefinition<(i64, u128), ()> = TableDefinition::new("state_drop
 const FEED: TableDefinition<u64, &[u8]> = TableDefinition::new("feed");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Each token's last use, apart from its record so recording it never races a change.
+const USAGE: TableDefinition<u128, &[u8]> = TableDefinition::new("usage");
 const REVISION: &str = "revision";
 
 /// A feed entry as stored (the revision is the key).
@@ -91,6 +93,7 @@ impl EmbeddedStore {
             txn.open_table(FEED).map_err(db_err)?;
             txn.open_table(AUDIT).map_err(db_err)?;
             txn.open_table(META).map_err(db_err)?;
+            txn.open_table(USAGE).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         let revision = {
@@ -196,6 +199,19 @@ fn append_audit(
     Ok(seq)
 }
 
+/// A stored record with its last use filled in.
+fn with_usage(
+    usage: &impl ReadableTable<u128, &'static [u8]>,
+    bytes: &[u8],
+) -> Result<TokenRecord, StoreError> {
+    let record: TokenRecord = decode("token record", bytes)?;
+    let used = match usage.get(record.id.as_u128()).map_err(db_err)? {
+        Some(v) => Some(decode::<Usage>("usage entry", v.value())?),
+        None => None,
+    };
+    Ok(record.with_usage(used))
+}
+
 fn current_record(
     records: &Table<'_, u128, &'static [u8]>,
     id: Uuid,
@@ -277,6 +293,10 @@ impl Inner {
                 } => {
                     let record = current_record(&records, *id, *expect)?;
                     records.remove(id.as_u128()).map_err(db_err)?;
+                    txn.open_table(USAGE)
+                        .map_err(db_err)?
+                        .remove(id.as_u128())
+                        .map_err(db_err)?;
                     let owner = names
                         .get(record.name.as_str())
                         .map_err(db_err)?
@@ -336,8 +356,9 @@ impl Inner {
     fn get(&self, id: Uuid) -> Result<Option<TokenRecord>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let records = txn.open_table(RECORDS).map_err(db_err)?;
+        let usage = txn.open_table(USAGE).map_err(db_err)?;
         let value = records.get(id.as_u128()).map_err(db_err)?;
-        value.map(|v| decode("token record", v.value())).transpose()
+        value.map(|v| with_usage(&usage, v.value())).transpose()
     }
 
     fn get_by_name(&self, name: &str) -> Result<Option<TokenRecord>, StoreError> {
@@ -347,8 +368,9 @@ impl Inner {
             return Ok(None);
         };
         let records = txn.open_table(RECORDS).map_err(db_err)?;
+        let usage = txn.open_table(USAGE).map_err(db_err)?;
         match records.get(id).map_err(db_err)? {
-            Some(v) => Ok(Some(decode("token record", v.value())?)),
+            Some(v) => Ok(Some(with_usage(&usage, v.value())?)),
             None => Err(StoreError::Corrupt(format!(
                 "the name {name:?} points at a missing record"
             ))),
@@ -358,12 +380,38 @@ impl Inner {
     fn list(&self) -> Result<Vec<TokenRecord>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let records = txn.open_table(RECORDS).map_err(db_err)?;
+        let usage = txn.open_table(USAGE).map_err(db_err)?;
         let mut out = Vec::with_capacity(records.len().map_err(db_err)? as usize);
         for item in records.iter().map_err(db_err)? {
             let (_, v) = item.map_err(db_err)?;
-            out.push(decode("token record", v.value())?);
+            out.push(with_usage(&usage, v.value())?);
         }
         Ok(out)
+    }
+
+    fn record_usage(&self, uses: Vec<Usage>) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let records = txn.open_table(RECORDS).map_err(db_err)?;
+            let mut usage = txn.open_table(USAGE).map_err(db_err)?;
+            for new in uses {
+                let key = new.id.as_u128();
+                if records.get(key).map_err(db_err)?.is_none() {
+                    continue;
+                }
+                let old = match usage.get(key).map_err(db_err)? {
+                    Some(v) => Some(decode::<Usage>("usage entry", v.value())?),
+                    None => None,
+                };
+                if old.is_some_and(|old| old.at > new.at) {
+                    continue;
+                }
+                usage
+                    .insert(key, encode(&new)?.as_slice())
+                    .map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)
     }
 
     fn append_audit(&self, entry: &AuditEntry) -> Result<u64, StoreError> {
@@ -487,5 +535,12 @@ impl TokenStore for EmbeddedStore {
 
     async fn prune_state(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         self.blocking(move |inner| inner.prune(now)).await
+    }
+
+    async fn record_usage(&self, uses: Vec<Usage>) -> Result<(), StoreError> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        self.blocking(move |inner| inner.record_usage(uses)).await
     }
 }

@@ -67,6 +67,37 @@ pub struct TokenRecord {
     /// The latest expiry of any version ever issued (`None`: some version never expires).
     /// A state entry that restricts old versions is kept until then.
     pub issued_until: Option<DateTime<Utc>>,
+    /// When a verifier of this service last accepted the token, where known. Kept apart from
+    /// the record (see [`TokenStore::record_usage`]) and filled in on reads.
+    #[serde(skip)]
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// The client address of that use.
+    #[serde(skip)]
+    pub last_used_from: Option<String>,
+}
+
+/// A token's last use, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Usage {
+    /// The token.
+    #[serde(skip)]
+    pub id: Uuid,
+    /// When it was used.
+    pub at: DateTime<Utc>,
+    /// From which client address.
+    pub from: Option<String>,
+}
+
+impl TokenRecord {
+    /// Fill in the last use from a stored usage entry.
+    pub(crate) fn with_usage(mut self, usage: Option<Usage>) -> Self {
+        if let Some(usage) = usage {
+            self.last_used_at = Some(usage.at);
+            self.last_used_from = usage.from;
+        }
+        self
+    }
 }
 
 /// A state-map entry as stored: the verifier's [`StateEntry`] plus when it may be dropped.
@@ -390,6 +421,9 @@ impl StoreError {
 ///   after `revision`, as a follower does, therefore ends exact. A backend may give exactly the
 ///   map at `revision` (the embedded store does).
 /// - **No token strings.** Nothing a store keeps can be turned back into a token.
+/// - **Usage.** [`TokenStore::record_usage`] keeps each token's last use apart from its record:
+///   it bumps no revision and writes no audit entry, ignores ids with no record, never moves a
+///   last use backwards, and a deletion removes it. Reads of records fill it in.
 /// - Reads never fail open: an unreadable record is [`StoreError::Corrupt`], not absent.
 pub trait TokenStore: Send + Sync + 'static {
     /// Apply one write atomically.
@@ -430,6 +464,10 @@ pub trait TokenStore: Send + Sync + 'static {
         revision: u64,
         wait: Duration,
     ) -> impl Future<Output = Result<FeedPage, StoreError>> + Send;
+
+    /// Record the last use of tokens (a batch, in any order; later uses of one id win).
+    fn record_usage(&self, uses: Vec<Usage>)
+        -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Drop every state entry whose `drop_after` is before `now`, each as a change with its own
     /// revision. Returns how many were dropped.
@@ -508,5 +546,8 @@ impl TokenStore for AnyStore {
     }
     async fn prune_state(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         delegate!(self, s => s.prune_state(now).await)
+    }
+    async fn record_usage(&self, uses: Vec<Usage>) -> Result<(), StoreError> {
+        delegate!(self, s => s.record_usage(uses).await)
     }
 }
