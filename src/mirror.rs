@@ -280,6 +280,9 @@ mod tests {
         async fn prune_state(&self, _: DateTime<Utc>) -> Result<usize, StoreError> {
             unreachable!("a mirror never writes")
         }
+        async fn record_usage(&self, _: Vec<crate::store::Usage>) -> Result<(), StoreError> {
+            unreachable!("a mirror never writes")
+        }
     }
 
     fn options() -> MirrorOptions {

@@ -29,8 +29,9 @@ use uuid::Uuid;
 /// The store option, shared by every command that reads the store.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct StoreArg {
-    /// The token store: `file:PATH` (the embedded redb file) or `redis://HOST:PORT/DB`
-    /// (`rediss://` for TLS; a password goes in the URL, `redis://:PASSWORD@HOST`)
+    /// The token store: `file:PATH` (the embedded redb file), `redis://HOST:PORT/DB`
+    /// (`rediss://` for TLS; a password goes in the URL, `redis://:PASSWORD@HOST`) or
+    /// `redis+cluster://HOST:PORT,HOST:PORT` for a Redis Cluster
     #[arg(long, value_name = "URL", env = "TESSERA_STORE", default_value = DEFAULT_STORE_URL, hide_env_values = true)]
     pub(crate) store: String,
 }

@@ -8,7 +8,7 @@
 //! | backend | URL | for |
 //! |---|---|---|
 //! | [`EmbeddedStore`] | `file:data/tessera.redb` | one machine: a redb file, fsync on every commit |
-//! | [`RedisStore`] | `redis://…`, `rediss://…` | several issuers and many verifiers |
+//! | [`RedisStore`] | `redis://…`, `rediss://…`, `redis+cluster://…` | several issuers and many verifiers |
 //!
 //! [`AnyStore`] picks one by URL. One conformance suite (`tests/store_conformance.rs`) runs
 //! against both.
@@ -478,7 +478,8 @@ pub trait TokenStore: Send + Sync + 'static {
 }
 
 /// A store chosen by URL: `file:PATH` (or a plain path) for the embedded store, `redis://` or
-/// `rediss://` for Redis.
+/// `rediss://` for one Redis, `redis+cluster://` or `rediss+cluster://` (seed nodes separated
+/// by commas) for a Redis Cluster.
 #[derive(Debug, Clone)]
 pub enum AnyStore {
     /// The embedded redb file.
@@ -491,7 +492,15 @@ pub enum AnyStore {
 impl AnyStore {
     /// Open the store a URL names.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        if url.starts_with("redis://") || url.starts_with("rediss://") {
+        if [
+            "redis://",
+            "rediss://",
+            "redis+cluster://",
+            "rediss+cluster://",
+        ]
+        .iter()
+        .any(|scheme| url.starts_with(scheme))
+        {
             #[cfg(feature = "redis")]
             return Ok(AnyStore::Redis(RedisStore::open(url).await?));
             #[cfg(not(feature = "redis"))]
@@ -502,7 +511,8 @@ impl AnyStore {
         let path = url.strip_prefix("file:").unwrap_or(url);
         if path.is_empty() || path.contains("://") {
             return Err(StoreError::Config(format!(
-                "unknown store URL {url:?}: use file:PATH or redis://HOST:PORT/DB"
+                "unknown store URL {url:?}: use file:PATH, redis://HOST:PORT/DB or \
+                 redis+cluster://HOST:PORT,HOST:PORT"
             )));
         }
         Ok(AnyStore::Embedded(EmbeddedStore::open(path).await?))

@@ -1281,14 +1281,12 @@ impl RedisStore {
         let keys = &self.inner.keys;
         let mut restarts = 0;
         loop {
-            let mut own = match self.inner.cluster {
-                true => Some(
-                    self.own_connection("connecting to read the state snapshot")
-                        .await?
-                        .0,
-                ),
-                false => None,
-            };
+            // A connection of its own, which never reconnects behind the scan's back: an HSCAN
+            // cursor means something only to the server process (and, on a cluster, the node)
+            // that issued it, so after any failure the scan starts over on a fresh one.
+            let (mut own, _) = self
+                .own_connection("connecting to read the state snapshot")
+                .await?;
             let mut entries = Vec::new();
             let mut decoder = StateDecoder::default();
             let mut cursor = String::from("0");
@@ -1298,20 +1296,15 @@ impl RedisStore {
                     .arg(&cursor)
                     .arg("COUNT")
                     .arg(SCAN_BATCH);
-                let (next, batch): (String, Vec<Vec<u8>>) = match &mut own {
-                    None => self.read(WHAT, Read::Cmd(&scan)).await?,
-                    Some(conn) => {
-                        let batch = scan.query_async(conn);
-                        match tokio::time::timeout(RESPONSE_TIMEOUT, batch).await {
-                            Ok(Ok(batch)) => batch,
-                            Ok(Err(e)) => break e,
-                            Err(_) => {
-                                return Err(StoreError::Unavailable(format!(
-                                    "Redis at {}: {WHAT}: no answer within {RESPONSE_TIMEOUT:?}",
-                                    self.inner.server
-                                )))
-                            }
-                        }
+                let batch = scan.query_async::<(String, Vec<Vec<u8>>)>(&mut own);
+                let (next, batch) = match tokio::time::timeout(RESPONSE_TIMEOUT, batch).await {
+                    Ok(Ok(batch)) => batch,
+                    Ok(Err(e)) => break e,
+                    Err(_) => {
+                        return Err(StoreError::Unavailable(format!(
+                            "Redis at {}: {WHAT}: no answer within {RESPONSE_TIMEOUT:?}",
+                            self.inner.server
+                        )))
                     }
                 };
                 let mut fields = batch.into_iter();
@@ -1329,9 +1322,7 @@ impl RedisStore {
                     entries.push((id, decoder.decode(&raw)?));
                 }
                 if next == "0" {
-                    if let Some(conn) = own {
-                        self.keep_own_connection(conn);
-                    }
+                    self.keep_own_connection(own);
                     return Ok(entries);
                 }
                 cursor = next;
