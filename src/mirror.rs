@@ -14,10 +14,42 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::state::MemoryState;
-use crate::store::{FeedPage, StoreError, TokenStore};
+use crate::store::{FeedPage, StateSnapshot, StoreError, TokenStore};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Where a mirror reads the token state from: a [`TokenStore`] (every store is one), or an
+/// issuer's `/v1/state` over HTTP (`crate::server::HttpStateSource`).
+///
+/// The contract is the store's for these two calls: a snapshot is never behind its revision,
+/// and `changes_since` returns changes in order without gaps, or [`FeedPage::Reload`].
+pub trait StateSource: Send + Sync + 'static {
+    /// The whole state map as of a revision.
+    fn snapshot(&self) -> impl Future<Output = Result<StateSnapshot, StoreError>> + Send;
+
+    /// The changes after `revision`, waiting up to `wait` for one.
+    fn changes_since(
+        &self,
+        revision: u64,
+        wait: Duration,
+    ) -> impl Future<Output = Result<FeedPage, StoreError>> + Send;
+}
+
+impl<S: TokenStore> StateSource for S {
+    fn snapshot(&self) -> impl Future<Output = Result<StateSnapshot, StoreError>> + Send {
+        TokenStore::snapshot(self)
+    }
+
+    fn changes_since(
+        &self,
+        revision: u64,
+        wait: Duration,
+    ) -> impl Future<Output = Result<FeedPage, StoreError>> + Send {
+        TokenStore::changes_since(self, revision, wait)
+    }
+}
 
 /// How a mirror follows its store.
 #[derive(Clone)]
@@ -92,7 +124,7 @@ impl std::fmt::Debug for StateMirror {
 impl StateMirror {
     /// Load a snapshot from `store` and follow its feed on a tokio task. Fails only when the
     /// first snapshot cannot be loaded.
-    pub async fn start<S: TokenStore>(
+    pub async fn start<S: StateSource>(
         store: Arc<S>,
         options: MirrorOptions,
     ) -> Result<Self, StoreError> {
@@ -124,7 +156,7 @@ impl Drop for StateMirror {
     }
 }
 
-async fn load<S: TokenStore>(
+async fn load<S: StateSource>(
     store: &S,
     state: &MemoryState,
     stats: &MirrorStats,
@@ -141,7 +173,7 @@ async fn load<S: TokenStore>(
     Ok(())
 }
 
-async fn follow<S: TokenStore>(
+async fn follow<S: StateSource>(
     store: Arc<S>,
     state: Arc<MemoryState>,
     stats: Arc<MirrorStats>,

@@ -715,3 +715,86 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_recorded() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_feed_serves_a_snapshot_and_long_polls_for_changes() {
+    let app = App::start().await;
+    let (_, record) = app.create("followed", DEPLOY_PROD).await;
+    let id = record["id"].as_str().unwrap().to_owned();
+    let (status, _, snapshot) = app
+        .call(reqwest::Method::GET, "/v1/state", Some(&app.admin), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (
+            snapshot["revision"].as_u64(),
+            snapshot["entries"].as_array().map(Vec::len)
+        ),
+        (Some(0), Some(0))
+    );
+
+    // A long poll that a deletion ends early.
+    let poll = {
+        let (client, url, admin) = (
+            app.client.clone(),
+            app.url("/v1/state?since=0&wait=10"),
+            app.admin.clone(),
+        );
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let body: Value = client
+                .get(url)
+                .bearer_auth(admin)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (body, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.call(
+        reqwest::Method::DELETE,
+        &format!("/v1/tokens/{id}"),
+        Some(&app.admin),
+        None,
+    )
+    .await;
+    let (body, waited) = poll.await.unwrap();
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    let changes = body["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(
+        (changes[0]["revision"].as_u64(), changes[0]["id"].as_str()),
+        (Some(1), Some(id.as_str()))
+    );
+    assert_eq!(changes[0]["entry"]["deleted"], true);
+    // A follower ahead of the store must reload.
+    let (_, _, ahead) = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/state?since=9",
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(ahead, json!({"reload": true}));
+    let (status, _, _) = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/state?since=0&wait=31",
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // It names deleted tokens and permissions: super-admins only.
+    let (limited, _) = app.create("limited", DEPLOY_PROD).await;
+    let (status, _, _) = app
+        .call(reqwest::Method::GET, "/v1/state", Some(&limited), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    app.stop().await;
+}

@@ -67,6 +67,22 @@ pub(crate) struct ServeArgs {
         value_delimiter = ','
     )]
     trusted_proxies: Vec<std::net::IpAddr>,
+
+    /// Only verify: /v1/auth, /v1/verify, /v1/keys, health and metrics; no management API and
+    /// no secret key needed (public key files suffice). The token state comes from
+    /// --state-from, or from a shared --store (Redis)
+    #[arg(long, env = "TESSERA_VERIFY_ONLY", value_parser = clap::builder::FalseyValueParser::new())]
+    verify_only: bool,
+
+    /// With --verify-only: follow the token state of the issuer at this URL (its /v1/state),
+    /// reading it with the super-admin token in TESSERA_STATE_TOKEN
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "TESSERA_STATE_FROM",
+        requires = "verify_only"
+    )]
+    state_from: Option<String>,
 }
 
 pub(crate) const AFTER_HELP: &str = "\
@@ -75,7 +91,9 @@ Stop with Ctrl-C or SIGTERM: requests in flight are finished first.
 
 Examples:
   tessera serve
-  tessera serve --listen 0.0.0.0:8080 --store redis://10.0.0.5:6379/0 --keys /etc/tessera/keys";
+  tessera serve --listen 0.0.0.0:8080 --store redis://10.0.0.5:6379/0 --keys /etc/tessera/keys
+  TESSERA_STATE_TOKEN=... tessera serve --verify-only --keys public-keys \\
+    --state-from http://issuer:8080";
 
 /// Run `tessera serve`.
 pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
@@ -112,6 +130,17 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             ..Policy::default()
         },
         trusted_proxies: args.trusted_proxies,
+        verify_only: args.verify_only,
+        state_from: match args.state_from {
+            Some(url) => {
+                let token = std::env::var("TESSERA_STATE_TOKEN").map_err(|_| {
+                    Failure::new("--state-from needs a super-admin token in TESSERA_STATE_TOKEN")
+                        .hint("the token is read from the environment so it stays out of `ps`")
+                })?;
+                Some((url, token.trim().to_owned()))
+            }
+            None => None,
+        },
         ..ServerConfig::default()
     };
     let (state, startup) = AppState::open(&config)
@@ -133,7 +162,10 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
     let local = listener
         .local_addr()
         .map_err(|e| Failure::new(format_args!("cannot read the listening address: {e}")))?;
-    let tokens = state.store().list().await.map(|l| l.len()).unwrap_or(0);
+    let tokens = match (state.verify_only(), state.store()) {
+        (false, Some(store)) => store.list().await.map(|l| l.len()).unwrap_or(0),
+        _ => 0,
+    };
     tracing::info!(
         address = %format!("http://{local}"),
         store = %super::report::redact_url(&config.store_url),
@@ -141,7 +173,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         tokens,
         "tessera is listening"
     );
-    if tokens == 0 {
+    if tokens == 0 && !state.verify_only() {
         eprint_line(
             "no tokens yet: stop the server, run `tessera token create --name admin --super-admin` \
              (it prints the first super-admin token), then start it again",

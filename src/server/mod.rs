@@ -7,6 +7,7 @@
 //! | `error` | [`ApiError`]: the JSON error shape and the status of every code |
 //! | `handlers` | the endpoints |
 //! | `metrics` | Prometheus counters and `/metrics` |
+//! | `state_feed` | `GET /v1/state` and the HTTP state source of verify-only instances |
 //! | `usage` | last use of each token, noted in memory and written in batches |
 //!
 //! [`router`] is a plain function of an [`AppState`], so most tests drive it in process;
@@ -18,10 +19,13 @@ mod auth;
 mod error;
 mod handlers;
 mod metrics;
+mod openapi;
+mod state_feed;
 mod usage;
 
 pub use auth::{client_address, presented, Admin, Authenticated, ClientAddr};
 pub use error::ApiError;
+pub use state_feed::HttpStateSource;
 
 use crate::issuer::Issuer;
 use crate::keys::{self, KeyError, KeyRing};
@@ -68,6 +72,12 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpAddr>,
     /// How often the last use of tokens is written to the store.
     pub usage_flush: Duration,
+    /// Verify only: no secret key, no management API; the token state comes from
+    /// [`ServerConfig::state_from`] or, when that is `None`, from a shared store.
+    pub verify_only: bool,
+    /// For a verify-only instance: an issuer's base URL whose `/v1/state` to follow, with a
+    /// super-admin token to read it.
+    pub state_from: Option<(String, String)>,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +92,8 @@ impl Default for ServerConfig {
             policy: Policy::default(),
             trusted_proxies: Vec::new(),
             usage_flush: Duration::from_secs(5),
+            verify_only: false,
+            state_from: None,
         }
     }
 }
@@ -99,6 +111,9 @@ pub enum StartError {
     /// The store could not be opened or read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The options do not fit together.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Everything the handlers share. Cheap to clone.
@@ -108,7 +123,8 @@ pub struct AppState {
 }
 
 struct Inner {
-    tokens: Tokens,
+    /// `None` on a verify-only instance.
+    tokens: Option<Arc<Tokens>>,
     metrics: metrics::Metrics,
     usage: usage::UsageRecorder,
     trusted_proxies: Vec<IpAddr>,
@@ -116,7 +132,8 @@ struct Inner {
     verifier: Verifier,
     mirror: StateMirror,
     ring: Arc<KeyRing>,
-    store: Arc<AnyStore>,
+    /// `None` on a verify-only instance that follows an issuer over HTTP.
+    store: Option<Arc<AnyStore>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -141,6 +158,16 @@ impl AppState {
     /// key pair is generated (and reported in [`Startup`]). With Redis, where several instances
     /// must share keys, a missing key is an error that says how to make and distribute one.
     pub async fn open(config: &ServerConfig) -> Result<(Self, Startup), StartError> {
+        if config.verify_only {
+            return Ok((Self::open_verify_only(config).await?, Startup::default()));
+        }
+        if config.state_from.is_some() {
+            return Err(StartError::Config(
+                "--state-from is for a verify-only instance (--verify-only); an issuer follows \
+                 its own store"
+                    .into(),
+            ));
+        }
         let store = Arc::new(AnyStore::open(&config.store_url).await?);
         let mut startup = Startup::default();
         let ring = match KeyRing::load_dir(&config.keys_dir) {
@@ -164,29 +191,64 @@ impl AppState {
             .map_err(|_| {
                 StartError::NoSigningKey(format!(
                     "no secret key in {}, so no token can be signed; create one with `tessera \
-                     keys generate --keys {}`",
+                     keys generate --keys {}`, or run a verifier with --verify-only",
                     config.keys_dir.display(),
                     config.keys_dir.display()
                 ))
             })?
             .with_issuer(config.issuer.clone());
         let service = TokenService::new(store.clone(), issuer).with_policy(config.policy);
-        let mirror = StateMirror::start(
-            store.clone(),
-            MirrorOptions {
-                bound: config.staleness_bound,
-                fail_open: config.fail_open,
-                ..MirrorOptions::default()
-            },
-        )
-        .await?;
+        let mirror = StateMirror::start(store.clone(), mirror_options(config)).await?;
+        let state = Self::assemble(
+            config,
+            Some(Tokens::new(service)),
+            mirror,
+            ring,
+            Some(store),
+        );
+        Ok((state, startup))
+    }
+
+    /// A verifier at the edge: public keys suffice, the token state comes from an issuer's
+    /// `/v1/state` or from a shared (Redis) store.
+    async fn open_verify_only(config: &ServerConfig) -> Result<Self, StartError> {
+        let ring = Arc::new(KeyRing::load_dir(&config.keys_dir)?);
+        match &config.state_from {
+            Some((url, token)) => {
+                let source = Arc::new(HttpStateSource::new(url, token)?);
+                let mirror = StateMirror::start(source, mirror_options(config)).await?;
+                Ok(Self::assemble(config, None, mirror, ring, None))
+            }
+            None => {
+                let store = Arc::new(AnyStore::open(&config.store_url).await?);
+                if matches!(*store, AnyStore::Embedded(_)) {
+                    return Err(StartError::Config(
+                        "a verify-only instance follows a shared store (--store redis://...) or \
+                         an issuer (--state-from URL); the embedded store belongs to the one \
+                         process that issues"
+                            .into(),
+                    ));
+                }
+                let mirror = StateMirror::start(store.clone(), mirror_options(config)).await?;
+                Ok(Self::assemble(config, None, mirror, ring, Some(store)))
+            }
+        }
+    }
+
+    fn assemble(
+        config: &ServerConfig,
+        tokens: Option<Tokens>,
+        mirror: StateMirror,
+        ring: Arc<KeyRing>,
+        store: Option<Arc<AnyStore>>,
+    ) -> Self {
         let verifier = Verifier::new(ring.clone())
             .with_state(mirror.state())
             .with_issuer(config.issuer.clone())
             .with_leeway(config.leeway);
-        let state = Self {
+        Self {
             inner: Arc::new(Inner {
-                tokens: Tokens::new(service),
+                tokens: tokens.map(Arc::new),
                 metrics: metrics::Metrics::default(),
                 usage: usage::UsageRecorder::default(),
                 trusted_proxies: config.trusted_proxies.clone(),
@@ -196,8 +258,12 @@ impl AppState {
                 ring,
                 store,
             }),
-        };
-        Ok((state, startup))
+        }
+    }
+
+    /// Whether this instance only verifies (no management API).
+    pub fn verify_only(&self) -> bool {
+        self.inner.tokens.is_none()
     }
 
     /// The verifier, following the store's token state.
@@ -228,12 +294,12 @@ impl AppState {
         &self.inner.trusted_proxies
     }
 
-    /// Write the noted uses of tokens to the store now.
+    /// Write the noted uses of tokens to the store now (an instance without a store keeps no
+    /// record of use).
     pub async fn flush_usage(&self) {
-        self.inner
-            .usage
-            .flush(&self.inner.store, chrono::Utc::now())
-            .await;
+        if let Some(store) = &self.inner.store {
+            self.inner.usage.flush(store, chrono::Utc::now()).await;
+        }
     }
 
     fn metrics(&self) -> &metrics::Metrics {
@@ -255,34 +321,41 @@ impl AppState {
         &self.inner.mirror
     }
 
-    /// The store.
-    pub fn store(&self) -> &AnyStore {
-        &self.inner.store
+    /// The store, unless this instance follows an issuer over HTTP.
+    pub fn store(&self) -> Option<&AnyStore> {
+        self.inner.store.as_deref()
     }
 
-    fn tokens(&self) -> &Tokens {
-        &self.inner.tokens
+    fn tokens(&self) -> Option<&Arc<Tokens>> {
+        self.inner.tokens.as_ref()
     }
 }
 
-/// Every route of the service.
+/// Every route of the service: an issuer serves the management API and the state feed, a
+/// verify-only instance only what verifies.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/tokens", post(handlers::create).get(handlers::list))
-        .route(
-            "/v1/tokens/{id}",
-            get(handlers::show)
-                .patch(handlers::update)
-                .delete(handlers::delete),
-        )
-        .route("/v1/tokens/{id}/regenerate", post(handlers::regenerate))
-        .route("/v1/audit", get(handlers::audit))
+    let mut router = Router::new()
         .route("/v1/auth", get(handlers::forward_auth))
         .route("/v1/verify", post(handlers::verify))
         .route("/v1/keys", get(handlers::keys))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
-        .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(openapi::document))
+        .route("/metrics", get(metrics::metrics));
+    if !state.verify_only() {
+        router = router
+            .route("/v1/tokens", post(handlers::create).get(handlers::list))
+            .route(
+                "/v1/tokens/{id}",
+                get(handlers::show)
+                    .patch(handlers::update)
+                    .delete(handlers::delete),
+            )
+            .route("/v1/tokens/{id}/regenerate", post(handlers::regenerate))
+            .route("/v1/audit", get(handlers::audit))
+            .route("/v1/state", get(state_feed::state));
+    }
+    router
         .fallback(handlers::no_route)
         .method_not_allowed_fallback(handlers::wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -291,6 +364,14 @@ pub fn router(state: AppState) -> Router {
             metrics::track,
         ))
         .with_state(state)
+}
+
+fn mirror_options(config: &ServerConfig) -> MirrorOptions {
+    MirrorOptions {
+        bound: config.staleness_bound,
+        fail_open: config.fail_open,
+        ..MirrorOptions::default()
+    }
 }
 
 /// Serve `state` on `listener` until `shutdown` completes, then finish the requests in flight.
@@ -306,7 +387,10 @@ pub async fn serve(
             let mut every = tokio::time::interval(PRUNE_EVERY);
             loop {
                 every.tick().await;
-                match state.tokens().housekeeping().prune().await {
+                let Some(tokens) = state.tokens() else {
+                    return;
+                };
+                match tokens.housekeeping().prune().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(dropped = n, "pruned token state entries"),
                     Err(e) => tracing::warn!(error = %e, "could not prune the token state"),
@@ -335,7 +419,10 @@ pub async fn serve(
     result
 }
 
-/// Whether the store answers: a cheap read.
-async fn store_answers(store: &AnyStore) -> Result<(), StoreError> {
-    store.get(uuid::Uuid::nil()).await.map(drop)
+/// Whether the store answers (a cheap read); an instance without one has nothing to check.
+async fn store_answers(store: Option<&AnyStore>) -> Result<(), StoreError> {
+    match store {
+        Some(store) => store.get(uuid::Uuid::nil()).await.map(drop),
+        None => Ok(()),
+    }
 }

@@ -1,0 +1,196 @@
+//! The token state over HTTP: `GET /v1/state` serves an issuer's state map and its change feed
+//! to verifiers that should not hold store credentials, and [`HttpStateSource`] is the
+//! verifier's side, a [`StateSource`] for the state mirror.
+//!
+//! `GET /v1/state` gives the snapshot `{"revision", "entries": [{"id", "entry"}]}`;
+//! `GET /v1/state?since=REV&wait=SECONDS` long-polls for the changes after `REV`:
+//! `{"changes": [{"revision", "id", "entry"}]}` (empty after the wait when nothing changed), or
+//! `{"reload": true}` when the follower must load the snapshot again. Entries are the store's
+//! own ([`StateRecord`]), so the follower applies exactly what the store holds. Reading the
+//! state takes a super-admin token: it names every deleted token and every updated permission.
+
+use super::auth::Admin;
+use super::error::ApiError;
+use super::handlers::Params;
+use crate::mirror::StateSource;
+use crate::store::{FeedPage, StateChange, StateRecord, StateSnapshot, StoreError, TokenStore};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+/// The longest a long-poll waits, in seconds.
+pub const MAX_WAIT_SECS: u64 = 30;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateQuery {
+    since: Option<u64>,
+    wait: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotBody {
+    revision: u64,
+    entries: Vec<EntryBody>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryBody {
+    id: Uuid,
+    entry: StateRecord,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangesBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    changes: Option<Vec<StateChange>>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    reload: bool,
+}
+
+/// `GET /v1/state[?since=REV&wait=SECONDS]`
+pub async fn state(admin: Admin, Params(query): Params<StateQuery>) -> Result<Response, ApiError> {
+    let store = admin.tokens().store();
+    let Some(since) = query.since else {
+        let snapshot = TokenStore::snapshot(store.as_ref()).await?;
+        let entries = snapshot
+            .entries
+            .into_iter()
+            .map(|(id, entry)| EntryBody { id, entry })
+            .collect();
+        return Ok(Json(SnapshotBody {
+            revision: snapshot.revision,
+            entries,
+        })
+        .into_response());
+    };
+    let wait = query.wait.unwrap_or(0);
+    if wait > MAX_WAIT_SECS {
+        return Err(ApiError::bad_request(format!(
+            "wait is at most {MAX_WAIT_SECS} seconds"
+        )));
+    }
+    let body =
+        match TokenStore::changes_since(store.as_ref(), since, Duration::from_secs(wait)).await? {
+            FeedPage::Changes(changes) => ChangesBody {
+                changes: Some(changes),
+                reload: false,
+            },
+            FeedPage::Reload => ChangesBody {
+                changes: None,
+                reload: true,
+            },
+        };
+    Ok(Json(body).into_response())
+}
+
+/// A verifier's view of an issuer's `/v1/state`.
+pub struct HttpStateSource {
+    client: reqwest::Client,
+    base: String,
+    token: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for HttpStateSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpStateSource")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpStateSource {
+    /// Follow the issuer at `base` (`http(s)://host:port`) with a super-admin `token`.
+    pub fn new(base: &str, token: &str) -> Result<Self, StoreError> {
+        let base = base.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(StoreError::Config(format!(
+                "the state source {base:?} is not an http:// or https:// URL"
+            )));
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .build()
+            .map_err(|e| StoreError::Config(format!("cannot make an HTTP client: {e}")))?;
+        Ok(Self {
+            client,
+            base,
+            token: Zeroizing::new(token.to_owned()),
+        })
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        query: &str,
+        timeout: Duration,
+    ) -> Result<T, StoreError> {
+        let url = format!("{}/v1/state{query}", self.base);
+        let unavailable =
+            |what: String| StoreError::Unavailable(format!("{}/v1/state: {what}", self.base));
+        let response = self
+            .client
+            .get(&url)
+            .bearer_auth(self.token.as_str())
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.without_url().to_string()))?;
+        let status = response.status();
+        if !status.is_success() {
+            // A refused token is a configuration problem, not an outage, but the mirror treats
+            // both alike: it keeps trying and fails closed past its bound.
+            return Err(unavailable(format!("answered {status}")));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| unavailable(format!("unreadable answer: {}", e.without_url())))
+    }
+}
+
+impl StateSource for HttpStateSource {
+    async fn snapshot(&self) -> Result<StateSnapshot, StoreError> {
+        let body: SnapshotBody = self.get("", Duration::from_secs(60)).await?;
+        Ok(StateSnapshot {
+            revision: body.revision,
+            entries: body.entries.into_iter().map(|e| (e.id, e.entry)).collect(),
+        })
+    }
+
+    async fn changes_since(&self, revision: u64, wait: Duration) -> Result<FeedPage, StoreError> {
+        // Whole seconds, rounded up so a short wait still waits rather than spins.
+        let secs = wait
+            .as_millis()
+            .div_ceil(1000)
+            .min(u128::from(MAX_WAIT_SECS)) as u64;
+        let body: ChangesBody = self
+            .get(
+                &format!("?since={revision}&wait={secs}"),
+                Duration::from_secs(secs + 5),
+            )
+            .await?;
+        match (body.reload, body.changes) {
+            (true, _) => Ok(FeedPage::Reload),
+            (false, Some(changes)) => {
+                // The contract says in order and without gaps; a server that breaks it is
+                // treated as a gap, which makes the mirror reload.
+                let in_order = changes
+                    .iter()
+                    .enumerate()
+                    .all(|(i, c)| c.revision == revision + 1 + i as u64);
+                Ok(if in_order {
+                    FeedPage::Changes(changes)
+                } else {
+                    FeedPage::Reload
+                })
+            }
+            (false, None) => Ok(FeedPage::Reload),
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Three `tessera serve` processes: two issuers on one Redis, and a verify-only instance at the
+//! edge with public keys only, following the first issuer's `/v1/state`. A change made through
+//! one issuer is enforced by the other two.
+
+#![cfg(feature = "cli")]
+
+mod common;
+
+use common::redis_server::{free_port, RedisServer};
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const DEPLOY: &str = "resource=devtron-app&role=trigger&project=payments&environment=prod&app=api";
+
+/// A `tessera serve` child, killed on drop.
+struct Serve {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tessera(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command.current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TESSERA_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+fn serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Serve {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut command = tessera(dir);
+    command
+        .args(["serve", "--listen", &listen])
+        .args(args)
+        .env("TESSERA_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    Serve {
+        child: command.spawn().unwrap(),
+        base: format!("http://{listen}"),
+    }
+}
+
+async fn ready(client: &Client, server: &Serve) {
+    let started = Instant::now();
+    loop {
+        if let Ok(response) = client.get(format!("{}/readyz", server.base)).send().await {
+            if response.status() == StatusCode::OK {
+                return;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{} never got ready",
+            server.base
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn auth(client: &Client, server: &Serve, token: &str, query: &str) -> StatusCode {
+    client
+        .get(format!("{}/v1/auth?{query}", server.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Wait until every server in `servers` gives `want`.
+async fn enforced(client: &Client, servers: &[&Serve], token: &str, query: &str, want: StatusCode) {
+    let started = Instant::now();
+    for server in servers {
+        loop {
+            let got = auth(client, server, token, query).await;
+            if got == want {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{} still answers {got} to /v1/auth?{query}, wanted {want}",
+                server.base
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_through_one_instance_is_enforced_by_the_others() {
+    let Some(redis) = RedisServer::start_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = redis.url();
+    assert!(tessera(dir.path())
+        .args(["keys", "generate"])
+        .output()
+        .unwrap()
+        .status
+        .success());
+    // The edge gets the public halves only.
+    std::fs::create_dir(dir.path().join("public")).unwrap();
+    for entry in std::fs::read_dir(dir.path().join("keys")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().ends_with(".k4.public") {
+            std::fs::copy(
+                &path,
+                dir.path().join("public").join(path.file_name().unwrap()),
+            )
+            .unwrap();
+        }
+    }
+    let out = tessera(dir.path())
+        .args([
+            "token",
+            "create",
+            "--name",
+            "admin",
+            "--super-admin",
+            "--store",
+            &store,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let admin = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+
+    let a = serve(dir.path(), &["--store", &store], &[]);
+    let b = serve(dir.path(), &["--store", &store], &[]);
+    let client = Client::new();
+    ready(&client, &a).await;
+    ready(&client, &b).await;
+    let edge = serve(
+        dir.path(),
+        &["--verify-only", "--keys", "public", "--state-from", &a.base],
+        &[("TESSERA_STATE_TOKEN", &admin)],
+    );
+    ready(&client, &edge).await;
+
+    // Created through A: accepted by B and the edge.
+    let created: Value = client
+        .post(format!("{}/v1/tokens", a.base))
+        .bearer_auth(&admin)
+        .json(
+            &json!({"name": "deployer", "expires": "30d", "permissions": {"grants": [
+            {"resource": "devtron-app", "role": "trigger", "project": "payments",
+             "environments": ["prod"], "apps": ["*"]}]}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = created["token"].as_str().unwrap().to_owned();
+    let id = created["record"]["id"].as_str().unwrap().to_owned();
+    enforced(&client, &[&b, &edge], &token, DEPLOY, StatusCode::OK).await;
+
+    // Re-permissioned through B: A and the edge stop allowing it, with the same token string.
+    let response = client
+        .patch(format!("{}/v1/tokens/{id}", b.base))
+        .bearer_auth(&admin)
+        .json(
+            &json!({"permissions": {"grants": [{"resource": "chart-group", "role": "view",
+            "groups": ["*"]}]}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    enforced(&client, &[&a, &edge], &token, DEPLOY, StatusCode::FORBIDDEN).await;
+
+    // Deleted through A: B and the edge refuse it.
+    let response = client
+        .delete(format!("{}/v1/tokens/{id}", a.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    enforced(&client, &[&b, &edge], &token, "", StatusCode::UNAUTHORIZED).await;
+
+    // The edge serves no management API.
+    let response = client
+        .get(format!("{}/v1/tokens", edge.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
