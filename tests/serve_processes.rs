@@ -212,3 +212,32 @@ async fn a_change_through_one_instance_is_enforced_by_the_others() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_can_make_the_first_super_admin_token() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::new();
+    let first = serve(dir.path(), &["--bootstrap-token", "admin.token"], &[]);
+    ready(&client, &first).await;
+    let path = dir.path().join("admin.token");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let admin = std::fs::read_to_string(&path).unwrap().trim().to_owned();
+    let response = client
+        .get(format!("{}/v1/tokens", first.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let listed: Value = response.json().await.unwrap();
+    assert_eq!(listed["tokens"][0]["name"], "admin");
+    drop(first);
+
+    // Once there are tokens, a restart with the same option makes none.
+    std::fs::remove_file(&path).unwrap();
+    let second = serve(dir.path(), &["--bootstrap-token", "admin.token"], &[]);
+    ready(&client, &second).await;
+    assert!(!path.exists());
+}

@@ -74,6 +74,17 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "TESSERA_VERIFY_ONLY", value_parser = clap::builder::FalseyValueParser::new())]
     verify_only: bool,
 
+    /// On a first start (no token in the store yet), create a super-admin token named `admin`
+    /// and write it to this file (mode 0600, refused if the file exists): read it, then delete
+    /// the file
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "TESSERA_BOOTSTRAP_TOKEN",
+        conflicts_with = "verify_only"
+    )]
+    bootstrap_token: Option<PathBuf>,
+
     /// With --verify-only: follow the token state of the issuer at this URL (its /v1/state),
     /// reading it with the super-admin token in TESSERA_STATE_TOKEN
     #[arg(
@@ -173,10 +184,12 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         tokens,
         "tessera is listening"
     );
-    if tokens == 0 && !state.verify_only() {
+    if let Some(path) = &args.bootstrap_token {
+        bootstrap(&state, path).await?;
+    } else if tokens == 0 && !state.verify_only() {
         eprint_line(
-            "no tokens yet: stop the server, run `tessera token create --name admin --super-admin` \
-             (it prints the first super-admin token), then start it again",
+            "no tokens yet: start with --bootstrap-token FILE to make the first super-admin \
+             token, or stop the server and run `tessera token create --name admin --super-admin`",
         );
     }
     server::serve(listener, state, shutdown_signal())
@@ -184,6 +197,43 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         .map_err(|e| Failure::new(format_args!("the server failed: {e}")))?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Make the first super-admin token, if there is no token yet, into a new file only the owner
+/// can read. The token never goes to the log.
+async fn bootstrap(state: &AppState, path: &std::path::Path) -> Result<(), Failure> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let minted = state
+        .bootstrap_admin(&crate::lifecycle::Caller::local())
+        .await
+        .map_err(|e| Failure::new(format_args!("cannot make the first token: {e}")))?;
+    let Some(minted) = minted else {
+        tracing::info!("tokens exist already: --bootstrap-token made none");
+        return Ok(());
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| {
+            Failure::new(format_args!(
+                "the first token was made, but {} cannot be written: {e}; delete the token \
+                 `admin` with `tessera token delete admin` once the server is stopped",
+                path.display()
+            ))
+        })?;
+    file.write_all(format!("{}\n", minted.token.expose()).as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Failure::new(format_args!("cannot write {}: {e}", path.display())))?;
+    tracing::info!(
+        file = %path.display(),
+        id = %minted.record.id,
+        "first start: wrote a super-admin token named `admin` (30 days) to the file, mode 0600; \
+         read it, then delete the file"
+    );
+    Ok(())
 }
 
 /// Ctrl-C or SIGTERM.

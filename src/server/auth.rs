@@ -24,7 +24,7 @@ impl Tokens {
         Self(service)
     }
 
-    /// For the server's own housekeeping (pruning), never for a request.
+    /// For the server's own housekeeping (pruning, the first token), never for a request.
     pub(super) fn housekeeping(&self) -> &TokenService<AnyStore> {
         &self.0
     }

@@ -29,7 +29,7 @@ pub use state_feed::HttpStateSource;
 
 use crate::issuer::Issuer;
 use crate::keys::{self, KeyError, KeyRing};
-use crate::lifecycle::{Policy, TokenService};
+use crate::lifecycle::{Caller, Expiry, LifecycleError, Minted, NewToken, Policy, TokenService};
 use crate::mirror::{MirrorOptions, StateMirror};
 use crate::store::{AnyStore, StoreError, TokenStore};
 use crate::verifier::{Verifier, DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS};
@@ -264,6 +264,27 @@ impl AppState {
     /// Whether this instance only verifies (no management API).
     pub fn verify_only(&self) -> bool {
         self.inner.tokens.is_none()
+    }
+
+    /// On an issuer whose store holds no token at all, create the first super-admin token,
+    /// named `admin`, expiring in 30 days, for `caller`; `None` when there are tokens already
+    /// (or this instance only verifies). The caller hands the token over once.
+    pub async fn bootstrap_admin(&self, caller: &Caller) -> Result<Option<Minted>, LifecycleError> {
+        let Some(tokens) = self.tokens() else {
+            return Ok(None);
+        };
+        let service = tokens.housekeeping();
+        if !service.list().await?.is_empty() {
+            return Ok(None);
+        }
+        let new = NewToken {
+            name: "admin".into(),
+            description: "the first super-admin token, made by `tessera serve --bootstrap-token`"
+                .into(),
+            expires: Expiry::Days(30),
+            permissions: crate::Permissions::SuperAdmin,
+        };
+        service.create(caller, new).await.map(Some)
     }
 
     /// The verifier, following the store's token state.
