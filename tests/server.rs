@@ -798,3 +798,40 @@ async fn the_state_feed_serves_a_snapshot_and_long_polls_for_changes() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_can_ask_in_a_header_and_append_the_client_path() {
+    let app = App::start().await;
+    let (token, _) = app.create("envoyed", DEPLOY_PROD).await;
+    let ask = |path: &str, require: Option<&str>| {
+        let mut request = app.client.get(app.url(path)).bearer_auth(&token);
+        if let Some(require) = require {
+            request = request.header("X-Tessera-Require", require);
+        }
+        request.send()
+    };
+    let payments = "resource=devtron-app,role=trigger,project=payments,environment=prod,app=api";
+    let billing = "resource=devtron-app,role=trigger,project=billing,environment=prod,app=api";
+    // Envoy appends the client's path and query: they are ignored, the header decides.
+    let path = "/v1/auth/deploy/now?resource=chart-group&role=view&group=x";
+    assert_eq!(
+        ask(path, Some(payments)).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        ask(path, Some(billing)).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        ask(path, None).await.unwrap().status(),
+        StatusCode::OK,
+        "identity only"
+    );
+    assert_eq!(
+        ask("/v1/auth", Some(billing)).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    let bad = ask(path, Some("resource=devtron-app,role")).await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    app.stop().await;
+}

@@ -141,7 +141,12 @@ pub struct ListQuery {
 
 /// A duration like `7d`, `12h`, `30m` or `90s`.
 fn parse_duration(text: &str) -> Option<chrono::Duration> {
-    let (number, unit) = text.split_at(text.len().checked_sub(1)?);
+    // The unit is the last byte; a multi-byte last character is no unit (and no place to split).
+    let at = text
+        .len()
+        .checked_sub(1)
+        .filter(|&at| text.is_char_boundary(at))?;
+    let (number, unit) = text.split_at(at);
     let n: i64 = number
         .parse()
         .ok()
@@ -184,7 +189,13 @@ pub async fn list(admin: Admin, Params(query): Params<ListQuery>) -> Result<Resp
     let views: Vec<_> = records
         .iter()
         .filter(|r| status.is_none_or(|s| r.status(now) == s))
-        .filter(|r| within.is_none_or(|d| r.expires_at.is_some_and(|at| at > now && at <= now + d)))
+        .filter(|r| match within {
+            None => true,
+            // A window past the end of representable time has no end.
+            Some(d) => r.expires_at.is_some_and(|at| {
+                at > now && now.checked_add_signed(d).is_none_or(|end| at <= end)
+            }),
+        })
         .map(|r| r.view(now))
         .collect();
     Ok(Json(json!({ "tokens": views })).into_response())
@@ -342,23 +353,78 @@ fn requirement(fields: &BTreeMap<String, String>) -> Result<Option<Access<'_>>, 
 /// `GET /v1/auth`: forward authentication for gateways. 200 with identity headers when the
 /// token is valid (and allowed, when the query asks); 401 with a Bearer challenge when it is
 /// missing or refused; 403 when not allowed. Never a 5xx for a decision: a stale token state is
-/// a refusal (`stale_state`).
+/// a refusal (`stale_state`). With no query, the question may come from the
+/// `X-Tessera-Require` header instead.
 pub async fn forward_auth(
     State(state): State<AppState>,
     ClientAddr(from): ClientAddr,
     headers: HeaderMap,
     Params(query): Params<BTreeMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let access = requirement(&query)?;
-    let token = presented(&headers)?.ok_or_else(|| {
+    let fields = if query.is_empty() {
+        required_by_header(&headers)?
+    } else {
+        query
+    };
+    decide(&state, from.as_deref(), &headers, &fields)
+}
+
+/// `GET /v1/auth/{*path}`: the same decision for gateways that append the client's own path
+/// and query to the authorization URL (Envoy's `ext_authz`). That path and query are the
+/// client's, so they are ignored: the question comes only from the `X-Tessera-Require` header,
+/// which the gateway sets (`resource=...,role=...,project=...`).
+pub async fn forward_auth_prefixed(
+    State(state): State<AppState>,
+    ClientAddr(from): ClientAddr,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let fields = required_by_header(&headers)?;
+    decide(&state, from.as_deref(), &headers, &fields)
+}
+
+/// The question in `X-Tessera-Require`: comma-separated `key=value` pairs.
+fn required_by_header(headers: &HeaderMap) -> Result<BTreeMap<String, String>, ApiError> {
+    let Some(value) = headers.get("x-tessera-require") else {
+        return Ok(BTreeMap::new());
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("X-Tessera-Require is not text"))?;
+    let mut fields = BTreeMap::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = part.split_once('=').ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "X-Tessera-Require: {part:?} is not key=value, e.g. \
+                 resource=devtron-app,role=trigger,project=p,environment=e,app=a"
+            ))
+        })?;
+        if fields
+            .insert(key.trim().to_owned(), value.trim().to_owned())
+            .is_some()
+        {
+            return Err(ApiError::bad_request(format!(
+                "X-Tessera-Require names {:?} twice",
+                key.trim()
+            )));
+        }
+    }
+    Ok(fields)
+}
+
+fn decide(
+    state: &AppState,
+    from: Option<&str>,
+    headers: &HeaderMap,
+    fields: &BTreeMap<String, String>,
+) -> Result<Response, ApiError> {
+    let access = requirement(fields)?;
+    let token = presented(headers)?.ok_or_else(|| {
         ApiError::unauthorized(
             "missing_token",
             "send a token as `Authorization: Bearer <token>`",
         )
     })?;
-    let verified = state
-        .verify_from(token, from.as_deref())
-        .map_err(|e| refused(&e))?;
+    let verified = state.verify_from(token, from).map_err(|e| refused(&e))?;
     if let Some(access) = &access {
         if !verified.allows(access) {
             state.count_forbidden();
@@ -366,7 +432,7 @@ pub async fn forward_auth(
                 "token {:?} does not allow {} {}",
                 verified.name(),
                 access.resource(),
-                describe_role(&query)
+                describe_role(fields)
             )));
         }
     }

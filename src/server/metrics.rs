@@ -72,6 +72,12 @@ impl Default for Metrics {
 /// The route label of a path.
 fn route_of(path: &str) -> usize {
     let index = |label: &str| ROUTES.iter().position(|r| *r == label);
+    if path.starts_with("/v1/auth/") {
+        return ROUTES
+            .iter()
+            .position(|r| *r == "/v1/auth")
+            .unwrap_or(ROUTES.len() - 1);
+    }
     let found = match path.strip_prefix("/v1/tokens/") {
         Some(rest) if !rest.is_empty() => match rest.split_once('/') {
             None => index("/v1/tokens/{id}"),
@@ -236,6 +242,7 @@ mod tests {
         assert_eq!(label("/v1/tokens/abc/other"), "other");
         assert_eq!(label("/v1/tokens/"), "other");
         assert_eq!(label("/v1/auth"), "/v1/auth");
+        assert_eq!(label("/v1/auth/api/deploy"), "/v1/auth");
         assert_eq!(label("/v1/tokens/{id}"), "/v1/tokens/{id}");
         assert_eq!(label("/anything/else"), "other");
         assert_eq!(label("other"), "other");

@@ -357,6 +357,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/v1/auth", get(handlers::forward_auth))
+        .route("/v1/auth/{*path}", get(handlers::forward_auth_prefixed))
         .route("/v1/verify", post(handlers::verify))
         .route("/v1/keys", get(handlers::keys))
         .route("/healthz", get(handlers::healthz))
