@@ -417,6 +417,20 @@ async fn client_mistakes_are_4xx_json_errors() {
             StatusCode::BAD_REQUEST,
             "invalid_request",
         ),
+        (
+            reqwest::Method::PATCH,
+            format!("/v1/tokens/{id}"),
+            Some(json!({"description": "x", "permissions": null})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/state?wait=5".to_owned(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
     ];
     for (method, path, body, status, code) in cases {
         let (got, _, value) = app.call(method.clone(), &path, admin, body.clone()).await;

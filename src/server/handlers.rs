@@ -215,8 +215,19 @@ pub async fn show(admin: Admin, Path(id): Path<String>) -> Result<Response, ApiE
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateBody {
+    #[serde(default, deserialize_with = "present")]
     description: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     permissions: Option<Permissions>,
+}
+
+/// A field that may be left out but not given as `null`: one value, one spelling.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// `PATCH /v1/tokens/{id}`

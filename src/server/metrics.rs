@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Route labels, in the order of the counters.
-const ROUTES: [&str; 11] = [
+const ROUTES: [&str; 13] = [
     "/v1/tokens",
     "/v1/tokens/{id}",
     "/v1/tokens/{id}/regenerate",
@@ -22,9 +22,11 @@ const ROUTES: [&str; 11] = [
     "/v1/auth",
     "/v1/verify",
     "/v1/keys",
+    "/v1/state",
     "/healthz",
     "/readyz",
     "/metrics",
+    "/openapi.json",
     "other",
 ];
 
@@ -245,6 +247,8 @@ mod tests {
         assert_eq!(label("/v1/auth/api/deploy"), "/v1/auth");
         assert_eq!(label("/v1/tokens/{id}"), "/v1/tokens/{id}");
         assert_eq!(label("/anything/else"), "other");
+        assert_eq!(label("/v1/state"), "/v1/state");
+        assert_eq!(label("/openapi.json"), "/openapi.json");
         assert_eq!(label("other"), "other");
     }
 }

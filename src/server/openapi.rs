@@ -1077,42 +1077,10 @@ fn paths() -> Value {
             },
         },
         "/v1/auth": {
-            "get": {
-                "operationId": "forwardAuth",
-                "tags": ["verify"],
-                "summary": "Forward authentication for gateways.",
-                "description": format!(
-                    "200 with identity headers when the token is valid and, when the query \
-                     asks a permission, allowed; 401 with `WWW-Authenticate` for a missing or \
-                     refused token; 403 when not allowed. A permission question needs both \
-                     `resource` and `role`, and the scope of the resource kind: {}.",
-                    question_help.join("; ")
-                ),
-                "security": token_security,
-                "parameters": question_params,
-                "responses": {
-                    "200": {
-                        "description": "The token is valid (and allowed). No body.",
-                        "headers": {
-                            "X-Tessera-Token-Id": {
-                                "required": true,
-                                "schema": { "type": "string", "format": "uuid" },
-                            },
-                            "X-Tessera-Token-Name": {
-                                "required": true,
-                                "schema": { "type": "string" },
-                            },
-                            "X-Tessera-Super-Admin": {
-                                "required": true,
-                                "schema": { "type": "string", "enum": ["true", "false"] },
-                            },
-                        },
-                    },
-                    "400": response_ref("BadRequest"),
-                    "401": response_ref("Unauthorized"),
-                    "403": response_ref("Forbidden"),
-                },
-            },
+            "get": forward_auth(false, &question_params, &question_help, &token_security),
+        },
+        "/v1/auth/{path}": {
+            "get": forward_auth(true, &question_params, &question_help, &token_security),
         },
         "/v1/verify": {
             "post": {
@@ -1202,6 +1170,82 @@ fn paths() -> Value {
                     },
                 },
             },
+        },
+    })
+}
+
+/// `GET /v1/auth` (the question in the query, or in `X-Tessera-Require` when the query is
+/// empty) and `GET /v1/auth/{*path}` (for gateways that append the client's path and query,
+/// which are ignored: the question comes only from `X-Tessera-Require`).
+fn forward_auth(
+    prefixed: bool,
+    question_params: &[Value],
+    question_help: &[String],
+    security: &Value,
+) -> Value {
+    let require_header = json!({
+        "name": "X-Tessera-Require", "in": "header", "required": false,
+        "description": "The permission question as comma-separated `key=value` pairs, e.g. \
+                        `resource=devtron-app,role=trigger,project=p,environment=e,app=a`; \
+                        no key twice.",
+        "schema": { "type": "string" },
+    });
+    let (operation_id, summary, mut parameters, asked) = if prefixed {
+        let path = json!({
+            "name": "path", "in": "path", "required": true,
+            "description": "The client's own path (and query), as a gateway such as Envoy's \
+                            `ext_authz` appends it: ignored, it may hold `/`.",
+            "schema": { "type": "string", "minLength": 1 },
+        });
+        (
+            "forwardAuthPrefixed",
+            "Forward authentication for gateways that append the client's path.",
+            vec![path],
+            "when `X-Tessera-Require` asks a permission",
+        )
+    } else {
+        (
+            "forwardAuth",
+            "Forward authentication for gateways.",
+            question_params.to_vec(),
+            "when the query (or, with no query, `X-Tessera-Require`) asks a permission",
+        )
+    };
+    parameters.push(require_header);
+    json!({
+        "operationId": operation_id,
+        "tags": ["verify"],
+        "summary": summary,
+        "description": format!(
+            "200 with identity headers when the token is valid and, {asked}, allowed; 401 with \
+             `WWW-Authenticate` for a missing or refused token; 403 when not allowed. A \
+             permission question needs both `resource` and `role`, and the scope of the \
+             resource kind: {}.",
+            question_help.join("; ")
+        ),
+        "security": security,
+        "parameters": parameters,
+        "responses": {
+            "200": {
+                "description": "The token is valid (and allowed). No body.",
+                "headers": {
+                    "X-Tessera-Token-Id": {
+                        "required": true,
+                        "schema": { "type": "string", "format": "uuid" },
+                    },
+                    "X-Tessera-Token-Name": {
+                        "required": true,
+                        "schema": { "type": "string" },
+                    },
+                    "X-Tessera-Super-Admin": {
+                        "required": true,
+                        "schema": { "type": "string", "enum": ["true", "false"] },
+                    },
+                },
+            },
+            "400": response_ref("BadRequest"),
+            "401": response_ref("Unauthorized"),
+            "403": response_ref("Forbidden"),
         },
     })
 }
@@ -1339,6 +1383,7 @@ mod verify_only_tests {
                 "/openapi.json",
                 "/readyz",
                 "/v1/auth",
+                "/v1/auth/{path}",
                 "/v1/keys",
                 "/v1/verify"
             ]

@@ -58,6 +58,11 @@ struct ChangesBody {
 pub async fn state(admin: Admin, Params(query): Params<StateQuery>) -> Result<Response, ApiError> {
     let store = admin.tokens().store();
     let Some(since) = query.since else {
+        if query.wait.is_some() {
+            return Err(ApiError::bad_request(
+                "wait goes with since: a snapshot does not wait",
+            ));
+        }
         let snapshot = TokenStore::snapshot(store.as_ref()).await?;
         let entries = snapshot
             .entries
