@@ -40,11 +40,17 @@ fn tessera(dir: &Path) -> Command {
 }
 
 fn serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Serve {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut all = vec!["--listen", &listen];
+    all.extend_from_slice(args);
+    spawn_serve(dir, &all, env, &listen)
+}
+
+/// `tessera serve ARGS` with `env`, expected to listen on `listen`.
+fn spawn_serve(dir: &Path, args: &[&str], env: &[(&str, &str)], listen: &str) -> Serve {
     let mut command = tessera(dir);
     command
-        .args(["serve", "--listen", &listen])
+        .arg("serve")
         .args(args)
         .env("TESSERA_LOG", "warn")
         .stdout(Stdio::null())
@@ -240,4 +246,47 @@ async fn a_first_start_can_make_the_first_super_admin_token() {
     let second = serve(dir.path(), &["--bootstrap-token", "admin.token"], &[]);
     ready(&client, &second).await;
     assert!(!path.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_file_sets_what_the_command_line_and_environment_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (from_file, from_env) = (free_port(), free_port());
+    std::fs::write(
+        dir.path().join("tessera.toml"),
+        format!(
+            "listen = \"127.0.0.1:{from_file}\"\nbootstrap-token = \"first.token\"\n\
+             trusted-proxy = [\"10.0.0.1\"]\nstaleness-bound = 10\n"
+        ),
+    )
+    .unwrap();
+    let client = Client::new();
+    // The file's listen address, unless the environment names another.
+    let listen = format!("127.0.0.1:{from_env}");
+    let server = spawn_serve(
+        dir.path(),
+        &["--config", "tessera.toml"],
+        &[("TESSERA_LISTEN", &listen)],
+        &listen,
+    );
+    ready(&client, &server).await;
+    assert!(
+        dir.path().join("first.token").exists(),
+        "bootstrap-token came from the file"
+    );
+    drop(server);
+
+    // A key the file may not have is refused with its name.
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "listen = \"127.0.0.1:1\"\nport = 3\n",
+    )
+    .unwrap();
+    let out = tessera(dir.path())
+        .args(["serve", "--config", "bad.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown field `port`"), "{stderr}");
 }

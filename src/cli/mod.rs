@@ -120,7 +120,7 @@ where
         }
         Command::Inspect(args) => inspect::run(args),
         Command::Token(command) => token::run(command),
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(args, matches.subcommand_matches("serve")),
     };
     result.unwrap_or_else(|failure| failure.report())
 }

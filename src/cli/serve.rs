@@ -8,7 +8,9 @@ use crate::lifecycle::Policy;
 use crate::server::{self, AppState, ServerConfig};
 use crate::store::TokenStore as _;
 use crate::verifier::{DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS};
-use clap::Args;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args};
+use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +19,11 @@ use std::time::Duration;
 /// Options of `tessera serve`.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
+    /// A TOML file with any of these options, by their long names (`listen = "0.0.0.0:8080"`,
+    /// `trusted-proxy = ["10.0.0.1"]`); the command line and the environment override it
+    #[arg(long, value_name = "FILE", env = "TESSERA_CONFIG")]
+    config: Option<PathBuf>,
+
     /// The address to listen on
     #[arg(
         long,
@@ -97,6 +104,10 @@ pub(crate) struct ServeArgs {
 }
 
 pub(crate) const AFTER_HELP: &str = "\
+Each option is taken from the command line, else its TESSERA_* variable, else the --config
+file (TOML, keys as the long names: listen, keys, store, issuer, leeway, staleness-bound,
+fail-open, max-lifetime-days, trusted-proxy, verify-only, state-from, bootstrap-token), else
+its default.
 Logs go to stderr; set TESSERA_LOG (e.g. `debug`, `tessera=debug`) to change the level.
 Stop with Ctrl-C or SIGTERM: requests in flight are finished first.
 
@@ -107,7 +118,10 @@ Examples:
     --state-from http://issuer:8080";
 
 /// Run `tessera serve`.
-pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run(mut args: ServeArgs, matches: Option<&ArgMatches>) -> Result<ExitCode, Failure> {
+    if let Some(path) = args.config.clone() {
+        apply_file(&mut args, matches, &path)?;
+    }
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -197,6 +211,106 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         .map_err(|e| Failure::new(format_args!("the server failed: {e}")))?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `tessera serve --config FILE`: every option by its long name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    keys: Option<PathBuf>,
+    store: Option<String>,
+    issuer: Option<String>,
+    leeway: Option<i64>,
+    staleness_bound: Option<u64>,
+    fail_open: Option<bool>,
+    max_lifetime_days: Option<u32>,
+    trusted_proxy: Option<Vec<std::net::IpAddr>>,
+    verify_only: Option<bool>,
+    state_from: Option<String>,
+    bootstrap_token: Option<PathBuf>,
+}
+
+/// Take from the file every option that neither the command line nor the environment set.
+fn apply_file(
+    args: &mut ServeArgs,
+    matches: Option<&ArgMatches>,
+    path: &std::path::Path,
+) -> Result<(), Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::new(format_args!("cannot read {}: {e}", path.display())))?;
+    let file: FileConfig = toml::from_str(&text).map_err(|e| {
+        Failure::new(format_args!("{}: {}", path.display(), e.message()))
+            .hint("the keys are the long option names of `tessera serve --help`")
+    })?;
+    let unset = |id: &str| {
+        !matches!(
+            matches.and_then(|m| m.value_source(id)),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    };
+    let out_of_range = |key: &str, range: &str| {
+        Failure::new(format_args!("{}: {key} must be in {range}", path.display()))
+    };
+    macro_rules! take {
+        ($field:ident, $id:literal, $target:expr) => {
+            if let Some(value) = file.$field {
+                if unset($id) {
+                    $target = value;
+                }
+            }
+        };
+    }
+    take!(listen, "listen", args.listen);
+    take!(keys, "keys", args.keys);
+    take!(store, "store", args.store.store);
+    take!(issuer, "issuer", args.issuer);
+    if let Some(leeway) = file.leeway {
+        if !(0..=86_400).contains(&leeway) {
+            return Err(out_of_range("leeway", "0..=86400"));
+        }
+        if unset("leeway") {
+            args.leeway = leeway;
+        }
+    }
+    if let Some(bound) = file.staleness_bound {
+        if !(1..=86_400).contains(&bound) {
+            return Err(out_of_range("staleness-bound", "1..=86400"));
+        }
+        if unset("staleness_bound") {
+            args.staleness_bound = bound;
+        }
+    }
+    take!(fail_open, "fail_open", args.fail_open);
+    if let Some(days) = file.max_lifetime_days {
+        if !(1..=36_500).contains(&days) {
+            return Err(out_of_range("max-lifetime-days", "1..=36500"));
+        }
+        if unset("max_lifetime_days") {
+            args.max_lifetime_days = Some(days);
+        }
+    }
+    take!(trusted_proxy, "trusted_proxies", args.trusted_proxies);
+    take!(verify_only, "verify_only", args.verify_only);
+    if let Some(url) = file.state_from {
+        if unset("state_from") {
+            args.state_from = Some(url);
+        }
+    }
+    if let Some(token_file) = file.bootstrap_token {
+        if unset("bootstrap_token") {
+            args.bootstrap_token = Some(token_file);
+        }
+    }
+    if args.state_from.is_some() && !args.verify_only {
+        return Err(Failure::new("state-from needs verify-only"));
+    }
+    if args.bootstrap_token.is_some() && args.verify_only {
+        return Err(Failure::new(
+            "bootstrap-token cannot be used with verify-only",
+        ));
+    }
+    Ok(())
 }
 
 /// Make the first super-admin token, if there is no token yet, into a new file only the owner
