@@ -206,7 +206,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
              token, or stop the server and run `tessera token create --name admin --super-admin`",
         );
     }
-    server::serve(listener, state, shutdown_signal())
+    server::serve(listener, state, server::shutdown_signal())
         .await
         .map_err(|e| Failure::new(format_args!("the server failed: {e}")))?;
     tracing::info!("stopped");
@@ -348,24 +348,4 @@ async fn bootstrap(state: &AppState, path: &std::path::Path) -> Result<(), Failu
          read it, then delete the file"
     );
     Ok(())
-}
-
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down: finishing requests in flight");
 }

@@ -441,6 +441,27 @@ pub async fn serve(
     result
 }
 
+/// Resolves on Ctrl-C or SIGTERM: the shutdown signal `tessera serve` passes to [`serve`].
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            // No SIGTERM handler: Ctrl-C still works.
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
 /// Whether the store answers (a cheap read); an instance without one has nothing to check.
 async fn store_answers(store: Option<&AnyStore>) -> Result<(), StoreError> {
     match store {
