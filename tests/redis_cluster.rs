@@ -416,7 +416,7 @@ async fn a_dead_first_seed_a_password_and_concurrent_creates_of_one_name() {
         return;
     };
     let ports = cluster.ports();
-    let dead = redis_cluster::free_port();
+    let dead = common::redis_server::free_port();
 
     // The first seed is down: the next one answers.
     let url = cluster.url_with(&[dead, ports[1], ports[2]]);
@@ -493,7 +493,10 @@ async fn a_dead_first_seed_a_password_and_concurrent_creates_of_one_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opening_errors_name_the_seeds_and_never_the_password() {
     // No seed answers: unavailable, naming each seed, soon.
-    let (a, b) = (redis_cluster::free_port(), redis_cluster::free_port());
+    let (a, b) = (
+        common::redis_server::free_port(),
+        common::redis_server::free_port(),
+    );
     let started = Instant::now();
     let err = RedisStore::open(&format!(
         "redis+cluster://:pw-unseen@127.0.0.1:{a},127.0.0.1:{b}"

@@ -3,10 +3,9 @@
 //! subfolder per node), each with an append-only file synced on every write, joined with
 //! `redis-cli --cluster create`, stopped on drop.
 //!
-//! Include it with `#[path = "support/redis_cluster.rs"] mod redis_cluster;` (from `tests/`) or
-//! `#[path = "../tests/support/redis_cluster.rs"] mod redis_cluster;` (from `benches/`). It uses
-//! only `std` and `tempfile`, and stands alone: a test may include `redis_server.rs` too (clippy
-//! refuses one file included twice, so this one does not include it).
+//! Include it with `#[path = "support/redis_cluster.rs"] mod redis_cluster;` from a test that
+//! also has `mod common;` (whose `redis_server` module gives the port, `PATH` and CI helpers it
+//! shares with a single server). It uses only `std` and `tempfile` besides.
 //!
 //! Where `redis-server` or `redis-cli` is not installed, [`RedisCluster::start_or_skip`] prints
 //! why and returns `None`, so a plain `cargo test` still passes; with `CI=true` it panics
@@ -77,29 +76,9 @@ impl std::fmt::Debug for RedisCluster {
     }
 }
 
-/// Whether `CI` says this is a CI run (as `redis_server.rs` decides it).
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
-
-/// Whether an executable named `name` is on `PATH` (as in `redis_server.rs`).
-pub fn on_path(name: &str) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| {
-            std::fs::metadata(dir.join(name))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-    })
-}
-
-/// A loopback port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
-}
+// The same rules as a single server: `redis_server.rs` is already in the test crate (through
+// `common`), so its helpers are used rather than copied.
+use crate::common::redis_server::{free_port, in_ci, on_path};
 
 /// A loopback port nothing listens on, whose cluster bus port (`port + 10000`) is free too.
 fn free_cluster_port(taken: &[u16]) -> u16 {

@@ -66,7 +66,7 @@ impl std::fmt::Debug for RedisServer {
 }
 
 /// Whether `CI` says this is a CI run.
-fn in_ci() -> bool {
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
