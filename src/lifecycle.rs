@@ -442,11 +442,8 @@ impl<S: TokenStore> TokenService<S> {
     pub async fn create(&self, caller: &Caller, new: NewToken) -> Result<Minted, LifecycleError> {
         let name = new.name.clone();
         let result = self.try_create(caller, new).await;
-        if let Err(e) = &result {
-            self.audit_refusal(caller, Action::Create, None, Some(name), e)
-                .await;
-        }
-        result
+        self.audited(caller, Action::Create, None, Some(name), result)
+            .await
     }
 
     async fn try_create(&self, caller: &Caller, new: NewToken) -> Result<Minted, LifecycleError> {
@@ -522,11 +519,8 @@ impl<S: TokenStore> TokenService<S> {
         expect: Option<u64>,
     ) -> Result<TokenRecord, LifecycleError> {
         let result = self.try_update(caller, id, update, expect).await;
-        if let Err(e) = &result {
-            self.audit_refusal(caller, Action::Update, Some(id), None, e)
-                .await;
-        }
-        result
+        self.audited(caller, Action::Update, Some(id), None, result)
+            .await
     }
 
     async fn try_update(
@@ -603,11 +597,8 @@ impl<S: TokenStore> TokenService<S> {
         expect: Option<u64>,
     ) -> Result<Minted, LifecycleError> {
         let result = self.try_regenerate(caller, id, expires, expect).await;
-        if let Err(e) = &result {
-            self.audit_refusal(caller, Action::Regenerate, Some(id), None, e)
-                .await;
-        }
-        result
+        self.audited(caller, Action::Regenerate, Some(id), None, result)
+            .await
     }
 
     async fn try_regenerate(
@@ -686,11 +677,8 @@ impl<S: TokenStore> TokenService<S> {
                 Ok(current)
             })
             .await;
-        if let Err(e) = &result {
-            self.audit_refusal(caller, Action::Delete, Some(id), None, e)
-                .await;
-        }
-        result
+        self.audited(caller, Action::Delete, Some(id), None, result)
+            .await
     }
 
     /// Up to `limit` audit entries after position `after`, oldest first.
@@ -773,6 +761,22 @@ impl<S: TokenStore> TokenService<S> {
             outcome: outcome.to_owned(),
             from: caller.from.clone(),
         }
+    }
+
+    /// `result`, after recording it in the audit trail if it is a refusal.
+    async fn audited<T>(
+        &self,
+        caller: &Caller,
+        action: Action,
+        target: Option<Uuid>,
+        target_name: Option<String>,
+        result: Result<T, LifecycleError>,
+    ) -> Result<T, LifecycleError> {
+        if let Err(e) = &result {
+            self.audit_refusal(caller, action, target, target_name, e)
+                .await;
+        }
+        result
     }
 
     /// Record a refused action. Best effort: when the store itself failed, this likely fails
