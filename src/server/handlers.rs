@@ -2,7 +2,7 @@
 //! `/v1/auth` and `/v1/verify` only verify. Request bodies are JSON with unknown fields
 //! refused; every failure is an [`ApiError`].
 
-use super::auth::{presented, Admin, ClientAddr};
+use super::auth::{client_address, presented, Admin, ClientAddr};
 use super::error::ApiError;
 use super::{store_answers, AppState};
 use crate::lifecycle::{Expiry, Minted, NewToken, Status, TokenUpdate};
@@ -368,16 +368,21 @@ fn requirement(fields: &BTreeMap<String, String>) -> Result<Option<Access<'_>>, 
 /// `X-Tessera-Require` header instead.
 pub async fn forward_auth(
     State(state): State<AppState>,
-    ClientAddr(from): ClientAddr,
-    headers: HeaderMap,
-    Params(query): Params<BTreeMap<String, String>>,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let fields = if query.is_empty() {
-        required_by_header(&headers)?
-    } else {
-        query
+    // The request's parts are read in place: a gateway's hot path has no use for a copy of
+    // its headers.
+    let (parts, _) = request.into_parts();
+    let from = client_address(&parts, state.trusted_proxies());
+    let fields = match parts.uri.query() {
+        Some(query) if !query.is_empty() => {
+            let Query(fields) = Query::<BTreeMap<String, String>>::try_from_uri(&parts.uri)
+                .map_err(query_rejection)?;
+            fields
+        }
+        _ => required_by_header(&parts.headers)?,
     };
-    decide(&state, from.as_deref(), &headers, &fields)
+    decide(&state, from.as_deref(), &parts.headers, &fields)
 }
 
 /// `GET /v1/auth/{*path}`: the same decision for gateways that append the client's own path
@@ -386,11 +391,12 @@ pub async fn forward_auth(
 /// which the gateway sets (`resource=...,role=...,project=...`).
 pub async fn forward_auth_prefixed(
     State(state): State<AppState>,
-    ClientAddr(from): ClientAddr,
-    headers: HeaderMap,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let fields = required_by_header(&headers)?;
-    decide(&state, from.as_deref(), &headers, &fields)
+    let (parts, _) = request.into_parts();
+    let from = client_address(&parts, state.trusted_proxies());
+    let fields = required_by_header(&parts.headers)?;
+    decide(&state, from.as_deref(), &parts.headers, &fields)
 }
 
 /// The question in `X-Tessera-Require`: comma-separated `key=value` pairs.
