@@ -1089,33 +1089,6 @@ async fn acknowledged_writes_survive_sigkill_and_the_data_stays_whole() {
 // ---------------------------------------------------------------------------------------------
 // TLS
 
-/// A CA and a server certificate for `localhost` and 127.0.0.1, written to `dir`.
-fn tls_files(dir: &std::path::Path) -> (TlsFiles, String) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "tessera test CA");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    let cert = params.signed_by(&key, &ca).unwrap();
-    let files = TlsFiles {
-        cert: dir.join("server.crt"),
-        key: dir.join("server.key"),
-        ca: dir.join("ca.crt"),
-    };
-    std::fs::write(&files.cert, cert.pem()).unwrap();
-    std::fs::write(&files.key, key.serialize_pem()).unwrap();
-    std::fs::write(&files.ca, ca.pem()).unwrap();
-    (files, ca.pem())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rediss_with_a_private_ca_works_and_an_unknown_ca_is_refused() {
     if !RedisServer::available() {
@@ -1124,7 +1097,7 @@ async fn rediss_with_a_private_ca_works_and_an_unknown_ca_is_refused() {
         return;
     }
     let certs = tempfile::tempdir().unwrap();
-    let (files, ca_pem) = tls_files(certs.path());
+    let (files, ca_pem) = TlsFiles::generate(certs.path());
     let server = RedisServer::start_with(Options {
         password: Some("tls-Pa55".into()),
         tls: Some(files),

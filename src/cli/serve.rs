@@ -187,20 +187,15 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
     let local = listener
         .local_addr()
         .map_err(|e| Failure::new(format_args!("cannot read the listening address: {e}")))?;
-    let tokens = match (state.verify_only(), state.store()) {
-        (false, Some(store)) => store.list().await.map(|l| l.len()).unwrap_or(0),
-        _ => 0,
-    };
     tracing::info!(
         address = %format!("http://{local}"),
         store = %super::report::redact_url(&config.store_url),
         keys = %args.keys.display(),
-        tokens,
         "tessera is listening"
     );
     if let Some(path) = &args.bootstrap_token {
         bootstrap(&state, path).await?;
-    } else if tokens == 0 && !state.verify_only() {
+    } else if no_tokens(&state).await {
         eprint_line(
             "no tokens yet: start with --bootstrap-token FILE to make the first super-admin \
              token, or stop the server and run `tessera token create --name admin --super-admin`",
@@ -311,6 +306,14 @@ fn apply_file(
         ));
     }
     Ok(())
+}
+
+/// Whether an issuer's store holds no token at all (a first start, worth a hint).
+async fn no_tokens(state: &AppState) -> bool {
+    match (state.verify_only(), state.store()) {
+        (false, Some(store)) => store.list().await.is_ok_and(|l| l.is_empty()),
+        _ => false,
+    }
 }
 
 /// Make the first super-admin token, if there is no token yet, into a new file only the owner

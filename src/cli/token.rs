@@ -295,14 +295,13 @@ async fn dispatch(command: TokenCommand) -> Result<ExitCode, Failure> {
                 return Err(Failure::new("nothing to update")
                     .hint("give --description, --permissions or --super-admin"));
             }
-            let result = match find(&service, &args.token).await {
-                Ok(record) => {
-                    service
-                        .update(&caller, record.id, update, args.if_revision)
-                        .await
-                }
-                Err(e) => Err(e),
-            };
+            let result = async {
+                let record = find(&service, &args.token).await?;
+                service
+                    .update(&caller, record.id, update, args.if_revision)
+                    .await
+            }
+            .await;
             match result {
                 Ok(record) => {
                     prune(&service).await;
@@ -321,14 +320,13 @@ async fn dispatch(command: TokenCommand) -> Result<ExitCode, Failure> {
                 .await?
                 .with_policy(args.policy.policy());
             let expires = parse_expiry(&args.expires)?;
-            let result = match find(&service, &args.token).await {
-                Ok(record) => {
-                    service
-                        .regenerate(&caller, record.id, expires, args.if_revision)
-                        .await
-                }
-                Err(e) => Err(e),
-            };
+            let result = async {
+                let record = find(&service, &args.token).await?;
+                service
+                    .regenerate(&caller, record.id, expires, args.if_revision)
+                    .await
+            }
+            .await;
             match result {
                 Ok(minted) => {
                     prune(&service).await;
@@ -339,10 +337,11 @@ async fn dispatch(command: TokenCommand) -> Result<ExitCode, Failure> {
         }
         TokenCommand::Delete(args) => {
             let service = service(&args.common.store, None).await?;
-            let result = match find(&service, &args.token).await {
-                Ok(record) => service.delete(&caller, record.id, args.if_revision).await,
-                Err(e) => Err(e),
-            };
+            let result = async {
+                let record = find(&service, &args.token).await?;
+                service.delete(&caller, record.id, args.if_revision).await
+            }
+            .await;
             match result {
                 Ok(record) => {
                     prune(&service).await;

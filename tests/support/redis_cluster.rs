@@ -13,8 +13,8 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,17 +28,6 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Slots in a Redis Cluster.
 pub const SLOTS: u16 = 16384;
-
-/// Certificate files for TLS (PEM).
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    /// The nodes' certificate (for `127.0.0.1`, the address the nodes announce).
-    pub cert: PathBuf,
-    /// Its private key.
-    pub key: PathBuf,
-    /// The CA that issued it.
-    pub ca: PathBuf,
-}
 
 /// How to run the cluster.
 #[derive(Debug, Clone, Default)]
@@ -78,7 +67,8 @@ impl std::fmt::Debug for RedisCluster {
 
 // The same rules as a single server: `redis_server.rs` is already in the test crate (through
 // `common`), so its helpers are used rather than copied.
-use crate::common::redis_server::{free_port, in_ci, on_path};
+pub use crate::common::redis_server::TlsFiles;
+use crate::common::redis_server::{free_port, in_ci, on_path, pings, url_encode};
 
 /// A loopback port nothing listens on, whose cluster bus port (`port + 10000`) is free too.
 fn free_cluster_port(taken: &[u16]) -> u16 {
@@ -91,28 +81,6 @@ fn free_cluster_port(taken: &[u16]) -> u16 {
             return port;
         }
     }
-}
-
-/// `s` percent-encoded for the user-info part of a URL.
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// One command in RESP.
-fn resp(args: &[&str]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
-    }
-    out
 }
 
 impl RedisCluster {
@@ -580,33 +548,7 @@ impl RedisCluster {
         if self.options.tls.is_some() {
             return self.try_cli(port, &["PING"]).is_ok_and(|out| out == "PONG");
         }
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-        let mut request = Vec::new();
-        if let Some(password) = &self.options.password {
-            request.extend(resp(&["AUTH", password]));
-        }
-        request.extend(resp(&["PING"]));
-        if stream.write_all(&request).is_err() {
-            return false;
-        }
-        let mut reader = BufReader::new(stream);
-        let replies = if self.options.password.is_some() {
-            2
-        } else {
-            1
-        };
-        let mut line = String::new();
-        for _ in 0..replies {
-            line.clear();
-            if reader.read_line(&mut line).is_err() {
-                return false;
-            }
-        }
-        line.starts_with("+PONG")
+        pings(port, self.options.password.as_deref())
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! Include it with `#[path = "support/redis_server.rs"] mod redis_server;` (from `tests/`) or
 //! `#[path = "../tests/support/redis_server.rs"] mod redis_server;` (from `benches/`). It uses
-//! only `std` and `tempfile`.
+//! `std`, `tempfile` and (for TLS certificates) `rcgen`.
 //!
 //! Where `redis-server` is not installed, [`RedisServer::start_or_skip`] prints why and returns
 //! `None`, so a plain `cargo test` still passes; with `CI=true` it panics instead, so CI cannot
@@ -33,6 +33,36 @@ pub struct TlsFiles {
     pub key: PathBuf,
     /// The CA that issued it.
     pub ca: PathBuf,
+}
+
+impl TlsFiles {
+    /// A CA, and a certificate it issued for `localhost` and `127.0.0.1` (the address cluster
+    /// nodes announce), written to `dir`; with the CA's PEM for clients.
+    pub fn generate(dir: &Path) -> (Self, String) {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "tessera test CA");
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        let mut params = CertificateParams::new(names).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        let cert = params.signed_by(&key, &ca).unwrap();
+        let files = Self {
+            cert: dir.join("server.crt"),
+            key: dir.join("server.key"),
+            ca: dir.join("ca.crt"),
+        };
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        std::fs::write(&files.ca, ca.pem()).unwrap();
+        (files, ca.pem())
+    }
 }
 
 /// How to run the server.
@@ -90,7 +120,7 @@ pub fn free_port() -> u16 {
 }
 
 /// `s` percent-encoded for the user-info part of a URL.
-fn url_encode(s: &str) -> String {
+pub fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -100,6 +130,34 @@ fn url_encode(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// Whether a plain (not TLS) Redis on loopback `port` answers PING with PONG, after `AUTH`
+/// with `password` when there is one (not LOADING, not a refusal).
+pub fn pings(port: u16, password: Option<&str>) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut request = Vec::new();
+    if let Some(password) = password {
+        request.extend(resp(&["AUTH", password]));
+    }
+    request.extend(resp(&["PING"]));
+    if stream.write_all(&request).is_err() {
+        return false;
+    }
+    let mut reader = BufReader::new(stream);
+    let replies = if password.is_some() { 2 } else { 1 };
+    let mut line = String::new();
+    for _ in 0..replies {
+        line.clear();
+        if reader.read_line(&mut line).is_err() {
+            return false;
+        }
+    }
+    line.starts_with("+PONG")
 }
 
 /// One command in RESP.
@@ -320,33 +378,7 @@ impl RedisServer {
 
     /// Whether the server answers PING with PONG (not LOADING, not a refusal).
     fn answers_ping(&self) -> bool {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-        let mut request = Vec::new();
-        if let Some(password) = &self.options.password {
-            request.extend(resp(&["AUTH", password]));
-        }
-        request.extend(resp(&["PING"]));
-        if stream.write_all(&request).is_err() {
-            return false;
-        }
-        let mut reader = BufReader::new(stream);
-        let replies = if self.options.password.is_some() {
-            2
-        } else {
-            1
-        };
-        let mut line = String::new();
-        for _ in 0..replies {
-            line.clear();
-            if reader.read_line(&mut line).is_err() {
-                return false;
-            }
-        }
-        line.starts_with("+PONG")
+        pings(self.port, self.options.password.as_deref())
     }
 }
 
