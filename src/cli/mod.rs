@@ -6,7 +6,8 @@
 //! | `keys` | `tessera keys generate` and `tessera keys list` |
 //! | `verify` | `tessera verify`: offline verification and `--require` |
 //! | `inspect` | `tessera inspect`: decoding without verifying |
-//! | `token` | `tessera token ...`: the token lifecycle on a store |
+//! | `token` | `tessera token ...`: the token lifecycle, on a store or through a server |
+//! | `remote` | `tessera token ... --server`: the HTTP client of the management API |
 //! | `serve` | `tessera serve`: the HTTP service |
 //! | `input` | reading a token from the argument, `TESSERA_TOKEN` or stdin |
 //! | `report` | usage failures, stdout/stderr, cleaning and redacting text, times |
@@ -18,6 +19,7 @@
 mod input;
 mod inspect;
 mod keys;
+mod remote;
 mod report;
 mod serve;
 mod token;
@@ -68,12 +70,17 @@ enum Command {
         after_help = inspect::AFTER_HELP
     )]
     Inspect(inspect::InspectArgs),
-    /// Manage tokens directly on the store: create, list, show, update, regenerate, delete
+    /// Manage tokens on the store or through a server: create, list, show, update, regenerate,
+    /// delete
     #[command(
         subcommand,
         long_about = "Manage tokens directly on the token store (--store, default the embedded \
                       file data/tessera.redb), as an operator on the machine that holds the \
-                      store and the keys. This is how the first super-admin token is made."
+                      store and the keys; this is how the first super-admin token is made. Or, \
+                      with --server URL (TESSERA_SERVER), through a running server's HTTP API, \
+                      with a super-admin token in TESSERA_TOKEN: the same commands, the same \
+                      output and exit codes.",
+        after_help = token::AFTER_HELP
     )]
     Token(token::TokenCommand),
     /// Run the HTTP service: management API, gateway forward-auth, introspection, public keys

@@ -1,15 +1,21 @@
-//! `tessera token create|list|show|update|regenerate|delete|audit`: the token lifecycle run
+//! `tessera token create|list|show|update|regenerate|delete|audit`: the token lifecycle, either
 //! directly on a store, for an operator on the machine that holds the store and the keys (and
-//! to bootstrap the first super-admin token before any server runs).
+//! to bootstrap the first super-admin token before any server runs), or with `--server URL`
+//! through a running server's HTTP API ([`super::remote`]), with the caller's token in
+//! `TESSERA_TOKEN`.
 //!
-//! The rules live in [`crate::lifecycle`]; this module parses flags, calls it and shows the
-//! result. A new token string goes to stdout alone (or inside `--json`); everything else goes
-//! to stderr, so `TOKEN=$(tessera token create ...)` captures exactly the token.
+//! The rules live in [`crate::lifecycle`] (run here, or by the server); this module parses
+//! flags, calls a [`Backend`] and shows the result. Both backends give the same records and the
+//! same refusals, so the output is written once and is the same in both modes. A new token
+//! string goes to stdout alone (or inside `--json`); everything else goes to stderr, so
+//! `TOKEN=$(tessera token create ...)` captures exactly the token.
 //!
 //! Exit codes: 0 done; 1 refused by the rules (invalid input, name taken, not found, conflict,
-//! too large); 2 usage or configuration error (flags, keys, an unreachable store).
+//! too large, and over HTTP a caller's token that is not super-admin); 2 usage or configuration
+//! error (flags, keys, an unreachable store or server, `TESSERA_TOKEN` missing or refused).
 
 use super::keys::KeysDir;
+use super::remote::{self, Remote, ServerArgs};
 use super::report::{self, eprint_line, Failure, Out, EXIT_REFUSED};
 use crate::issuer::Issuer;
 use crate::keys::{KeyError, KeyRing};
@@ -17,14 +23,15 @@ use crate::lifecycle::{
     Caller, Expiry, LifecycleError, Minted, NewToken, Policy, Status, TokenService, TokenUpdate,
 };
 use crate::permissions::Permissions;
-use crate::store::{AnyStore, TokenRecord, DEFAULT_STORE_URL};
-use chrono::{DateTime, Utc};
+use crate::store::{AnyStore, AuditRecord, TokenRecord, DEFAULT_STORE_URL};
+use chrono::{DateTime, SubsecRound as _, Utc};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::io::Read as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
 /// The store option, shared by every command that reads the store.
 #[derive(Debug, Clone, Args)]
@@ -59,6 +66,8 @@ impl PolicyArgs {
 struct Common {
     #[command(flatten)]
     store: StoreArg,
+    #[command(flatten)]
+    remote: ServerArgs,
     /// Print JSON on stdout instead of text
     #[arg(long, env = "TESSERA_JSON", value_parser = clap::builder::FalseyValueParser::new())]
     json: bool,
@@ -86,6 +95,24 @@ pub(crate) enum TokenCommand {
     Audit(AuditArgs),
 }
 
+/// `tessera token --help`, after the subcommands.
+pub(crate) const AFTER_HELP: &str = "\
+Exit status: 0 done, 1 refused by the rules (invalid input, name taken, not found, conflict, too
+large; over HTTP also a token that is not super-admin), 2 usage or configuration error (an
+unreachable store or server, TESSERA_TOKEN missing or refused).
+
+Examples:
+  tessera token create --name ci-bot --expires 30d --super-admin
+  tessera token list --store redis://127.0.0.1:6379/0
+  export TESSERA_SERVER=https://tessera.example.com
+  read -rs TESSERA_TOKEN && export TESSERA_TOKEN
+  tessera token list
+  tessera token regenerate ci-bot --expires 60d --server https://tessera.example.com
+
+The caller's token is read from TESSERA_TOKEN only, never from a flag (flags show in `ps` and
+shell history). --server conflicts with --store, --keys and --max-lifetime-days, also when they
+come from their TESSERA_* variables: the server has its own store, keys and lifetime rule.";
+
 const CREATE_HELP: &str = "\
 The token is printed once, alone on stdout, and stored nowhere: capture it.
 
@@ -108,7 +135,12 @@ Scripts using the old token must be given the new one: the old one is refused as
 Example:
   NEW=$(tessera token regenerate ci-bot --expires 60d)";
 
+/// `--server` conflicts with the options of a local store: the server has its own keys and
+/// lifetime rule.
+const REMOTE_CONFLICTS: [&str; 2] = ["keys", "max_lifetime_days"];
+
 #[derive(Debug, Args)]
+#[command(mut_arg("server", |a| a.conflicts_with_all(REMOTE_CONFLICTS)))]
 pub(crate) struct CreateArgs {
     /// The name: 3 to 50 lowercase letters, digits, '-' and '_', starting and ending with a
     /// letter or digit; unique among live tokens
@@ -161,6 +193,7 @@ pub(crate) struct ShowArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_arg("server", |a| a.conflicts_with("keys")))]
 pub(crate) struct UpdateArgs {
     /// The token's id or name
     #[arg(value_name = "ID|NAME")]
@@ -184,6 +217,7 @@ pub(crate) struct UpdateArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_arg("server", |a| a.conflicts_with_all(REMOTE_CONFLICTS)))]
 pub(crate) struct RegenerateArgs {
     /// The token's id or name
     #[arg(value_name = "ID|NAME")]
@@ -232,16 +266,237 @@ pub(crate) fn run(command: TokenCommand) -> Result<ExitCode, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::new(format_args!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(dispatch(command))
+    let json = command.common().json;
+    match runtime.block_on(dispatch(command)) {
+        Ok(code) => Ok(code),
+        Err(Stop::Failed(failure)) => Err(failure),
+        Err(Stop::Refused { code, message }) => refusal(&code, &message, json),
+    }
 }
 
-async fn dispatch(command: TokenCommand) -> Result<ExitCode, Failure> {
-    let caller = Caller::local();
+impl TokenCommand {
+    fn common(&self) -> &Common {
+        match self {
+            TokenCommand::Create(args) => &args.common,
+            TokenCommand::List(args) => &args.common,
+            TokenCommand::Show(args) => &args.common,
+            TokenCommand::Update(args) => &args.common,
+            TokenCommand::Regenerate(args) => &args.common,
+            TokenCommand::Delete(args) => &args.common,
+            TokenCommand::Audit(args) => &args.common,
+        }
+    }
+}
+
+/// Why a token command stopped short of its work.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// The rules refused the request (exit 1): a stable code and the message that explains
+    /// it, as the HTTP API words them.
+    Refused {
+        /// `invalid_request`, `name_taken`, `not_found`, `conflict`, `token_too_large`,
+        /// `forbidden`.
+        code: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// A usage or configuration error (exit 2): the store, the keys or the server.
+    Failed(Failure),
+}
+
+impl From<Failure> for Stop {
+    fn from(failure: Failure) -> Self {
+        Stop::Failed(failure)
+    }
+}
+
+impl From<LifecycleError> for Stop {
+    fn from(error: LifecycleError) -> Self {
+        match error {
+            LifecycleError::Store(e) => Stop::Failed(
+                Failure::new(report::redact_url(&e.to_string()))
+                    .hint("check that the store is reachable (--store / TESSERA_STORE)"),
+            ),
+            e @ LifecycleError::NoSigningKey => {
+                Stop::Failed(Failure::new(&e).hint("create one with `tessera keys generate`"))
+            }
+            e => Stop::Refused {
+                code: e.code().to_owned(),
+                message: e.to_string(),
+            },
+        }
+    }
+}
+
+/// A token string, shown once, and its record: from the store or from the server.
+pub(crate) struct Issued {
+    /// The token; printed once, then dropped (and zeroized).
+    pub(crate) token: Zeroizing<String>,
+    /// The record.
+    pub(crate) record: TokenRecord,
+}
+
+impl From<Minted> for Issued {
+    fn from(minted: Minted) -> Self {
+        Issued {
+            token: Zeroizing::new(minted.token.expose().to_owned()),
+            record: minted.record,
+        }
+    }
+}
+
+/// Where the commands run: on a store opened here, or through a server's HTTP API. Both give
+/// the same records and refusals, so everything after this is written once.
+enum Backend {
+    Local {
+        service: TokenService<AnyStore>,
+        caller: Caller,
+    },
+    Remote(Remote),
+}
+
+impl Backend {
+    /// The server `--server` names, else the store `--store` names, with the keys (for
+    /// commands that sign) and the lifetime rule.
+    async fn open(
+        common: &Common,
+        keys: Option<&KeysDir>,
+        policy: Option<&PolicyArgs>,
+    ) -> Result<Self, Failure> {
+        if let Some(url) = &common.remote.server {
+            return Ok(Backend::Remote(Remote::from_env(&common.remote, url)?));
+        }
+        let service = service(&common.store, keys)
+            .await?
+            .with_policy(policy.map(PolicyArgs::policy).unwrap_or_default());
+        Ok(Backend::Local {
+            service,
+            caller: Caller::local(),
+        })
+    }
+
+    /// Now, in whole seconds: the time statuses and relative times are shown at.
+    fn now(&self) -> DateTime<Utc> {
+        match self {
+            Backend::Local { service, .. } => service.now(),
+            Backend::Remote(_) => Utc::now().trunc_subsecs(0),
+        }
+    }
+
+    async fn create(&self, new: NewToken) -> Result<Issued, Stop> {
+        match self {
+            Backend::Local { service, caller } => Ok(service.create(caller, new).await?.into()),
+            Backend::Remote(remote) => remote.create(&new).await,
+        }
+    }
+
+    /// Every record with `status` (all when `None`), oldest first.
+    async fn list(&self, status: Option<Status>) -> Result<Vec<TokenRecord>, Stop> {
+        match self {
+            Backend::Local { service, .. } => {
+                let now = service.now();
+                let mut records = service.list().await?;
+                records.retain(|r| status.is_none_or(|s| r.status(now) == s));
+                Ok(records)
+            }
+            Backend::Remote(remote) => remote.list(status).await,
+        }
+    }
+
+    /// The token a command names, by id or by name.
+    async fn find(&self, key: &str) -> Result<TokenRecord, Stop> {
+        if let Ok(id) = Uuid::parse_str(key) {
+            return match self {
+                Backend::Local { service, .. } => Ok(service.get(id).await?),
+                Backend::Remote(remote) => remote.get(id).await,
+            };
+        }
+        let found = match self {
+            Backend::Local { service, .. } => service.get_by_name(key).await?,
+            Backend::Remote(remote) => remote.get_by_name(key).await?,
+        };
+        found.ok_or_else(|| {
+            LifecycleError::Invalid {
+                field: "token",
+                message: format!(
+                    "no live token is named {:?} (give a name or an id; `tessera token list` \
+                     shows them)",
+                    crate::permissions::shorten(key)
+                ),
+            }
+            .into()
+        })
+    }
+
+    async fn update(
+        &self,
+        id: Uuid,
+        update: TokenUpdate,
+        expect: Option<u64>,
+    ) -> Result<TokenRecord, Stop> {
+        match self {
+            Backend::Local { service, caller } => {
+                Ok(service.update(caller, id, update, expect).await?)
+            }
+            Backend::Remote(remote) => remote.update(id, &update, expect).await,
+        }
+    }
+
+    async fn regenerate(
+        &self,
+        id: Uuid,
+        expires: Expiry,
+        expect: Option<u64>,
+    ) -> Result<Issued, Stop> {
+        match self {
+            Backend::Local { service, caller } => Ok(service
+                .regenerate(caller, id, expires, expect)
+                .await?
+                .into()),
+            Backend::Remote(remote) => remote.regenerate(id, expires, expect).await,
+        }
+    }
+
+    /// Delete `record`'s token; the record as it was.
+    async fn delete(&self, record: TokenRecord, expect: Option<u64>) -> Result<TokenRecord, Stop> {
+        match self {
+            Backend::Local { service, caller } => {
+                Ok(service.delete(caller, record.id, expect).await?)
+            }
+            Backend::Remote(remote) => {
+                remote.delete(record.id, expect).await?;
+                Ok(record)
+            }
+        }
+    }
+
+    async fn audit(&self, after: u64, limit: u64) -> Result<Vec<AuditRecord>, Stop> {
+        match self {
+            Backend::Local { service, .. } => {
+                let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+                Ok(service.audit(after, limit).await?)
+            }
+            Backend::Remote(remote) => remote.audit(after, limit).await,
+        }
+    }
+
+    /// After a change on a store, drop state entries nothing can need any more. Best effort:
+    /// the command's own work is done. A server does this itself.
+    async fn prune(&self) {
+        if let Backend::Local { service, .. } = self {
+            if let Err(e) = service.prune().await {
+                eprint_line(format_args!(
+                    "warning: could not prune the token state: {e}"
+                ));
+            }
+        }
+    }
+}
+
+async fn dispatch(command: TokenCommand) -> Result<ExitCode, Stop> {
     match command {
         TokenCommand::Create(args) => {
-            let service = service(&args.common.store, Some(&args.keys))
-                .await?
-                .with_policy(args.policy.policy());
+            let backend = Backend::open(&args.common, Some(&args.keys), Some(&args.policy)).await?;
             let permissions = permissions_arg(
                 args.permissions.super_admin,
                 args.permissions.permissions.as_deref(),
@@ -253,147 +508,116 @@ async fn dispatch(command: TokenCommand) -> Result<ExitCode, Failure> {
                 expires: parse_expiry(&args.expires)?,
                 permissions,
             };
-            match service.create(&caller, new).await {
-                Ok(minted) => {
-                    prune(&service).await;
-                    minted_out(&service, &minted, "created", args.common.json)
-                }
-                Err(e) => refusal(e, args.common.json),
-            }
+            let issued = backend.create(new).await?;
+            backend.prune().await;
+            Ok(minted_out(
+                &issued,
+                backend.now(),
+                "created",
+                args.common.json,
+            )?)
         }
         TokenCommand::List(args) => {
-            let service = service(&args.common.store, None).await?;
-            let records = match service.list().await {
-                Ok(records) => records,
-                Err(e) => return refusal(e, args.common.json),
+            let backend = Backend::open(&args.common, None, None).await?;
+            let status = match args.status.as_deref() {
+                Some("active") => Some(Status::Active),
+                Some("expired") => Some(Status::Expired),
+                _ => None,
             };
-            let now = service.now();
-            let records: Vec<_> = records
-                .iter()
-                .filter(|r| match args.status.as_deref() {
-                    Some("active") => r.status(now) == Status::Active,
-                    Some("expired") => r.status(now) == Status::Expired,
-                    _ => true,
-                })
-                .collect();
-            list_out(&records, now, args.common.json)
+            let records = backend.list(status).await?;
+            Ok(list_out(&records, backend.now(), args.common.json)?)
         }
         TokenCommand::Show(args) => {
-            let service = service(&args.common.store, None).await?;
-            match find(&service, &args.token).await {
-                Ok(record) => record_out(&record, service.now(), args.common.json),
-                Err(e) => refusal(e, args.common.json),
-            }
+            let backend = Backend::open(&args.common, None, None).await?;
+            let record = backend.find(&args.token).await?;
+            Ok(record_out(&record, backend.now(), args.common.json)?)
         }
         TokenCommand::Update(args) => {
-            let service = service(&args.common.store, Some(&args.keys)).await?;
+            let backend = Backend::open(&args.common, Some(&args.keys), None).await?;
             let update = TokenUpdate {
                 description: args.description,
                 permissions: permissions_arg(args.super_admin, args.permissions.as_deref())?,
             };
             if update.description.is_none() && update.permissions.is_none() {
                 return Err(Failure::new("nothing to update")
-                    .hint("give --description, --permissions or --super-admin"));
+                    .hint("give --description, --permissions or --super-admin")
+                    .into());
             }
-            let result = async {
-                let record = find(&service, &args.token).await?;
-                service
-                    .update(&caller, record.id, update, args.if_revision)
-                    .await
-            }
-            .await;
-            match result {
-                Ok(record) => {
-                    prune(&service).await;
-                    eprint_line(format_args!(
-                        "updated {} (revision {}); verifiers following the token state apply it now",
-                        report::clean(&record.name),
-                        record.revision
-                    ));
-                    record_out(&record, service.now(), args.common.json)
-                }
-                Err(e) => refusal(e, args.common.json),
-            }
+            let record = backend.find(&args.token).await?;
+            let record = backend.update(record.id, update, args.if_revision).await?;
+            backend.prune().await;
+            eprint_line(format_args!(
+                "updated {} (revision {}); verifiers following the token state apply it now",
+                report::clean(&record.name),
+                record.revision
+            ));
+            Ok(record_out(&record, backend.now(), args.common.json)?)
         }
         TokenCommand::Regenerate(args) => {
-            let service = service(&args.common.store, Some(&args.keys))
-                .await?
-                .with_policy(args.policy.policy());
+            let backend = Backend::open(&args.common, Some(&args.keys), Some(&args.policy)).await?;
             let expires = parse_expiry(&args.expires)?;
-            let result = async {
-                let record = find(&service, &args.token).await?;
-                service
-                    .regenerate(&caller, record.id, expires, args.if_revision)
-                    .await
-            }
-            .await;
-            match result {
-                Ok(minted) => {
-                    prune(&service).await;
-                    minted_out(&service, &minted, "regenerated", args.common.json)
-                }
-                Err(e) => refusal(e, args.common.json),
-            }
+            let record = backend.find(&args.token).await?;
+            let issued = backend
+                .regenerate(record.id, expires, args.if_revision)
+                .await?;
+            backend.prune().await;
+            Ok(minted_out(
+                &issued,
+                backend.now(),
+                "regenerated",
+                args.common.json,
+            )?)
         }
         TokenCommand::Delete(args) => {
-            let service = service(&args.common.store, None).await?;
-            let result = async {
-                let record = find(&service, &args.token).await?;
-                service.delete(&caller, record.id, args.if_revision).await
+            let backend = Backend::open(&args.common, None, None).await?;
+            let record = backend.find(&args.token).await?;
+            let record = backend.delete(record, args.if_revision).await?;
+            backend.prune().await;
+            eprint_line(format_args!(
+                "deleted {} ({}): it is refused by every verifier following the token \
+                 state; offline verifiers accept it until it expires",
+                report::clean(&record.name),
+                record.id
+            ));
+            if args.common.json {
+                let mut out = Out::default();
+                out.line(super::to_json(&json!({"deleted": record.id}))?);
+                out.emit()?;
             }
-            .await;
-            match result {
-                Ok(record) => {
-                    prune(&service).await;
-                    eprint_line(format_args!(
-                        "deleted {} ({}): it is refused by every verifier following the token \
-                         state; offline verifiers accept it until it expires",
-                        report::clean(&record.name),
-                        record.id
-                    ));
-                    if args.common.json {
-                        let mut out = Out::default();
-                        out.line(super::to_json(&json!({"deleted": record.id}))?);
-                        out.emit()?;
-                    }
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => refusal(e, args.common.json),
-            }
+            Ok(ExitCode::SUCCESS)
         }
         TokenCommand::Audit(args) => {
-            let service = service(&args.common.store, None).await?;
-            let limit = usize::try_from(args.limit).unwrap_or(usize::MAX);
-            match service.audit(args.after, limit).await {
-                Ok(entries) => {
-                    let mut out = Out::default();
-                    if args.common.json {
-                        out.line(super::to_json(&json!({ "entries": entries }))?);
-                    } else {
-                        for r in &entries {
-                            let e = &r.entry;
-                            out.line(format_args!(
-                                "{:>6}  {}  {:<10}  {:<16}  {}  by {}{}",
-                                r.seq,
-                                report::time(&e.at),
-                                e.action.as_str(),
-                                e.outcome,
-                                report::clean(&target(e.target_name.as_deref(), e.target)),
-                                e.actor,
-                                e.from
-                                    .as_deref()
-                                    .map(|f| format!(" from {}", report::clean(f)))
-                                    .unwrap_or_default()
-                            ));
-                        }
-                    }
-                    out.emit()?;
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => refusal(e, args.common.json),
-            }
+            let backend = Backend::open(&args.common, None, None).await?;
+            let entries = backend.audit(args.after, args.limit).await?;
+            Ok(audit_out(&entries, args.common.json)?)
         }
     }
+}
+
+fn audit_out(entries: &[AuditRecord], json: bool) -> Result<ExitCode, Failure> {
+    let mut out = Out::default();
+    if json {
+        out.line(super::to_json(&json!({ "entries": entries }))?);
+    } else {
+        for r in entries {
+            let e = &r.entry;
+            out.line(format_args!(
+                "{:>6}  {}  {:<10}  {:<16}  {}  by {}{}",
+                r.seq,
+                report::time(&e.at),
+                e.action.as_str(),
+                report::clean(&e.outcome),
+                report::clean(&target(e.target_name.as_deref(), e.target)),
+                report::clean(e.actor.as_str()),
+                e.from
+                    .as_deref()
+                    .map(|f| format!(" from {}", report::clean(f)))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    out.emit()?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn target(name: Option<&str>, id: Option<Uuid>) -> String {
@@ -448,22 +672,6 @@ pub(crate) async fn open_store(url: &str) -> Result<AnyStore, Failure> {
     })
 }
 
-async fn find(service: &TokenService<AnyStore>, key: &str) -> Result<TokenRecord, LifecycleError> {
-    if let Ok(id) = Uuid::parse_str(key) {
-        return service.get(id).await;
-    }
-    match service.get_by_name(key).await? {
-        Some(record) => Ok(record),
-        None => Err(LifecycleError::Invalid {
-            field: "token",
-            message: format!(
-                "no live token is named {:?} (give a name or an id; `tessera token list` shows them)",
-                crate::permissions::shorten(key)
-            ),
-        }),
-    }
-}
-
 fn parse_expiry(text: &str) -> Result<Expiry, Failure> {
     text.parse::<Expiry>()
         .map_err(|e| Failure::new(format_args!("--expires: {}", message_of(&e))))
@@ -512,31 +720,21 @@ fn permissions_arg(super_admin: bool, json: Option<&str>) -> Result<Option<Permi
     })
 }
 
-/// Drop state entries nothing can need any more. Best effort: the command's own work is done.
-async fn prune(service: &TokenService<AnyStore>) {
-    if let Err(e) = service.prune().await {
-        eprint_line(format_args!(
-            "warning: could not prune the token state: {e}"
-        ));
-    }
-}
-
 fn minted_out(
-    service: &TokenService<AnyStore>,
-    minted: &Minted,
+    issued: &Issued,
+    now: DateTime<Utc>,
     what: &str,
     json: bool,
 ) -> Result<ExitCode, Failure> {
-    let now = service.now();
-    let record = &minted.record;
+    let record = &issued.record;
     let mut out = Out::default();
     if json {
         out.line(super::to_json(&json!({
-            "token": minted.token.expose(),
+            "token": issued.token.as_str(),
             "record": record.view(now),
         }))?);
     } else {
-        out.line(minted.token.expose());
+        out.line(issued.token.as_str());
     }
     out.emit()?;
     eprint_line(format_args!(
@@ -615,7 +813,7 @@ fn record_out(record: &TokenRecord, now: DateTime<Utc>, json: bool) -> Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-fn list_out(records: &[&TokenRecord], now: DateTime<Utc>, json: bool) -> Result<ExitCode, Failure> {
+fn list_out(records: &[TokenRecord], now: DateTime<Utc>, json: bool) -> Result<ExitCode, Failure> {
     let mut out = Out::default();
     if json {
         let tokens: Vec<_> = records.iter().map(|r| r.view(now)).collect();
@@ -670,31 +868,30 @@ fn list_out(records: &[&TokenRecord], now: DateTime<Utc>, json: bool) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
-/// Report a refused operation: exit 1 for a rule the request broke, 2 when the store failed.
-fn refusal(error: LifecycleError, json: bool) -> Result<ExitCode, Failure> {
-    if let LifecycleError::Store(e) = &error {
-        return Err(Failure::new(report::redact_url(&e.to_string()))
-            .hint("check that the store is reachable (--store / TESSERA_STORE)"));
-    }
-    if matches!(error, LifecycleError::NoSigningKey) {
-        return Err(Failure::new(&error).hint("create one with `tessera keys generate`"));
-    }
+/// Report a refusal by the rules (exit 1): the same lines, and with `--json` the same
+/// document, whether the store or the server refused.
+fn refusal(code: &str, message: &str, json: bool) -> Result<ExitCode, Failure> {
     if json {
         let mut out = Out::default();
         out.line(super::to_json(&json!({
-            "error": {"code": error.code(), "message": error.to_string()}
+            "error": {"code": code, "message": message}
         }))?);
         out.emit()?;
     }
     eprint_line(format_args!(
         "refused: {} ({})",
-        error.code(),
-        report::clean(&error.to_string())
+        report::clean(code),
+        report::clean(message)
     ));
-    if let LifecycleError::Conflict { .. } = error {
-        eprint_line(
+    match code {
+        "conflict" => eprint_line(
             "hint: read the token again (`tessera token show`) and retry with its revision",
-        );
+        ),
+        "forbidden" => eprint_line(format_args!(
+            "hint: managing tokens needs a super-admin token in {}",
+            remote::TOKEN_VAR
+        )),
+        _ => {}
     }
     Ok(ExitCode::from(EXIT_REFUSED))
 }

@@ -7,7 +7,7 @@ use chrono::{Duration, Utc};
 use std::path::PathBuf;
 
 /// Every variable the binary reads: removed so the caller's environment cannot leak in.
-pub const ENV: [&str; 10] = [
+pub const ENV: [&str; 12] = [
     "TESSERA_KEYS",
     "TESSERA_PUBLIC_KEY",
     "TESSERA_TOKEN",
@@ -18,6 +18,8 @@ pub const ENV: [&str; 10] = [
     "TESSERA_STORE",
     "TESSERA_VERIFY_STORE",
     "TESSERA_MAX_LIFETIME_DAYS",
+    "TESSERA_SERVER",
+    "TESSERA_SERVER_CA",
 ];
 
 pub const DEPLOY_PROD: &str = r#"{"grants": [{"resource": "devtron-app", "role": "trigger",

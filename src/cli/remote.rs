@@ -1,0 +1,650 @@
+//! `tessera token ... --server URL`: the token commands through a running server's HTTP API
+//! instead of a store opened in this process.
+//!
+//! This module owns the HTTP client and nothing else: the `--server` options, the caller's
+//! token (from `TESSERA_TOKEN` only: a flag would show in `ps` and in shell history), one
+//! request per lifecycle call, and the mapping of the API's answers to the types the local mode
+//! already uses ([`TokenRecord`], [`AuditRecord`]), so [`super::token`] shows both modes with
+//! the same code and the output is the same.
+//!
+//! What an answer means for the exit code:
+//! - the rules refused the request (400, 403, 404 for a token, 409, 412, 422): exit 1, with the
+//!   server's code and message, as the local mode reports a refusal;
+//! - the server refused the caller's token (401): exit 2, a configuration error: the command
+//!   cannot work until `TESSERA_TOKEN` holds a valid token;
+//! - the server could not be reached, did not answer in time, answered something that is not
+//!   the Tessera API, or failed on its side (5xx): exit 2, naming the URL and what to check.
+//!
+//! The token is sent only in the `Authorization` header (marked sensitive), kept in memory
+//! that is zeroized on drop, and never put into a message: errors name the server's URL, which
+//! may not carry credentials.
+
+use super::report::{self, eprint_line, Failure};
+use super::token::{Issued, Stop};
+use crate::lifecycle::{Expiry, NewToken, Status, TokenUpdate};
+use crate::permissions::Permissions;
+use crate::store::{AuditRecord, TokenRecord};
+use chrono::{DateTime, Utc};
+use clap::Args;
+use reqwest::header::IF_MATCH;
+use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::error::Error as _;
+use std::path::PathBuf;
+use std::time::Duration;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+/// The environment variable that holds the caller's token.
+pub(crate) const TOKEN_VAR: &str = "TESSERA_TOKEN";
+
+/// How long to wait for a connection (TCP and TLS).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one request may take from start to end of the answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest answer read: far above any listing of tokens a server keeps, and a bound on
+/// what a wrong or hostile URL can make this process hold.
+const MAX_ANSWER: usize = 32 * 1024 * 1024;
+/// The most audit entries the server gives in one page (its `limit` ceiling).
+const AUDIT_PAGE: u64 = 1000;
+
+/// Where to send the commands instead of opening a store.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ServerArgs {
+    /// Manage tokens through the server at this URL (`https://tessera.example.com`) instead of
+    /// a store; the caller's super-admin token comes from TESSERA_TOKEN
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "TESSERA_SERVER",
+        conflicts_with = "store"
+    )]
+    pub(crate) server: Option<String>,
+    /// With --server: also trust the CA certificates in this PEM file (a private CA)
+    #[arg(long, value_name = "FILE", env = "TESSERA_SERVER_CA")]
+    pub(crate) server_ca: Option<PathBuf>,
+}
+
+/// A token server's management API, with the caller's token.
+pub(crate) struct Remote {
+    client: reqwest::Client,
+    /// The base URL, without a trailing `/`; it never holds credentials.
+    base: String,
+    token: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which kind of path a request goes to: a 404 from a collection means the server has no
+/// such API (a verify-only instance, or not Tessera at all), not that a token is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Collection,
+    Token,
+}
+
+/// RECORD as the API gives it (DESIGN.md). `status` is left out: it is recomputed at the time
+/// of showing, as the local mode does.
+#[derive(Deserialize)]
+struct RecordBody {
+    id: Uuid,
+    name: String,
+    description: String,
+    permissions: Permissions,
+    version: u32,
+    revision: u64,
+    created_at: DateTime<Utc>,
+    created_by: String,
+    updated_at: DateTime<Utc>,
+    updated_by: String,
+    expires_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    last_used_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    last_used_from: Option<String>,
+}
+
+impl From<RecordBody> for TokenRecord {
+    fn from(body: RecordBody) -> Self {
+        TokenRecord {
+            id: body.id,
+            name: body.name,
+            description: body.description,
+            permissions: body.permissions,
+            version: body.version,
+            revision: body.revision,
+            created_at: body.created_at,
+            created_by: body.created_by,
+            updated_at: body.updated_at,
+            updated_by: body.updated_by,
+            expires_at: body.expires_at,
+            // The API does not say how long older versions stay valid; nothing a client shows
+            // reads it, and the current expiry is its least value.
+            issued_until: body.expires_at,
+            last_used_at: body.last_used_at,
+            last_used_from: body.last_used_from,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct MintedBody {
+    token: String,
+    record: RecordBody,
+}
+
+#[derive(Deserialize)]
+struct ListBody {
+    tokens: Vec<RecordBody>,
+}
+
+#[derive(Deserialize)]
+struct AuditBody {
+    entries: Vec<AuditRecord>,
+    next_after: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorFields,
+}
+
+#[derive(Deserialize)]
+struct ErrorFields {
+    code: String,
+    message: String,
+}
+
+impl Remote {
+    /// The server at `url`, with the caller's token from `TESSERA_TOKEN` and, when given,
+    /// the extra CA certificates in `ca`.
+    pub(crate) fn from_env(args: &ServerArgs, url: &str) -> Result<Self, Failure> {
+        let token = std::env::var(TOKEN_VAR).unwrap_or_default();
+        Self::new(url, Zeroizing::new(token), args.server_ca.as_deref())
+    }
+
+    fn new(
+        url: &str,
+        token: Zeroizing<String>,
+        ca: Option<&std::path::Path>,
+    ) -> Result<Self, Failure> {
+        let base = base_url(url)?;
+        let token = Zeroizing::new(token.trim().to_owned());
+        if token.is_empty() {
+            return Err(Failure::new(format_args!(
+                "--server needs the caller's token in {TOKEN_VAR}, which is not set"
+            ))
+            .hint(format_args!(
+                "export {TOKEN_VAR} with a super-admin token (e.g. `read -rs {TOKEN_VAR} && \
+                 export {TOKEN_VAR}`); it is never taken as a flag, which would show in `ps` \
+                 and shell history"
+            )));
+        }
+        // Checked here so the header cannot fail later with a message about its value.
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Failure::new(format_args!(
+                "{TOKEN_VAR} is not a token: it holds spaces, control or non-ASCII characters"
+            ))
+            .hint(format_args!("set {TOKEN_VAR} to the token string alone")));
+        }
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("tessera/", env!("CARGO_PKG_VERSION")))
+            // A redirect would send the request, and with it the token, somewhere the operator
+            // did not name.
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(path) = ca {
+            let pem = std::fs::read(path).map_err(|e| {
+                Failure::new(format_args!(
+                    "cannot read --server-ca {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .ok()
+                .filter(|certs| !certs.is_empty())
+                .ok_or_else(|| {
+                    Failure::new(format_args!(
+                        "--server-ca {} holds no PEM certificate",
+                        path.display()
+                    ))
+                })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder
+            .build()
+            .map_err(|e| Failure::new(format_args!("cannot make an HTTP client: {e}")))?;
+        let remote = Self {
+            client,
+            base,
+            token,
+        };
+        remote.warn_if_cleartext();
+        Ok(remote)
+    }
+
+    /// The token is a bearer credential: over plain HTTP anyone on the path can take it.
+    fn warn_if_cleartext(&self) {
+        let Ok(url) = Url::parse(&self.base) else {
+            return;
+        };
+        let host = url.host_str().unwrap_or_default();
+        let loopback = host == "localhost"
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if url.scheme() == "http" && !loopback {
+            eprint_line(format_args!(
+                "warning: {TOKEN_VAR} goes to {} over plain http, readable on the way; use \
+                 https:// beyond this machine",
+                self.base
+            ));
+        }
+    }
+
+    /// `POST /v1/tokens`.
+    pub(crate) async fn create(&self, new: &NewToken) -> Result<Issued, Stop> {
+        let body = json!({
+            "name": new.name,
+            "description": new.description,
+            "expires": new.expires.to_string(),
+            "permissions": new.permissions,
+        });
+        let minted: MintedBody = self
+            .call(
+                Method::POST,
+                "/v1/tokens",
+                Scope::Collection,
+                None,
+                Some(&body),
+            )
+            .await?;
+        Ok(issued(minted))
+    }
+
+    /// `GET /v1/tokens`, with the status filter.
+    pub(crate) async fn list(&self, status: Option<Status>) -> Result<Vec<TokenRecord>, Stop> {
+        let path = match status {
+            None => "/v1/tokens",
+            Some(Status::Active) => "/v1/tokens?status=active",
+            Some(Status::Expired) => "/v1/tokens?status=expired",
+        };
+        let list: ListBody = self
+            .call(Method::GET, path, Scope::Collection, None, None)
+            .await?;
+        Ok(list.tokens.into_iter().map(TokenRecord::from).collect())
+    }
+
+    /// The live token named `name`. The API looks tokens up by id only; names are unique among
+    /// live tokens, so the listing has at most one.
+    pub(crate) async fn get_by_name(&self, name: &str) -> Result<Option<TokenRecord>, Stop> {
+        Ok(self.list(None).await?.into_iter().find(|r| r.name == name))
+    }
+
+    /// `GET /v1/tokens/{id}`.
+    pub(crate) async fn get(&self, id: Uuid) -> Result<TokenRecord, Stop> {
+        let record: RecordBody = self
+            .call(Method::GET, &token_path(id, ""), Scope::Token, None, None)
+            .await?;
+        Ok(record.into())
+    }
+
+    /// `PATCH /v1/tokens/{id}`, with `If-Match` when `expect` names a revision.
+    pub(crate) async fn update(
+        &self,
+        id: Uuid,
+        update: &TokenUpdate,
+        expect: Option<u64>,
+    ) -> Result<TokenRecord, Stop> {
+        let mut body = serde_json::Map::new();
+        if let Some(description) = &update.description {
+            body.insert("description".into(), Value::from(description.as_str()));
+        }
+        if let Some(permissions) = &update.permissions {
+            body.insert("permissions".into(), json!(permissions));
+        }
+        let record: RecordBody = self
+            .change(Method::PATCH, id, "", expect, &Value::Object(body))
+            .await?;
+        Ok(record.into())
+    }
+
+    /// `POST /v1/tokens/{id}/regenerate`, with `If-Match` when `expect` names a revision.
+    pub(crate) async fn regenerate(
+        &self,
+        id: Uuid,
+        expires: Expiry,
+        expect: Option<u64>,
+    ) -> Result<Issued, Stop> {
+        let body = json!({ "expires": expires.to_string() });
+        let minted: MintedBody = self
+            .change(Method::POST, id, "/regenerate", expect, &body)
+            .await?;
+        Ok(issued(minted))
+    }
+
+    /// `DELETE /v1/tokens/{id}`, with `If-Match` when `expect` names a revision.
+    pub(crate) async fn delete(&self, id: Uuid, expect: Option<u64>) -> Result<(), Stop> {
+        let path = token_path(id, "");
+        self.call(Method::DELETE, &path, Scope::Token, expect, None)
+            .await
+    }
+
+    /// Up to `limit` audit entries after `after`, in as many `GET /v1/audit` pages as needed.
+    pub(crate) async fn audit(&self, after: u64, limit: u64) -> Result<Vec<AuditRecord>, Stop> {
+        let mut entries = Vec::new();
+        let mut after = after;
+        loop {
+            let left = limit.saturating_sub(entries.len() as u64);
+            if left == 0 {
+                return Ok(entries);
+            }
+            let page: AuditBody = self
+                .call(
+                    Method::GET,
+                    &format!("/v1/audit?after={after}&limit={}", left.min(AUDIT_PAGE)),
+                    Scope::Collection,
+                    None,
+                    None,
+                )
+                .await?;
+            entries.extend(page.entries);
+            match page.next_after {
+                // A full page; a server that does not move forward is not followed round.
+                Some(next) if next > after => after = next,
+                _ => return Ok(entries),
+            }
+        }
+    }
+
+    /// A change to one token, refused unless the record is at revision `expect` (when given).
+    async fn change<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        id: Uuid,
+        rest: &str,
+        expect: Option<u64>,
+        body: &Value,
+    ) -> Result<T, Stop> {
+        let path = token_path(id, rest);
+        self.call(method, &path, Scope::Token, expect, Some(body))
+            .await
+    }
+
+    /// Send a request; the decoded answer when it succeeds (an empty answer decodes as JSON
+    /// `null`, so `()` takes a 204), else the refusal or failure it means.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        scope: Scope,
+        expect: Option<u64>,
+        body: Option<&Value>,
+    ) -> Result<T, Stop> {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(self.token.as_str());
+        if let Some(revision) = expect {
+            request = request.header(IF_MATCH, format!("\"{revision}\""));
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| self.unreachable(&e))?;
+        let status = response.status();
+        let answer = read_capped(response)
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        if !status.is_success() {
+            return Err(self.refused(status, &answer, scope));
+        }
+        let json: &[u8] = if answer.is_empty() { b"null" } else { &answer };
+        serde_json::from_slice(json).map_err(|e| {
+            Stop::Failed(
+                Failure::new(format_args!(
+                    "the server at {} gave an answer this tool cannot read: {e}",
+                    self.base
+                ))
+                .hint("check that --server names a Tessera server of the same version"),
+            )
+        })
+    }
+
+    /// What an unsuccessful answer means (see the module docs).
+    fn refused(&self, status: StatusCode, answer: &[u8], scope: Scope) -> Stop {
+        let base = &self.base;
+        if status.is_redirection() {
+            return Stop::Failed(
+                Failure::new(format_args!(
+                    "the server at {base} answered {status}, a redirect, which is not followed"
+                ))
+                .hint("point --server at the URL the server is reached at (https:// if it redirects there)"),
+            );
+        }
+        let Ok(ErrorBody {
+            error: ErrorFields { code, message },
+        }) = serde_json::from_slice::<ErrorBody>(answer)
+        else {
+            return Stop::Failed(
+                Failure::new(format_args!(
+                    "the server at {base} answered {status} without a Tessera error"
+                ))
+                .hint("check that --server (or TESSERA_SERVER) names a Tessera server"),
+            );
+        };
+        match status {
+            StatusCode::UNAUTHORIZED => Stop::Failed(
+                // The message only repeats the code ("the token was refused: <code>").
+                Failure::new(format_args!(
+                    "the server at {base} refused the token in {TOKEN_VAR}: {code}"
+                ))
+                .hint(format_args!(
+                    "set {TOKEN_VAR} to a valid super-admin token (deleted, regenerated and \
+                     expired tokens are refused)"
+                )),
+            ),
+            StatusCode::NOT_FOUND if scope == Scope::Collection => Stop::Failed(
+                Failure::new(format_args!(
+                    "the server at {base} has no token management API: {message}"
+                ))
+                .hint("a verify-only instance serves none: point --server at an issuer"),
+            ),
+            StatusCode::BAD_REQUEST
+            | StatusCode::FORBIDDEN
+            | StatusCode::NOT_FOUND
+            | StatusCode::CONFLICT
+            | StatusCode::PRECONDITION_FAILED
+            | StatusCode::UNPROCESSABLE_ENTITY => Stop::Refused { code, message },
+            _ => {
+                let hint = if status.is_server_error() {
+                    "the server failed on its side: see its log"
+                } else {
+                    "check that --server names a Tessera server of the same version"
+                };
+                Stop::Failed(
+                    Failure::new(format_args!(
+                        "the server at {base} could not complete the request: {status}, {code} \
+                         ({message})"
+                    ))
+                    .hint(hint),
+                )
+            }
+        }
+    }
+
+    /// A request that got no (whole) answer: the URL and the cause, never the request itself.
+    fn unreachable(&self, error: &reqwest::Error) -> Stop {
+        let what = if error.is_timeout() {
+            "no answer in time from"
+        } else if error.is_connect() {
+            "cannot connect to"
+        } else {
+            "no answer from"
+        };
+        Stop::Failed(
+            Failure::new(format_args!(
+                "{what} the server at {}: {}",
+                self.base,
+                causes(error)
+            ))
+            .hint(
+                "check --server (or TESSERA_SERVER): the URL, that `tessera serve` runs there, \
+                 and for https:// its certificate (--server-ca for a private CA)",
+            ),
+        )
+    }
+}
+
+fn issued(minted: MintedBody) -> Issued {
+    Issued {
+        token: Zeroizing::new(minted.token),
+        record: minted.record.into(),
+    }
+}
+
+fn token_path(id: Uuid, rest: &str) -> String {
+    format!("/v1/tokens/{id}{rest}")
+}
+
+/// The base URL `--server` names: `http` or `https`, a host, no credentials (the token comes
+/// from the environment), no query; a path prefix is kept (a server behind a proxy).
+fn base_url(text: &str) -> Result<String, Failure> {
+    let hint = "e.g. --server https://tessera.example.com or --server http://127.0.0.1:8080";
+    let shown = report::redact_url(text);
+    let url = Url::parse(text.trim()).map_err(|e| {
+        Failure::new(format_args!("--server {shown:?} is not a URL: {e}")).hint(hint)
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+        return Err(
+            Failure::new(format_args!("--server {shown:?} is not an http(s):// URL")).hint(hint),
+        );
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Failure::new(format_args!(
+            "--server {shown:?} holds credentials; the URL names only the server"
+        ))
+        .hint(format_args!("the caller's token goes in {TOKEN_VAR}")));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Failure::new(format_args!(
+            "--server {shown:?} has a query or fragment; give the server's base URL"
+        ))
+        .hint(hint));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// The answer's body, up to [`MAX_ANSWER`] bytes, in memory zeroized on drop (it may hold a
+/// new token).
+async fn read_capped(
+    mut response: reqwest::Response,
+) -> Result<Zeroizing<Vec<u8>>, reqwest::Error> {
+    let mut body = Zeroizing::new(Vec::new());
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_ANSWER {
+            // Cut off: the decoder then reports an unreadable answer.
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// An error and its causes, `a: b: c`, without the URL (the caller names it once).
+fn causes(error: &reqwest::Error) -> String {
+    let mut text = String::new();
+    let mut next: Option<&dyn std::error::Error> = Some(error);
+    while let Some(e) = next {
+        let part = match e.downcast_ref::<reqwest::Error>() {
+            Some(e) if e.url().is_some() => {
+                // reqwest's own text names the URL; say what kind of failure it was instead.
+                next = e.source();
+                continue;
+            }
+            _ => e.to_string(),
+        };
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+        next = e.source();
+    }
+    if text.is_empty() {
+        text.push_str("the request failed");
+    }
+    report::redact_url(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_urls_are_checked_and_normalised() {
+        assert_eq!(
+            base_url("https://tessera.example.com/").unwrap_or_default(),
+            "https://tessera.example.com"
+        );
+        assert_eq!(
+            base_url("http://127.0.0.1:8080/tessera/").unwrap_or_default(),
+            "http://127.0.0.1:8080/tessera"
+        );
+        for bad in [
+            "tessera.example.com",
+            "ftp://host",
+            "https://host/?x=1",
+            "file:/tmp/x",
+        ] {
+            assert!(base_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_server_url_with_credentials_is_refused_without_showing_them() {
+        let failure = base_url("https://admin:hunter2@tessera.example.com").unwrap_err();
+        let text = format!("{failure:?}");
+        assert!(text.contains("holds credentials"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn a_missing_or_malformed_token_is_a_usage_error_that_does_not_quote_it() {
+        let missing = Remote::new("http://127.0.0.1:1", Zeroizing::new("  ".into()), None);
+        let text = format!("{:?}", missing.unwrap_err());
+        assert!(text.contains("TESSERA_TOKEN, which is not set"), "{text}");
+        let bad = Remote::new(
+            "http://127.0.0.1:1",
+            Zeroizing::new("v4.public.secret part".into()),
+            None,
+        );
+        let text = format!("{:?}", bad.unwrap_err());
+        assert!(text.contains("is not a token"), "{text}");
+        assert!(!text.contains("secret part"), "{text}");
+    }
+
+    #[test]
+    fn the_debug_form_holds_no_token() {
+        let remote = Remote::new(
+            "http://127.0.0.1:1",
+            Zeroizing::new("v4.public.abc".into()),
+            None,
+        );
+        let text = format!("{:?}", remote.map_err(|f| format!("{f:?}")));
+        assert!(text.contains("127.0.0.1:1"), "{text}");
+        assert!(!text.contains("v4.public.abc"), "{text}");
+    }
+}
