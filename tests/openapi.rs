@@ -324,6 +324,15 @@ fn router_routes() -> BTreeMap<String, BTreeSet<String>> {
     let start = source.find("pub fn router(").expect("the router function");
     let body = &source[start..];
     let body = &body[..body.find(".fallback(").expect("the router's fallback")];
+    // The web page (`/` and its assets, src/server/ui.rs) is a client of the API, not part of
+    // it: its one merge is the only one allowed, and its routes are not in the document.
+    let page = ".merge(ui::routes())";
+    assert_eq!(
+        body.matches(page).count(),
+        1,
+        "the router merges the page once"
+    );
+    let body = &body.replace(page, "");
     let calls = |text: &str, name: &str| {
         let needle = format!("{name}(");
         text.match_indices(&needle).any(|(at, _)| {

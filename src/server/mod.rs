@@ -8,6 +8,7 @@
 //! | `handlers` | the endpoints |
 //! | `metrics` | Prometheus counters and `/metrics` |
 //! | `state_feed` | `GET /v1/state` and the HTTP state source of verify-only instances |
+//! | `ui` | the API tokens web page at `/`, a client of the `/v1` API like any other |
 //! | `usage` | last use of each token, noted in memory and written in batches |
 //!
 //! [`router`] is a plain function of an [`AppState`], so most tests drive it in process;
@@ -21,6 +22,7 @@ mod handlers;
 mod metrics;
 mod openapi;
 mod state_feed;
+mod ui;
 mod usage;
 
 pub use auth::{client_address, presented, Admin, Authenticated, ClientAddr};
@@ -375,7 +377,8 @@ pub fn router(state: AppState) -> Router {
             )
             .route("/v1/tokens/{id}/regenerate", post(handlers::regenerate))
             .route("/v1/audit", get(handlers::audit))
-            .route("/v1/state", get(state_feed::state));
+            .route("/v1/state", get(state_feed::state))
+            .merge(ui::routes());
     }
     router
         .fallback(handlers::no_route)
