@@ -1135,8 +1135,7 @@ impl<'a> Access<'a> {
         get: impl Fn(&str) -> Option<&'a str>,
     ) -> Result<Access<'a>, PermissionError> {
         let resource: Resource = resource.parse()?;
-        let need =
-            |field| get(field).ok_or_else(|| PermissionError::MissingScope { resource, field });
+        let need = |field| get(field).ok_or(PermissionError::MissingScope { resource, field });
         Ok(match resource {
             Resource::DevtronApp => Access::DevtronApp {
                 role: role.parse()?,
