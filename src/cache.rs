@@ -5,22 +5,34 @@
 //! the signature check are offered, so an attacker cannot fill it with garbage; a full shard
 //! forgets its oldest entry. Sharded so that concurrent verifiers rarely share a lock.
 //!
-//! A token is admitted on its second sighting, not its first (the "doorkeeper" of TinyLFU):
-//! a small table of hashes remembers which verified tokens were seen recently. Tokens seen only
-//! once, common on a gateway with many clients, then never cost an insertion and an eviction,
-//! and never push a hot token out. The table decides admission only; a hash collision at worst
-//! admits a token that was itself fully verified.
+//! While a shard has room, a verified token is admitted at once. A full shard admits a token
+//! only on its second sighting (the "doorkeeper" of TinyLFU): a small table of hashes remembers
+//! which verified tokens were seen recently. Tokens seen only once, common on a gateway with
+//! many clients, then never cost an insertion and an eviction, and never push a hot token out.
+//! The table decides admission only; a hash collision at worst admits a token that was itself
+//! fully verified.
+//!
+//! A token string is hashed once per lookup: the shard, the doorkeeper slot and the shard's
+//! table all use that one hash.
 
-use std::collections::{HashMap, VecDeque};
+use hashbrown::HashTable;
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 const SHARDS: usize = 16;
 
+struct Entry<V> {
+    hash: u64,
+    token: Arc<str>,
+    value: V,
+}
+
 struct Shard<V> {
-    map: HashMap<Arc<str>, V, foldhash::fast::RandomState>,
-    order: VecDeque<Arc<str>>,
+    table: HashTable<Entry<V>>,
+    /// Oldest first, for eviction.
+    order: VecDeque<(u64, Arc<str>)>,
     // Counted under the shard's lock, which a lookup holds anyway: no extra atomic.
     hits: u64,
     misses: u64,
@@ -45,7 +57,7 @@ impl<V: Clone> SigCache<V> {
         let shards = (0..SHARDS)
             .map(|_| {
                 Mutex::new(Shard {
-                    map: HashMap::default(),
+                    table: HashTable::new(),
                     order: VecDeque::new(),
                     hits: 0,
                     misses: 0,
@@ -78,8 +90,9 @@ impl<V: Clone> SigCache<V> {
             return Err(Miss(hash));
         }
         let mut shard = self.lock(hash);
-        match shard.map.get(token).cloned() {
-            Some(value) => {
+        match shard.table.find(hash, |e| *e.token == *token) {
+            Some(entry) => {
+                let value = entry.value.clone();
                 shard.hits += 1;
                 Ok(value)
             }
@@ -98,39 +111,44 @@ impl<V: Clone> SigCache<V> {
         })
     }
 
-    /// Offer a verified token: admitted if it was offered recently already.
+    /// Offer a verified token: admitted while its shard has room, and then only if it was
+    /// offered recently already.
     pub(crate) fn offer(&self, miss: Miss, token: &str, value: V) {
         let Miss(hash) = miss;
         if self.per_shard == 0 {
             return;
         }
         let slot = &self.seen[hash as usize & (self.seen.len() - 1)];
-        // Zero marks an empty slot; a token whose hash is zero is simply never admitted.
-        if slot.swap(hash, Ordering::Relaxed) != hash {
-            return;
-        }
+        // Zero marks an empty slot: a token whose hash is zero gets in only while there is room.
+        let seen_before = slot.swap(hash, Ordering::Relaxed) == hash;
         let mut shard = self.lock(hash);
-        if shard.map.contains_key(token) {
+        let full = shard.table.len() >= self.per_shard;
+        if (full && !seen_before) || shard.table.find(hash, |e| *e.token == *token).is_some() {
             return;
         }
-        while shard.map.len() >= self.per_shard {
-            match shard.order.pop_front() {
-                Some(oldest) => {
-                    shard.map.remove(&oldest);
-                }
-                None => break,
+        while shard.table.len() >= self.per_shard {
+            let Some((old_hash, oldest)) = shard.order.pop_front() else {
+                break;
+            };
+            if let Ok(entry) = shard
+                .table
+                .find_entry(old_hash, |e| Arc::ptr_eq(&e.token, &oldest))
+            {
+                entry.remove();
             }
         }
-        let key: Arc<str> = Arc::from(token);
-        shard.order.push_back(key.clone());
-        shard.map.insert(key, value);
+        let token: Arc<str> = Arc::from(token);
+        shard.order.push_back((hash, token.clone()));
+        shard
+            .table
+            .insert_unique(hash, Entry { hash, token, value }, |e| e.hash);
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).map.len())
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).table.len())
             .sum()
     }
 }
@@ -148,15 +166,21 @@ mod tests {
     }
 
     #[test]
-    fn a_token_is_admitted_on_its_second_sighting() {
-        let cache = SigCache::new(64);
-        let miss = cache.get("token").unwrap_err();
-        cache.offer(miss, "token", 1);
-        assert!(cache.get("token").is_err(), "seen once: not admitted");
-        let miss = cache.get("token").unwrap_err();
-        cache.offer(miss, "token", 1);
-        assert_eq!(cache.get("token").ok(), Some(1));
-        assert_eq!(cache.stats(), (1, 3), "one hit, three misses");
+    fn a_token_is_admitted_at_once_while_there_is_room_then_on_its_second_sighting() {
+        let cache = SigCache::new(16); // one token per shard
+        let miss = cache.get("first").unwrap_err();
+        cache.offer(miss, "first", 0);
+        assert_eq!(cache.get("first").ok(), Some(0), "room: admitted at once");
+        for i in 0..1000 {
+            offer_twice(&cache, &format!("token-{i}"), i);
+        }
+        assert_eq!(cache.len(), 16, "every shard is full");
+        let miss = cache.get("new").unwrap_err();
+        cache.offer(miss, "new", 1);
+        assert!(cache.get("new").is_err(), "full, seen once: not admitted");
+        let miss = cache.get("new").unwrap_err();
+        cache.offer(miss, "new", 1);
+        assert_eq!(cache.get("new").ok(), Some(1), "seen twice: admitted");
     }
 
     #[test]

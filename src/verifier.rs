@@ -3,10 +3,10 @@
 //! Order of checks (each refuses with a stable [`Reason`]): size and exact `v4.public.` prefix,
 //! before any parsing; the untrusted footer, bounded, and the key it names, failing closed on an
 //! unknown id; the Ed25519 signature; the payload, parsed strictly; the issuer. A token that
-//! passes these is remembered (from its second sighting) in a bounded cache keyed by its whole
-//! string, so a hot token skips the signature. Then, on every call, cached or not: the time claims against
-//! the injected [`Clock`] with a leeway, and the token state (deleted, superseded, new
-//! permissions).
+//! passes these is remembered in a bounded cache keyed by its whole string (at once while there
+//! is room, then from its second sighting), so a hot token skips the signature. Then, on every
+//! call, cached or not: the time claims against the injected [`Clock`] with a leeway, and the
+//! token state (deleted, superseded, new permissions).
 //!
 //! What is *not* checked here: whether the token may do a particular thing. That is the
 //! separate step [`VerifiedToken::allows`].
@@ -19,9 +19,10 @@ use crate::paseto::{self, Body, WireError};
 use crate::permissions::{Access, Permissions};
 use crate::state::{NoState, StateError, TokenState};
 use chrono::{DateTime, Utc};
+use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use uuid::Uuid;
 
 /// The largest token accepted or issued, in bytes: what ordinary gateways pass in a header.
@@ -33,8 +34,9 @@ pub const DEFAULT_LEEWAY_SECS: i64 = 30;
 /// The default issuer (`iss`).
 pub const DEFAULT_ISSUER: &str = "tessera";
 
-/// The default number of verified tokens remembered.
-pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+/// The default number of verified tokens remembered: room for a gateway's working set of
+/// tens of thousands of tokens (an entry is its token string and its parsed claims).
+pub const DEFAULT_CACHE_CAPACITY: usize = 32_768;
 
 /// Why a token was refused: a stable code that clients may see and match on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -146,6 +148,8 @@ struct Checked {
     iat: i64,
     nbf: i64,
     exp: Option<i64>,
+    // See `VerifiedToken::memo`.
+    memo: OnceLock<Box<dyn Any + Send + Sync>>,
 }
 
 /// A token whose signature, claims, times and state all checked out, with the permissions in
@@ -155,9 +159,15 @@ pub struct VerifiedToken {
     checked: Arc<Checked>,
     // Set when the token state replaced the signed permissions.
     perm: Option<Arc<Permissions>>,
+    at: DateTime<Utc>,
 }
 
 impl VerifiedToken {
+    /// The verifier's clock when it accepted the token: the time of this use.
+    pub fn verified_at(&self) -> DateTime<Utc> {
+        self.at
+    }
+
     /// The token id (`jti`).
     pub fn id(&self) -> Uuid {
         self.checked.claims.jti
@@ -206,6 +216,30 @@ impl VerifiedToken {
     /// The authorization decision: may this token do `access`?
     pub fn allows(&self, access: &Access<'_>) -> bool {
         self.permissions().allows(access)
+    }
+
+    /// A value derived from the signed claims alone, made once per token for as long as the
+    /// token stays in the signature cache: what a layer above would otherwise rebuild on every
+    /// request (the server's identity headers). Never anything that depends on the token
+    /// state, which `make` cannot see. One type per verifier: a value of another type is made
+    /// afresh on every call.
+    pub fn memo<T: Any + Clone + Send + Sync>(
+        &self,
+        make: impl FnOnce(&Claims) -> T,
+    ) -> Cow<'_, T> {
+        let claims = &self.checked.claims;
+        match self.checked.memo.get() {
+            Some(kept) => match kept.downcast_ref::<T>() {
+                Some(value) => Cow::Borrowed(value),
+                None => Cow::Owned(make(claims)),
+            },
+            None => {
+                let value = make(claims);
+                // Two threads may both make it; one is kept, and each returns its own.
+                let _ = self.checked.memo.set(Box::new(value.clone()));
+                Cow::Owned(value)
+            }
+        }
     }
 }
 
@@ -317,8 +351,9 @@ impl Verifier {
                 checked
             }
         };
-        self.check_time(&checked)?;
-        self.check_state(checked)
+        let now = self.clock.now();
+        self.check_time(&checked, now.timestamp())?;
+        self.check_state(checked, now)
     }
 
     /// Everything about a token that cannot change with time or state.
@@ -346,11 +381,11 @@ impl Verifier {
             exp: claims.exp.map(|t| t.timestamp()),
             kid: kid.into(),
             claims,
+            memo: OnceLock::new(),
         })
     }
 
-    fn check_time(&self, checked: &Checked) -> Result<(), VerifyError> {
-        let now = self.clock.now().timestamp();
+    fn check_time(&self, checked: &Checked, now: i64) -> Result<(), VerifyError> {
         if let Some(exp) = checked.exp {
             if now > exp.saturating_add(self.leeway_secs) {
                 return Err(VerifyError::new(Reason::Expired, "past exp"));
@@ -366,7 +401,11 @@ impl Verifier {
         Ok(())
     }
 
-    fn check_state(&self, checked: Arc<Checked>) -> Result<VerifiedToken, VerifyError> {
+    fn check_state(
+        &self,
+        checked: Arc<Checked>,
+        at: DateTime<Utc>,
+    ) -> Result<VerifiedToken, VerifyError> {
         let entry = self
             .state
             .lookup(&checked.claims.jti)
@@ -384,7 +423,7 @@ impl Verifier {
             }
             Some(entry) => entry.perm.clone(),
         };
-        Ok(VerifiedToken { checked, perm })
+        Ok(VerifiedToken { checked, perm, at })
     }
 }
 
@@ -395,7 +434,7 @@ mod tests {
     use crate::{Issuer, TokenSpec};
 
     #[test]
-    fn a_token_enters_the_cache_on_its_second_verification_only_if_valid() {
+    fn only_a_valid_token_enters_the_cache() {
         let ring = Arc::new(KeyRing::new([RingKey::with_secret(
             SecretKey::generate().unwrap(),
             Utc::now(),
@@ -418,10 +457,13 @@ mod tests {
         }
         assert_eq!(verifier.cache.len(), 0);
         verifier.verify(token.expose()).unwrap();
-        assert_eq!(verifier.cache.len(), 0, "seen once");
-        verifier.verify(token.expose()).unwrap();
-        assert_eq!(verifier.cache.len(), 1, "seen twice");
+        assert_eq!(verifier.cache.len(), 1, "admitted: the cache has room");
         verifier.verify(token.expose()).unwrap();
         assert_eq!(verifier.cache.len(), 1);
+        assert_eq!(
+            verifier.cache_stats(),
+            (1, 4),
+            "one hit; three tampered, one first sight"
+        );
     }
 }

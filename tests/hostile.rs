@@ -433,7 +433,7 @@ fn expiry_is_rechecked_for_a_cached_token() {
     let f = fixture();
     let token = f.issue(Uuid::new_v4(), 1, Some(now() + Duration::hours(1)));
     assert_eq!(f.code(&token), "ok");
-    assert_eq!(f.code(&token), "ok"); // seen twice: now in the cache
+    assert_eq!(f.code(&token), "ok"); // now in the cache
     f.clock.advance(Duration::hours(2));
     assert_eq!(f.code(&token), "expired");
 }
@@ -478,7 +478,7 @@ fn the_token_state_deletes_supersedes_and_repermissions_even_cached_tokens() {
     let id = Uuid::new_v4();
     let v1 = f.issue(id, 1, Some(now() + Duration::days(1)));
     f.verifier.verify(&v1).unwrap();
-    let verified = f.verifier.verify(&v1).unwrap(); // seen twice: now in the cache
+    let verified = f.verifier.verify(&v1).unwrap(); // now in the cache
     assert!(verified.allows(&deploy()));
     assert!(!verified.permissions_updated());
 

@@ -849,3 +849,45 @@ async fn a_gateway_can_ask_in_a_header_and_append_the_client_path() {
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     app.stop().await;
 }
+
+/// The query is read as a gateway writes it: escapes are decoded, and a key given twice is
+/// refused rather than letting either value win (a client must not be able to append a second
+/// `project` to the gateway's question).
+#[tokio::test]
+async fn the_query_decodes_escapes_and_refuses_a_key_given_twice() {
+    let app = App::start().await;
+    let spaced = r#"{"grants": [{"resource": "devtron-app", "role": "trigger",
+        "project": "team a", "environments": ["prod"], "apps": ["*"]}]}"#;
+    let (token, _) = app.create("escaped", spaced).await;
+    let ask = "resource=devtron-app&role=trigger&environment=prod&app=api";
+    assert_eq!(
+        app.auth(&token, &format!("{ask}&project=team%20a")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.auth(&token, &format!("{ask}&project=team+a")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.auth(&token, &format!("{ask}&project=team%2Ba")).await,
+        StatusCode::FORBIDDEN,
+        "%2B is a plus sign, not a space"
+    );
+    for twice in [
+        format!("{ask}&project=team%20a&project=other"),
+        format!("{ask}&project=team%20a&role=admin"),
+    ] {
+        let response = app
+            .client
+            .get(app.url(&format!("/v1/auth?{twice}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{twice}");
+        let body: Value = response.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("twice"), "{message}");
+    }
+    app.stop().await;
+}

@@ -4,7 +4,8 @@
 
 use super::auth::{client_address, presented, Admin, ClientAddr};
 use super::error::ApiError;
-use super::{store_answers, AppState};
+use super::{store_answers, AppState, MAX_BODY};
+use crate::claims::Claims;
 use crate::lifecycle::{Expiry, Minted, NewToken, Status, TokenUpdate};
 use crate::permissions::{Access, Permissions};
 use crate::{VerifiedToken, VerifyError};
@@ -13,10 +14,13 @@ use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use http_body_util::Limited;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use uuid::Uuid;
 
 /// JSON in, with serde's message (which names the field) in our error shape.
@@ -26,6 +30,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        // The size limit lives where bodies are read, rather than in a layer that every request
+        // (a gateway's `GET /v1/auth` among them) would pass through.
+        let req = req.map(|body| axum::body::Body::new(Limited::new(body, MAX_BODY)));
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(json_rejection(rejection)),
@@ -337,28 +344,112 @@ const SCOPE_KEYS: [&str; 8] = [
     "name",
 ];
 
-/// A permission question from key/value pairs; `Ok(None)` when none is asked.
-fn requirement(fields: &BTreeMap<String, String>) -> Result<Option<Access<'_>>, ApiError> {
-    if let Some(key) = fields
-        .keys()
-        .find(|k| *k != "resource" && *k != "role" && !SCOPE_KEYS.contains(&k.as_str()))
-    {
-        return Err(ApiError::bad_request(format!(
-            "unknown parameter {key:?}: a permission question takes resource, role and {}",
-            SCOPE_KEYS.join(", ")
-        )));
-    }
-    let (Some(resource), Some(role)) = (fields.get("resource"), fields.get("role")) else {
-        if fields.is_empty() {
-            return Ok(None);
+/// The fields of a permission question, as a gateway gives them (in the query or in
+/// `X-Tessera-Require`), borrowed from the request unless they had to be unescaped. A key
+/// given twice is refused: a client must not be able to add a second `resource` to the
+/// gateway's question and hope one of them wins.
+#[derive(Default)]
+struct Fields<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
+
+impl<'a> Fields<'a> {
+    fn from_query(query: &'a str) -> Result<Self, ApiError> {
+        let mut fields = Self(Vec::with_capacity(2 + SCOPE_KEYS.len()));
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = match pair.contains(['%', '+']) {
+                // What gateways send: nothing to unescape, so nothing to copy.
+                false => {
+                    let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    (key.into(), value.into())
+                }
+                true => match form_urlencoded::parse(pair.as_bytes()).next() {
+                    Some((key, value)) => (key.into_owned().into(), value.into_owned().into()),
+                    None => continue,
+                },
+            };
+            fields.insert(key, value, "the query")?;
         }
-        return Err(ApiError::bad_request(
-            "a permission question needs both resource and role",
-        ));
-    };
-    Access::from_fields(resource, role, |key| fields.get(key).map(String::as_str))
-        .map(Some)
-        .map_err(|e| ApiError::bad_request(e.to_string()))
+        Ok(fields)
+    }
+
+    /// `/v1/verify`'s `require` object.
+    fn from_map(map: &'a BTreeMap<String, String>) -> Self {
+        Self(map.iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+
+    /// `X-Tessera-Require`: comma-separated `key=value` pairs.
+    fn from_header(headers: &'a HeaderMap) -> Result<Self, ApiError> {
+        let Some(value) = headers.get(&REQUIRE) else {
+            return Ok(Self::default());
+        };
+        let text = value
+            .to_str()
+            .map_err(|_| ApiError::bad_request("X-Tessera-Require is not text"))?;
+        let mut fields = Self::default();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = part.split_once('=').ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "X-Tessera-Require: {part:?} is not key=value, e.g. \
+                     resource=devtron-app,role=trigger,project=p,environment=e,app=a"
+                ))
+            })?;
+            fields.insert(key.trim().into(), value.trim().into(), "X-Tessera-Require")?;
+        }
+        Ok(fields)
+    }
+
+    fn insert(
+        &mut self,
+        key: Cow<'a, str>,
+        value: Cow<'a, str>,
+        source: &str,
+    ) -> Result<(), ApiError> {
+        if self.get(&key).is_some() {
+            return Err(ApiError::bad_request(format!(
+                "{source} names {key:?} twice"
+            )));
+        }
+        self.0.push((key, value));
+        Ok(())
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| &**v)
+    }
+
+    /// The question they ask; `Ok(None)` when they ask none.
+    fn access(&self) -> Result<Option<Access<'_>>, ApiError> {
+        if let Some((key, _)) = self
+            .0
+            .iter()
+            .find(|(k, _)| k != "resource" && k != "role" && !SCOPE_KEYS.contains(&&**k))
+        {
+            return Err(ApiError::bad_request(format!(
+                "unknown parameter {key:?}: a permission question takes resource, role and {}",
+                SCOPE_KEYS.join(", ")
+            )));
+        }
+        let (Some(resource), Some(role)) = (self.get("resource"), self.get("role")) else {
+            if self.0.is_empty() {
+                return Ok(None);
+            }
+            return Err(ApiError::bad_request(
+                "a permission question needs both resource and role",
+            ));
+        };
+        Access::from_fields(resource, role, |key| self.get(key))
+            .map(Some)
+            .map_err(|e| ApiError::bad_request(e.to_string()))
+    }
+
+    /// The role and scope asked, for a refusal's message.
+    fn describe_role(&self) -> String {
+        self.0
+            .iter()
+            .filter(|(k, _)| k != "resource")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
 /// `GET /v1/auth`: forward authentication for gateways. 200 with identity headers when the
@@ -375,14 +466,10 @@ pub async fn forward_auth(
     let (parts, _) = request.into_parts();
     let from = client_address(&parts, state.trusted_proxies());
     let fields = match parts.uri.query() {
-        Some(query) if !query.is_empty() => {
-            let Query(fields) = Query::<BTreeMap<String, String>>::try_from_uri(&parts.uri)
-                .map_err(query_rejection)?;
-            fields
-        }
-        _ => required_by_header(&parts.headers)?,
+        Some(query) if !query.is_empty() => Fields::from_query(query)?,
+        _ => Fields::from_header(&parts.headers)?,
     };
-    decide(&state, from.as_deref(), &parts.headers, &fields)
+    decide(&state, from, &parts.headers, &fields)
 }
 
 /// `GET /v1/auth/{*path}`: the same decision for gateways that append the client's own path
@@ -395,46 +482,17 @@ pub async fn forward_auth_prefixed(
 ) -> Result<Response, ApiError> {
     let (parts, _) = request.into_parts();
     let from = client_address(&parts, state.trusted_proxies());
-    let fields = required_by_header(&parts.headers)?;
-    decide(&state, from.as_deref(), &parts.headers, &fields)
-}
-
-/// The question in `X-Tessera-Require`: comma-separated `key=value` pairs.
-fn required_by_header(headers: &HeaderMap) -> Result<BTreeMap<String, String>, ApiError> {
-    let Some(value) = headers.get("x-tessera-require") else {
-        return Ok(BTreeMap::new());
-    };
-    let text = value
-        .to_str()
-        .map_err(|_| ApiError::bad_request("X-Tessera-Require is not text"))?;
-    let mut fields = BTreeMap::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (key, value) = part.split_once('=').ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "X-Tessera-Require: {part:?} is not key=value, e.g. \
-                 resource=devtron-app,role=trigger,project=p,environment=e,app=a"
-            ))
-        })?;
-        if fields
-            .insert(key.trim().to_owned(), value.trim().to_owned())
-            .is_some()
-        {
-            return Err(ApiError::bad_request(format!(
-                "X-Tessera-Require names {:?} twice",
-                key.trim()
-            )));
-        }
-    }
-    Ok(fields)
+    let fields = Fields::from_header(&parts.headers)?;
+    decide(&state, from, &parts.headers, &fields)
 }
 
 fn decide(
     state: &AppState,
-    from: Option<&str>,
+    from: Option<IpAddr>,
     headers: &HeaderMap,
-    fields: &BTreeMap<String, String>,
+    fields: &Fields<'_>,
 ) -> Result<Response, ApiError> {
-    let access = requirement(fields)?;
+    let access = fields.access()?;
     let token = presented(headers)?.ok_or_else(|| {
         ApiError::unauthorized(
             "missing_token",
@@ -449,38 +507,50 @@ fn decide(
                 "token {:?} does not allow {} {}",
                 verified.name(),
                 access.resource(),
-                describe_role(fields)
+                fields.describe_role()
             )));
         }
     }
-    let headers = [
-        (
-            HeaderName::from_static("x-tessera-token-id"),
-            header_value(&verified.id().to_string()),
-        ),
-        (
-            HeaderName::from_static("x-tessera-token-name"),
-            header_value(verified.name()),
-        ),
-        (
-            HeaderName::from_static("x-tessera-super-admin"),
-            HeaderValue::from_static(if verified.is_super_admin() {
-                "true"
-            } else {
-                "false"
-            }),
-        ),
-    ];
-    Ok((StatusCode::OK, headers).into_response())
+    let identity = verified.memo(Identity::of);
+    let mut response = StatusCode::OK.into_response();
+    let headers = response.headers_mut();
+    headers.insert(TOKEN_ID, identity.id.clone());
+    headers.insert(TOKEN_NAME, identity.name.clone());
+    let super_admin = if verified.is_super_admin() {
+        "true"
+    } else {
+        "false"
+    };
+    headers.insert(SUPER_ADMIN, HeaderValue::from_static(super_admin));
+    Ok(response)
 }
 
-fn describe_role(query: &BTreeMap<String, String>) -> String {
-    query
-        .iter()
-        .filter(|(k, _)| *k != "resource")
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
+const REQUIRE: HeaderName = HeaderName::from_static("x-tessera-require");
+const TOKEN_ID: HeaderName = HeaderName::from_static("x-tessera-token-id");
+const TOKEN_NAME: HeaderName = HeaderName::from_static("x-tessera-token-name");
+const SUPER_ADMIN: HeaderName = HeaderName::from_static("x-tessera-super-admin");
+
+/// The identity headers of an accepted token: made once per token while it stays in the
+/// signature cache, not on every request. Super-admin is not here: the token state can change
+/// it.
+#[derive(Clone)]
+struct Identity {
+    id: HeaderValue,
+    name: HeaderValue,
+}
+
+impl Identity {
+    fn of(claims: &Claims) -> Self {
+        Self {
+            id: header_value(
+                claims
+                    .jti
+                    .hyphenated()
+                    .encode_lower(&mut Uuid::encode_buffer()),
+            ),
+            name: header_value(claims.name()),
+        }
+    }
 }
 
 fn header_value(text: &str) -> HeaderValue {
@@ -520,9 +590,13 @@ pub async fn verify(
     ClientAddr(from): ClientAddr,
     Body(body): Body<VerifyBody>,
 ) -> Result<Response, ApiError> {
-    let empty = BTreeMap::new();
-    let access = requirement(body.require.as_ref().unwrap_or(&empty))?;
-    let answer = match state.verify_from(&body.token, from.as_deref()) {
+    let fields = body
+        .require
+        .as_ref()
+        .map(Fields::from_map)
+        .unwrap_or_default();
+    let access = fields.access()?;
+    let answer = match state.verify_from(&body.token, from) {
         Err(e) => json!({"valid": false, "code": e.code()}),
         Ok(token) => {
             let allowed = access.as_ref().map(|a| token.allows(a));

@@ -8,10 +8,13 @@
 use super::AppState;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{ready, Context, Poll};
+use tower::Service;
 
 /// Route labels, in the order of the counters.
 const ROUTES: [&str; 13] = [
@@ -207,12 +210,74 @@ impl Metrics {
     }
 }
 
-/// Middleware: count every response by route and status.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = route_of(request.uri().path());
-    let response = next.run(request).await;
-    state.metrics().request(route, response.status().as_u16());
-    response
+/// A service that counts every response of `inner` by route and status, allocating nothing
+/// (unlike `axum::middleware::from_fn`, which boxes the inner service and its future).
+#[derive(Clone)]
+pub struct Track<S> {
+    inner: S,
+    state: AppState,
+}
+
+impl<S> Track<S> {
+    /// Count the responses of `inner` in `state`'s metrics.
+    pub fn new(inner: S, state: AppState) -> Self {
+        Self { inner, state }
+    }
+}
+
+impl<S> std::fmt::Debug for Track<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Track").finish_non_exhaustive()
+    }
+}
+
+impl<S> Service<Request> for Track<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Tracked<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        Tracked {
+            route: route_of(request.uri().path()),
+            state: self.state.clone(),
+            inner: self.inner.call(request),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response on its way, counted when it is ready.
+    pub struct Tracked<F> {
+        #[pin]
+        inner: F,
+        route: usize,
+        state: AppState,
+    }
+}
+
+impl<F, E> Future for Tracked<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let output = ready!(this.inner.poll(cx));
+        if let Ok(response) = &output {
+            this.state
+                .metrics()
+                .request(*this.route, response.status().as_u16());
+        }
+        Poll::Ready(output)
+    }
 }
 
 /// `GET /metrics`

@@ -27,6 +27,7 @@ mod usage;
 
 pub use auth::{client_address, presented, Admin, Authenticated, ClientAddr};
 pub use error::ApiError;
+pub use metrics::Track;
 pub use state_feed::HttpStateSource;
 
 use crate::issuer::Issuer;
@@ -37,9 +38,9 @@ use crate::store::{AnyStore, StoreError, TokenStore};
 use crate::verifier::{Verifier, DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS};
 use crate::{VerifiedToken, VerifyError};
 use auth::Tokens;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::Request;
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Router, ServiceExt};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -299,13 +300,13 @@ impl AppState {
     pub fn verify_from(
         &self,
         token: &str,
-        from: Option<&str>,
+        from: Option<IpAddr>,
     ) -> Result<VerifiedToken, VerifyError> {
         let result = self.inner.verifier.verify(token);
         match &result {
             Ok(token) => {
                 self.inner.metrics.verification("ok");
-                self.inner.usage.note(token.id(), chrono::Utc::now(), from);
+                self.inner.usage.note(token.id(), token.verified_at(), from);
             }
             Err(e) => self.inner.metrics.verification(e.code()),
         }
@@ -383,12 +384,14 @@ pub fn router(state: AppState) -> Router {
     router
         .fallback(handlers::no_route)
         .method_not_allowed_fallback(handlers::wrong_method)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            metrics::track,
-        ))
         .with_state(state)
+}
+
+/// [`router`] with every request counted by route and status: what [`serve`] runs. The
+/// counting wraps the whole router rather than each route, so a request pays for one wrapper
+/// and no allocation (a `Router::layer` boxes each route's service and future again).
+pub fn app(state: AppState) -> Track<Router> {
+    Track::new(router(state.clone()), state)
 }
 
 fn mirror_options(config: &ServerConfig) -> MirrorOptions {
@@ -433,7 +436,9 @@ pub async fn serve(
             }
         })
     };
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app(
+        state.clone()
+    ));
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

@@ -1187,7 +1187,7 @@ fn forward_auth(
         "name": "X-Tessera-Require", "in": "header", "required": false,
         "description": "The permission question as comma-separated `key=value` pairs, e.g. \
                         `resource=devtron-app,role=trigger,project=p,environment=e,app=a`; \
-                        no key twice.",
+                        no key twice (nor in the query).",
         "schema": { "type": "string" },
     });
     let (operation_id, summary, mut parameters, asked) = if prefixed {

@@ -10,6 +10,7 @@ use crate::store::{AnyStore, TokenStore, Usage};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use uuid::Uuid;
 
@@ -20,12 +21,21 @@ const FORGET_AFTER_SECS: i64 = 600;
 
 struct Noted {
     at: DateTime<Utc>,
-    from: Option<String>,
+    // An address, not its text: formatting waits for the batch, off the hot path.
+    from: Option<IpAddr>,
     /// Not yet written to the store.
     dirty: bool,
 }
 
 type Shard = HashMap<Uuid, Noted, foldhash::fast::RandomState>;
+
+/// A use taken from memory for a batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Pending {
+    id: Uuid,
+    at: DateTime<Utc>,
+    from: Option<IpAddr>,
+}
 
 /// Uses noted since the last write.
 pub struct UsageRecorder {
@@ -56,16 +66,13 @@ impl UsageRecorder {
     }
 
     /// Note that token `id` was accepted at `at` from `from`.
-    pub fn note(&self, id: Uuid, at: DateTime<Utc>, from: Option<&str>) {
+    pub fn note(&self, id: Uuid, at: DateTime<Utc>, from: Option<IpAddr>) {
         let mut shard = self.shard(&id);
         match shard.get_mut(&id) {
-            Some(noted)
-                if noted.at.timestamp() == at.timestamp() && noted.from.as_deref() == from => {}
+            Some(noted) if noted.at.timestamp() == at.timestamp() && noted.from == from => {}
             Some(noted) if noted.at <= at => {
                 noted.at = at;
-                if noted.from.as_deref() != from {
-                    noted.from = from.map(str::to_owned);
-                }
+                noted.from = from;
                 noted.dirty = true;
             }
             Some(_) => {}
@@ -74,7 +81,7 @@ impl UsageRecorder {
                     id,
                     Noted {
                         at,
-                        from: from.map(str::to_owned),
+                        from,
                         dirty: true,
                     },
                 );
@@ -83,17 +90,17 @@ impl UsageRecorder {
     }
 
     /// Take every use not yet written, and forget tokens idle for a while.
-    fn take(&self, now: DateTime<Utc>) -> Vec<Usage> {
+    fn take(&self, now: DateTime<Utc>) -> Vec<Pending> {
         let mut batch = Vec::new();
         for shard in self.shards.iter() {
             let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
             shard.retain(|id, noted| {
                 if noted.dirty {
                     noted.dirty = false;
-                    batch.push(Usage {
+                    batch.push(Pending {
                         id: *id,
                         at: noted.at,
-                        from: noted.from.clone(),
+                        from: noted.from,
                     });
                 }
                 (now - noted.at).num_seconds() < FORGET_AFTER_SECS
@@ -103,12 +110,12 @@ impl UsageRecorder {
     }
 
     /// Put a batch that could not be written back, unless newer uses replaced it.
-    fn restore(&self, batch: Vec<Usage>) {
+    fn restore(&self, batch: Vec<Pending>) {
         for usage in batch {
             let mut shard = self.shard(&usage.id);
             let noted = shard.entry(usage.id).or_insert(Noted {
                 at: usage.at,
-                from: usage.from.clone(),
+                from: usage.from,
                 dirty: true,
             });
             if noted.at <= usage.at {
@@ -123,7 +130,15 @@ impl UsageRecorder {
         if batch.is_empty() {
             return;
         }
-        if let Err(e) = store.record_usage(batch.clone()).await {
+        let uses = batch
+            .iter()
+            .map(|p| Usage {
+                id: p.id,
+                at: p.at,
+                from: p.from.map(|ip| ip.to_string()),
+            })
+            .collect();
+        if let Err(e) = store.record_usage(uses).await {
             tracing::warn!(error = %e, uses = batch.len(), "could not record token use; will retry");
             self.restore(batch);
         }
@@ -142,21 +157,19 @@ mod tests {
     fn each_token_is_written_once_per_batch_with_its_latest_use() {
         let recorder = UsageRecorder::default();
         let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
-        recorder.note(a, at(0), Some("10.0.0.1"));
-        recorder.note(a, at(1), Some("10.0.0.2"));
+        let ip = |text: &str| Some(text.parse::<IpAddr>().unwrap());
+        recorder.note(a, at(0), ip("10.0.0.1"));
+        recorder.note(a, at(1), ip("10.0.0.2"));
         recorder.note(b, at(1), None);
-        recorder.note(a, at(0), Some("10.0.0.9")); // older: ignored
+        recorder.note(a, at(0), ip("10.0.0.9")); // older: ignored
         let mut batch = recorder.take(at(2));
         batch.sort_by_key(|u| u.id);
         assert_eq!(batch.len(), 2);
-        assert_eq!(
-            (batch[0].at, batch[0].from.as_deref()),
-            (at(1), Some("10.0.0.2"))
-        );
+        assert_eq!((batch[0].at, batch[0].from), (at(1), ip("10.0.0.2")));
         assert!(recorder.take(at(2)).is_empty(), "nothing new");
-        recorder.note(a, at(1), Some("10.0.0.2")); // the same second and address: no write
+        recorder.note(a, at(1), ip("10.0.0.2")); // the same second and address: no write
         assert!(recorder.take(at(2)).is_empty());
-        recorder.note(a, at(5), Some("10.0.0.2"));
+        recorder.note(a, at(5), ip("10.0.0.2"));
         assert_eq!(recorder.take(at(6)).len(), 1);
     }
 
