@@ -162,18 +162,21 @@ pub(crate) fn time(at: &DateTime<Utc>) -> String {
     crate::claims::format_time(at)
 }
 
-/// How far `at` is from `now`, in words: `in 29 days`, `3 hours ago`, `now`.
+/// How far `at` is from `now`, in words, to the nearest unit: `in 29 days`, `3 hours ago`,
+/// `now`. Nearest rather than down, so a 90-day token made a moment ago reads `in 90 days`, and
+/// two readings a second apart agree.
 pub(crate) fn relative(at: &DateTime<Utc>, now: &DateTime<Utc>) -> String {
     let secs = at.timestamp().saturating_sub(now.timestamp());
     let abs = secs.unsigned_abs();
     if abs < 5 {
         return "now".to_owned();
     }
+    let nearest = |unit: u64| (abs + unit / 2) / unit;
     let (n, unit) = match abs {
         0..60 => (abs, "second"),
-        60..3_600 => (abs / 60, "minute"),
-        3_600..86_400 => (abs / 3_600, "hour"),
-        _ => (abs / 86_400, "day"),
+        60..3_600 => (nearest(60), "minute"),
+        3_600..86_400 => (nearest(3_600), "hour"),
+        _ => (nearest(86_400), "day"),
     };
     let plural = if n == 1 { "" } else { "s" };
     if secs > 0 {
@@ -232,5 +235,7 @@ mod tests {
         assert_eq!(relative(&at(30), &now), "in 30 seconds");
         assert_eq!(relative(&at(-3_600), &now), "1 hour ago");
         assert_eq!(relative(&at(86_400 * 29 + 5), &now), "in 29 days");
+        assert_eq!(relative(&at(86_400 * 90 - 1), &now), "in 90 days");
+        assert_eq!(relative(&at(-(3_600 * 2 + 1_799)), &now), "2 hours ago");
     }
 }
