@@ -444,6 +444,30 @@ async fn client_mistakes_are_4xx_json_errors() {
             .is_some_and(|m| !m.is_empty()));
     }
 
+    // A body serde refuses is explained in serde's words, naming the field, without axum's
+    // preamble; a body that is not JSON says so.
+    for (body, expected) in [
+        (
+            r#"{"name": "x1z", "expires": "30d", "permissions": {"grants": [{"resource": "helm-app", "role": "root"}]}}"#,
+            "permissions",
+        ),
+        ("{not json", "the body is not valid JSON"),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/v1/tokens"))
+            .bearer_auth(&app.admin)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let value: Value = response.json().await.unwrap();
+        let message = value["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(expected), "{message}");
+        assert!(!message.contains("Failed to"), "{message}");
+    }
+
     // A stale If-Match is a 412, a malformed one a 400.
     for (if_match, status) in [
         ("\"7\"", StatusCode::PRECONDITION_FAILED),

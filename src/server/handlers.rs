@@ -47,7 +47,20 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
         _ => "invalid_request",
     };
-    ApiError::new(status, code, rejection.body_text())
+    // serde's own words (which name the field), without axum's preamble around them.
+    let cause = |e: &dyn std::error::Error| e.source().map(ToString::to_string);
+    let message = match &rejection {
+        JsonRejection::JsonDataError(e) => cause(e),
+        JsonRejection::JsonSyntaxError(e) => {
+            cause(e).map(|c| format!("the body is not valid JSON: {c}"))
+        }
+        _ => None,
+    };
+    ApiError::new(
+        status,
+        code,
+        message.unwrap_or_else(|| rejection.body_text()),
+    )
 }
 
 /// Query parameters, with the same error shape.
