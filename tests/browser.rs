@@ -14,6 +14,8 @@
 
 #![cfg(feature = "cli")]
 
+#[path = "support/gateway.rs"]
+mod gateway;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
@@ -331,30 +333,13 @@ impl Page {
 
     /// `/v1/auth`'s answer for `token` to the question in `query`.
     async fn auth(&self, token: &str, query: &str) -> StatusCode {
-        self.http
-            .get(format!("{}/v1/auth?{query}", self.serve.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .status()
+        gateway::auth(&self.http, &self.serve.base, token, query).await
     }
 
-    /// Wait until `/v1/auth` gives `want` (verifiers follow the store's feed, so a change takes
-    /// effect within moments, not within the request that made it).
+    /// Wait until `/v1/auth` gives `want`.
     async fn auth_becomes(&self, token: &str, query: &str, want: StatusCode) {
-        let started = Instant::now();
-        loop {
-            let got = self.auth(token, query).await;
-            if got == want {
-                return;
-            }
-            assert!(
-                started.elapsed() < PATIENCE,
-                "/v1/auth?{query} still answers {got}, wanted {want}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let base = &self.serve.base;
+        gateway::auth_becomes(&self.http, base, token, query, want, PATIENCE).await;
     }
 
     /// A management call with the bootstrap token.

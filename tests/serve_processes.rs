@@ -5,6 +5,8 @@
 #![cfg(feature = "cli")]
 
 mod common;
+#[path = "support/gateway.rs"]
+mod gateway;
 
 use common::redis_server::{free_port, RedisServer};
 use reqwest::{Client, StatusCode};
@@ -81,32 +83,11 @@ async fn ready(client: &Client, server: &Serve) {
     }
 }
 
-async fn auth(client: &Client, server: &Serve, token: &str, query: &str) -> StatusCode {
-    client
-        .get(format!("{}/v1/auth?{query}", server.base))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-}
-
 /// Wait until every server in `servers` gives `want`.
 async fn enforced(client: &Client, servers: &[&Serve], token: &str, query: &str, want: StatusCode) {
-    let started = Instant::now();
     for server in servers {
-        loop {
-            let got = auth(client, server, token, query).await;
-            if got == want {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "{} still answers {got} to /v1/auth?{query}, wanted {want}",
-                server.base
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let patience = Duration::from_secs(10);
+        gateway::auth_becomes(client, &server.base, token, query, want, patience).await;
     }
 }
 

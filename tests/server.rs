@@ -4,6 +4,9 @@
 
 #![cfg(feature = "cli")]
 
+#[path = "support/gateway.rs"]
+mod gateway;
+
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -127,29 +130,13 @@ impl App {
 
     /// `/v1/auth` with `token` and a query; the status.
     async fn auth(&self, token: &str, query: &str) -> StatusCode {
-        self.client
-            .get(self.url(&format!("/v1/auth?{query}")))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .status()
+        gateway::auth(&self.client, &self.base, token, query).await
     }
 
     /// Wait until `/v1/auth` gives `want` (the state mirror applies changes asynchronously).
     async fn auth_becomes(&self, token: &str, query: &str, want: StatusCode) {
-        let started = Instant::now();
-        loop {
-            let got = self.auth(token, query).await;
-            if got == want {
-                return;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "/v1/auth?{query} stayed {got}, wanted {want}"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let patience = Duration::from_secs(5);
+        gateway::auth_becomes(&self.client, &self.base, token, query, want, patience).await;
     }
 
     async fn stop(mut self) {

@@ -2,13 +2,14 @@
 //! `/v1/auth` and `/v1/verify` only verify. Request bodies are JSON with unknown fields
 //! refused; every failure is an [`ApiError`].
 
-use super::auth::{client_address, presented, Admin, ClientAddr};
+use super::auth::{authenticate, client_address, Admin, ClientAddr};
 use super::error::ApiError;
 use super::{store_answers, AppState, MAX_BODY};
 use crate::claims::Claims;
 use crate::lifecycle::{Expiry, Minted, NewToken, Status, TokenUpdate};
 use crate::permissions::{Access, Permissions};
-use crate::{VerifiedToken, VerifyError};
+use crate::store::TokenRecord;
+use crate::VerifiedToken;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -224,12 +225,17 @@ pub async fn list(admin: Admin, Params(query): Params<ListQuery>) -> Result<Resp
 /// `GET /v1/tokens/{id}`
 pub async fn show(admin: Admin, Path(id): Path<String>) -> Result<Response, ApiError> {
     let record = admin.tokens().get(token_id(&id)?).await?;
+    Ok(record_response(&admin, &record))
+}
+
+/// A record as the API shows it, with its revision as the `ETag`.
+fn record_response(admin: &Admin, record: &TokenRecord) -> Response {
     let now = admin.tokens().now();
-    Ok((
+    (
         [(header::ETAG, etag(record.revision))],
         Json(record.view(now)),
     )
-        .into_response())
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -274,12 +280,7 @@ pub async fn update(
         .tokens()
         .update(admin.caller(), id, update, expect)
         .await?;
-    let now = admin.tokens().now();
-    Ok((
-        [(header::ETAG, etag(record.revision))],
-        Json(record.view(now)),
-    )
-        .into_response())
+    Ok(record_response(&admin, &record))
 }
 
 #[derive(Deserialize)]
@@ -385,8 +386,12 @@ impl<'a> Fields<'a> {
     }
 
     /// `/v1/verify`'s `require` object.
-    fn from_map(map: &'a BTreeMap<String, String>) -> Self {
-        Self(map.iter().map(|(k, v)| (k.into(), v.into())).collect())
+    fn from_map(map: &'a BTreeMap<String, String>) -> Result<Self, ApiError> {
+        let mut fields = Self::default();
+        for (key, value) in map {
+            fields.insert(key.into(), value.into(), "require")?;
+        }
+        Ok(fields)
     }
 
     /// `X-Tessera-Require`: comma-separated `key=value` pairs.
@@ -416,6 +421,9 @@ impl<'a> Fields<'a> {
         value: Cow<'a, str>,
         source: &str,
     ) -> Result<(), ApiError> {
+        // Unknown keys are refused as they come, so the list never outgrows the ten known ones
+        // and the search for a duplicate stays short, however long the query.
+        Self::known(&key)?;
         if self.get(&key).is_some() {
             return Err(ApiError::bad_request(format!(
                 "{source} names {key:?} twice"
@@ -429,18 +437,19 @@ impl<'a> Fields<'a> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| &**v)
     }
 
-    /// The question they ask; `Ok(None)` when they ask none.
-    fn access(&self) -> Result<Option<Access<'_>>, ApiError> {
-        if let Some((key, _)) = self
-            .0
-            .iter()
-            .find(|(k, _)| k != "resource" && k != "role" && !SCOPE_KEYS.contains(&&**k))
-        {
-            return Err(ApiError::bad_request(format!(
-                "unknown parameter {key:?}: a permission question takes resource, role and {}",
-                SCOPE_KEYS.join(", ")
-            )));
+    fn known(key: &str) -> Result<(), ApiError> {
+        if key == "resource" || key == "role" || SCOPE_KEYS.contains(&key) {
+            return Ok(());
         }
+        Err(ApiError::bad_request(format!(
+            "unknown parameter {key:?}: a permission question takes resource, role and {}",
+            SCOPE_KEYS.join(", ")
+        )))
+    }
+
+    /// The question they ask (every key is a known one: `insert` saw to it); `Ok(None)` when
+    /// they ask none.
+    fn access(&self) -> Result<Option<Access<'_>>, ApiError> {
         let (Some(resource), Some(role)) = (self.get("resource"), self.get("role")) else {
             if self.0.is_empty() {
                 return Ok(None);
@@ -506,13 +515,7 @@ fn decide(
     fields: &Fields<'_>,
 ) -> Result<Response, ApiError> {
     let access = fields.access()?;
-    let token = presented(headers)?.ok_or_else(|| {
-        ApiError::unauthorized(
-            "missing_token",
-            "send a token as `Authorization: Bearer <token>`",
-        )
-    })?;
-    let verified = state.verify_from(token, from).map_err(|e| refused(&e))?;
+    let verified = authenticate(state, headers, from)?;
     if let Some(access) = &access {
         if !verified.allows(access) {
             state.count_forbidden();
@@ -571,13 +574,6 @@ fn header_value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("-"))
 }
 
-fn refused(error: &VerifyError) -> ApiError {
-    ApiError::unauthorized(
-        error.code(),
-        format!("the token was refused: {}", error.code()),
-    )
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyBody {
@@ -607,6 +603,7 @@ pub async fn verify(
         .require
         .as_ref()
         .map(Fields::from_map)
+        .transpose()?
         .unwrap_or_default();
     let access = fields.access()?;
     let answer = match state.verify_from(&body.token, from) {
