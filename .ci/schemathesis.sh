@@ -6,7 +6,7 @@
 #
 # Exits non-zero on any failure and prints how many operations and test cases ran.
 # Knobs: SCHEMATHESIS_MAX_EXAMPLES (per operation and phase, default 50), SCHEMATHESIS_SEED
-# (default fixed, so CI is repeatable; set `random` to explore), SCHEMATHESIS_WORKERS (default 2),
+# (default fixed, so CI is repeatable; set `random` to explore), SCHEMATHESIS_WORKERS (default 1),
 # SCHEMATHESIS_CHECKS (comma-separated, default `all`) and SCHEMATHESIS_EXCLUDE_CHECKS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,10 @@ root=$(pwd)
 SCHEMATHESIS_VERSION=4.32.5
 max_examples=${SCHEMATHESIS_MAX_EXAMPLES:-50}
 seed=${SCHEMATHESIS_SEED:-20261128}
-workers=${SCHEMATHESIS_WORKERS:-2}
+# One worker: with two threads, hypothesis parses lambda sources with `ast.parse` concurrently,
+# and CPython 3.11's parser is not safe for that (seen here: "SystemError: AST constructor
+# recursion depth mismatch" failing the coverage phase of a run whose every case passed).
+workers=${SCHEMATHESIS_WORKERS:-1}
 # Every check but the two that ask the schema to predict acceptance exactly: no server error,
 # every response as the document says (status, content type, headers, body), auth enforced,
 # 405 for undocumented methods, deleted tokens gone. Left out: `positive_data_acceptance` (a
