@@ -18,6 +18,7 @@ use std::fmt;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// Why a key operation failed. Messages name the file and say what to do; none contains key
@@ -82,9 +83,10 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
     }
 }
 
-/// A key id: the PASERK `k4.pid` of a public key.
+/// A key id: the PASERK `k4.pid` of a public key. Shared, not copied: every token a verifier
+/// checks keeps the id of the key that signed it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyId(String);
+pub struct KeyId(Arc<str>);
 
 impl KeyId {
     /// The id as its PASERK string, `k4.pid.` followed by 44 base64url characters.
@@ -212,7 +214,7 @@ impl SecretKey {
 
     /// The key id (`k4.sid`) of this secret key.
     pub fn id(&self) -> KeyId {
-        KeyId(paserk_string(&Id::from(&self.0)))
+        KeyId(paserk_string(&Id::from(&self.0)).into())
     }
 
     /// The public half.
@@ -250,7 +252,7 @@ fn pasetors_public(raw: &[u8]) -> Result<AsymmetricPublicKey<V4>, KeyError> {
 }
 
 fn pid(key: &AsymmetricPublicKey<V4>) -> KeyId {
-    KeyId(paserk_string(&Id::from(key)))
+    KeyId(paserk_string(&Id::from(key)).into())
 }
 
 /// Decode a `k4.secret.` PASERK string into its 64 raw bytes (seed, then public key), checking
@@ -385,7 +387,15 @@ impl KeyRing {
 
     /// The public key with this id, if the ring holds it.
     pub fn get(&self, kid: &str) -> Option<&PublicKey> {
-        self.keys.iter().map(|k| &k.public).find(|p| p.id.0 == kid)
+        self.get_bytes(kid.as_bytes())
+    }
+
+    /// [`KeyRing::get`] for an id not yet known to be text.
+    pub(crate) fn get_bytes(&self, kid: &[u8]) -> Option<&PublicKey> {
+        self.keys
+            .iter()
+            .map(|k| &k.public)
+            .find(|p| p.id.0.as_bytes() == kid)
     }
 
     /// The key new tokens are signed with.

@@ -18,6 +18,8 @@ use std::str::FromStr;
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::ser::{self, SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+use smol_str::SmolStr;
 
 /// The most grants one permission set may hold.
 pub const MAX_GRANTS: usize = 64;
@@ -356,14 +358,18 @@ role_ladder! {
 }
 
 /// Which values of one scope field a grant covers: written `*`, `prefix*` or an exact value.
+///
+/// The text is a [`SmolStr`]: held inline up to 23 bytes, which covers most project, cluster,
+/// namespace and app names, so a verifier reading a token's grants does not allocate per
+/// pattern.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Pattern {
     /// `*`: every value.
     Any,
     /// `prefix*`: every value starting with the (non-empty) prefix.
-    Prefix(String),
+    Prefix(SmolStr),
     /// Exactly this value (byte for byte, so case-sensitive).
-    Exact(String),
+    Exact(SmolStr),
 }
 
 impl Pattern {
@@ -375,14 +381,12 @@ impl Pattern {
     ///
     /// [`PermissionError::InvalidPattern`] or [`PermissionError::PatternTooLong`].
     pub fn parse(text: &str) -> Result<Pattern, PermissionError> {
-        Self::parse_owned(text.to_owned(), false)
+        Self::parse_in(text, false)
     }
 
-    /// Parse, reusing `text`'s allocation (every pattern of every token goes through here).
-    pub(crate) fn parse_owned(
-        mut text: String,
-        allow_empty: bool,
-    ) -> Result<Pattern, PermissionError> {
+    /// [`Pattern::parse`], where `allow_empty` admits `""` (every pattern of every token a
+    /// verifier reads goes through here).
+    pub(crate) fn parse_in(text: &str, allow_empty: bool) -> Result<Pattern, PermissionError> {
         // Length first, so nothing below works on a huge string.
         if text.len() > MAX_PATTERN_LEN {
             return Err(PermissionError::PatternTooLong {
@@ -390,13 +394,10 @@ impl Pattern {
                 max: MAX_PATTERN_LEN,
             });
         }
-        let pattern = if text == "*" {
-            Pattern::Any
-        } else if text.ends_with('*') {
-            text.pop();
-            Pattern::Prefix(text)
-        } else {
-            Pattern::Exact(text)
+        let pattern = match text.strip_suffix('*') {
+            Some("") => Pattern::Any,
+            Some(prefix) => Pattern::Prefix(SmolStr::new(prefix)),
+            None => Pattern::Exact(SmolStr::new(text)),
         };
         pattern.check(allow_empty)?;
         Ok(pattern)
@@ -448,8 +449,14 @@ impl Pattern {
             }
             Pattern::Prefix(text) | Pattern::Exact(text) => text,
         };
-        // One pass over the bytes: this runs for every pattern of every token verified.
+        // Almost every pattern is printable ASCII without `*`: one pass without branches (so
+        // the compiler vectorizes it) settles that, and only the rest is looked at closely.
         let bytes = text.as_bytes();
+        if bytes.iter().fold(true, |plain, &b| {
+            plain & (b' '..=b'~').contains(&b) & (b != b'*')
+        }) {
+            return Ok(());
+        }
         let (mut star, mut control) = (None, false);
         for (i, &b) in bytes.iter().enumerate() {
             match b {
@@ -492,6 +499,10 @@ impl Serialize for Pattern {
     }
 }
 
+/// A scope list: inline up to two patterns, which covers most lists, so a grant read from a
+/// token does not allocate per list.
+pub type Patterns = SmallVec<[Pattern; 2]>;
+
 /// A grant on Devtron or Helm applications: `role` on the `apps` in the `environments` of
 /// `project`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -501,9 +512,9 @@ pub struct AppGrant<R> {
     /// The project.
     pub project: Pattern,
     /// The environments (for Helm, `cluster__namespace`).
-    pub environments: Vec<Pattern>,
+    pub environments: Patterns,
     /// The applications.
-    pub apps: Vec<Pattern>,
+    pub apps: Patterns,
 }
 
 impl<R: Ord + Copy> AppGrant<R> {
@@ -532,13 +543,13 @@ pub struct KubernetesGrant {
     /// The cluster.
     pub cluster: Pattern,
     /// The namespaces.
-    pub namespaces: Vec<Pattern>,
+    pub namespaces: Patterns,
     /// The API groups; `Exact("")` is the core group.
-    pub groups: Vec<Pattern>,
+    pub groups: Patterns,
     /// The kinds, e.g. `Deployment`.
-    pub kinds: Vec<Pattern>,
+    pub kinds: Patterns,
     /// The object names.
-    pub names: Vec<Pattern>,
+    pub names: Patterns,
 }
 
 /// A grant on chart groups.
@@ -547,7 +558,7 @@ pub struct ChartGroupGrant {
     /// The highest role granted.
     pub role: ChartGroupRole,
     /// The chart groups.
-    pub groups: Vec<Pattern>,
+    pub groups: Patterns,
 }
 
 /// One grant: a role on a scope of one resource kind.
@@ -755,17 +766,17 @@ impl Serialize for Grant {
                 map.serialize_entry("resource", &resource)?;
                 map.serialize_entry("role", &grant.role)?;
                 map.serialize_entry("cluster", &grant.cluster)?;
-                map.serialize_entry("namespaces", &grant.namespaces)?;
-                map.serialize_entry("groups", &grant.groups)?;
-                map.serialize_entry("kinds", &grant.kinds)?;
-                map.serialize_entry("names", &grant.names)?;
+                map.serialize_entry("namespaces", grant.namespaces.as_slice())?;
+                map.serialize_entry("groups", grant.groups.as_slice())?;
+                map.serialize_entry("kinds", grant.kinds.as_slice())?;
+                map.serialize_entry("names", grant.names.as_slice())?;
                 map.end()
             }
             Grant::ChartGroup(grant) => {
                 let mut map = serializer.serialize_map(Some(3))?;
                 map.serialize_entry("resource", &resource)?;
                 map.serialize_entry("role", &grant.role)?;
-                map.serialize_entry("groups", &grant.groups)?;
+                map.serialize_entry("groups", grant.groups.as_slice())?;
                 map.end()
             }
         }
@@ -781,8 +792,8 @@ fn serialize_app<S: Serializer, R: Serialize>(
     map.serialize_entry("resource", &resource)?;
     map.serialize_entry("role", &grant.role)?;
     map.serialize_entry("project", &grant.project)?;
-    map.serialize_entry("environments", &grant.environments)?;
-    map.serialize_entry("apps", &grant.apps)?;
+    map.serialize_entry("environments", grant.environments.as_slice())?;
+    map.serialize_entry("apps", grant.apps.as_slice())?;
     map.end()
 }
 
@@ -1017,7 +1028,7 @@ impl TryFrom<RawGrant> for Grant {
         let missing = |field| PermissionError::MissingField { resource, field };
         let role = raw.role.as_deref().ok_or_else(|| missing("role"))?;
         let one = |value: Option<String>, field| {
-            Pattern::parse_owned(value.ok_or_else(|| missing(field))?, false)
+            Pattern::parse_in(&value.ok_or_else(|| missing(field))?, false)
         };
         let list = |value: Option<RawList>, field, allow_empty| {
             let value = value.ok_or_else(|| missing(field))?;
@@ -1025,8 +1036,8 @@ impl TryFrom<RawGrant> for Grant {
             value
                 .items
                 .into_iter()
-                .map(|text| Pattern::parse_owned(text, allow_empty))
-                .collect::<Result<Vec<_>, _>>()
+                .map(|text| Pattern::parse_in(&text, allow_empty))
+                .collect::<Result<Patterns, _>>()
         };
 
         Ok(match resource {
@@ -1195,10 +1206,10 @@ mod tests {
     }
 
     /// Patterns from their written form; `""` is the core group.
-    fn patterns(texts: &[&str]) -> Vec<Pattern> {
+    fn patterns(texts: &[&str]) -> Patterns {
         texts
             .iter()
-            .map(|text| Pattern::parse_owned(text.to_string(), true).unwrap())
+            .map(|text| Pattern::parse_in(text, true).unwrap())
             .collect()
     }
 
@@ -1928,7 +1939,7 @@ mod tests {
         let with_groups = |groups: Vec<Pattern>| {
             grants(vec![Grant::ChartGroup(ChartGroupGrant {
                 role: ChartGroupRole::View,
-                groups,
+                groups: groups.into(),
             })])
             .validate()
             .map_err(|e| e.to_string())
@@ -1938,8 +1949,11 @@ mod tests {
             assert!(message.contains(expected), "{message}");
         };
         rejects(vec![], r#""groups" must list at least one pattern"#);
-        rejects(vec![Pattern::Exact(String::new())], "may not be empty");
-        rejects(vec![Pattern::Prefix(String::new())], "non-empty prefix");
+        rejects(vec![Pattern::Exact(SmolStr::default())], "may not be empty");
+        rejects(
+            vec![Pattern::Prefix(SmolStr::default())],
+            "non-empty prefix",
+        );
         rejects(
             vec![Pattern::Exact("a*".into())],
             "an exact pattern may not contain",
@@ -1947,18 +1961,21 @@ mod tests {
         rejects(vec![Pattern::Exact("a*b".into())], "may only end a pattern");
         rejects(vec![Pattern::Prefix("a*".into())], "may only end a pattern");
         rejects(
-            vec![Pattern::Prefix("x".repeat(253))],
+            vec![Pattern::Prefix("x".repeat(253).into())],
             "pattern too long: 254 bytes",
         );
         rejects(vec![Pattern::Any; 65], "too many patterns");
-        assert_eq!(with_groups(vec![Pattern::Prefix("x".repeat(252))]), Ok(()));
+        assert_eq!(
+            with_groups(vec![Pattern::Prefix("x".repeat(252).into())]),
+            Ok(())
+        );
 
         let core = kubernetes(KubernetesRole::View, "c", [&["n"], &[""], &["Pod"], &["*"]]);
         assert_eq!(grants(vec![core]).validate(), Ok(()));
         let mut empty_namespace =
             kubernetes(KubernetesRole::View, "c", [&["n"], &[""], &["Pod"], &["*"]]);
         if let Grant::Kubernetes(grant) = &mut empty_namespace {
-            grant.namespaces = vec![Pattern::Exact(String::new())];
+            grant.namespaces = Patterns::from_elem(Pattern::Exact(SmolStr::default()), 1);
         }
         assert!(grants(vec![empty_namespace]).validate().is_err());
     }
@@ -1967,7 +1984,7 @@ mod tests {
     fn invalid_values_refuse_to_serialize() {
         let bad = grants(vec![Grant::ChartGroup(ChartGroupGrant {
             role: ChartGroupRole::View,
-            groups: vec![],
+            groups: Patterns::new(),
         })]);
         let error = serde_json::to_string(&bad).unwrap_err().to_string();
         assert!(error.contains("must list at least one pattern"), "{error}");

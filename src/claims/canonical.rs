@@ -16,34 +16,38 @@
 use super::Claims;
 use crate::permissions::{
     check_grant_count, check_list_len, AppGrant, ChartGroupGrant, Grant, KubernetesGrant, Pattern,
-    Permissions,
+    Patterns, Permissions,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 /// Read `payload` if it is in the canonical layout.
 pub(super) fn parse(payload: &[u8]) -> Option<Claims> {
-    let mut r = Reader { rest: payload };
-    r.lit(b"{\"iss\":")?;
+    // One UTF-8 check for the whole payload; every string below is cut from it at a `"`, so
+    // it stays valid without being checked again.
+    let mut r = Reader {
+        rest: std::str::from_utf8(payload).ok()?,
+    };
+    r.lit("{\"iss\":")?;
     let iss = r.string()?.to_owned();
-    r.lit(b",\"jti\":")?;
-    let jti = Uuid::try_parse_ascii(r.raw_string()?).ok()?;
-    r.lit(b",\"ver\":")?;
+    r.lit(",\"jti\":")?;
+    let jti = Uuid::try_parse(r.string()?).ok()?;
+    r.lit(",\"ver\":")?;
     let ver = r.number()?;
-    r.lit(b",\"sub\":")?;
+    r.lit(",\"sub\":")?;
     let sub = r.string()?.to_owned();
-    r.lit(b",\"iat\":")?;
+    r.lit(",\"iat\":")?;
     let iat = r.time()?;
-    r.lit(b",\"nbf\":")?;
+    r.lit(",\"nbf\":")?;
     let nbf = r.time()?;
-    let exp = if r.eat(b",\"exp\":") {
+    let exp = if r.eat(",\"exp\":") {
         Some(r.time()?)
     } else {
         None
     };
-    r.lit(b",\"perm\":")?;
+    r.lit(",\"perm\":")?;
     let perm = r.permissions()?;
-    r.lit(b"}")?;
+    r.lit("}")?;
     if !r.rest.is_empty() || ver == 0 {
         return None;
     }
@@ -60,12 +64,12 @@ pub(super) fn parse(payload: &[u8]) -> Option<Claims> {
 }
 
 struct Reader<'a> {
-    rest: &'a [u8],
+    rest: &'a str,
 }
 
 impl<'a> Reader<'a> {
     /// Consume `expected` if the input starts with it.
-    fn eat(&mut self, expected: &[u8]) -> bool {
+    fn eat(&mut self, expected: &str) -> bool {
         match self.rest.strip_prefix(expected) {
             Some(rest) => {
                 self.rest = rest;
@@ -75,37 +79,32 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn lit(&mut self, expected: &[u8]) -> Option<()> {
+    fn lit(&mut self, expected: &str) -> Option<()> {
         self.eat(expected).then_some(())
     }
 
-    /// The bytes of a string with no escapes and no control characters.
-    fn raw_string(&mut self) -> Option<&'a [u8]> {
-        self.lit(b"\"")?;
+    /// A string with no escapes and no control characters.
+    fn string(&mut self) -> Option<&'a str> {
+        self.lit("\"")?;
         let end = self
             .rest
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-        if self.rest[end] != b'"' {
-            return None;
-        }
-        let (text, rest) = self.rest.split_at(end);
-        self.rest = &rest[1..];
+            .bytes()
+            .position(|b| b == b'"' || b == b'\\' || b < 0x20)?;
+        // Both halves are cut at an ASCII byte, so `get` always succeeds.
+        let text = self.rest.get(..end)?;
+        self.rest = self.rest.get(end..)?.strip_prefix('"')?;
         Some(text)
-    }
-
-    fn string(&mut self) -> Option<&'a str> {
-        std::str::from_utf8(self.raw_string()?).ok()
     }
 
     /// A JSON integer that fits a u32: digits, no sign, no leading zero.
     fn number(&mut self) -> Option<u32> {
-        let len = self.rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        let digits = &self.rest[..len];
+        let bytes = self.rest.as_bytes();
+        let len = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+        let digits = &bytes[..len];
         if len == 0 || len > 10 || (digits[0] == b'0' && len > 1) {
             return None;
         }
-        self.rest = &self.rest[len..];
+        self.rest = self.rest.get(len..)?;
         let value = digits
             .iter()
             .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
@@ -114,7 +113,7 @@ impl<'a> Reader<'a> {
 
     /// `"YYYY-MM-DDTHH:MM:SSZ"`: what the issuer writes; anything else goes to the full parser.
     fn time(&mut self) -> Option<DateTime<Utc>> {
-        let text = self.raw_string()?;
+        let text = self.string()?.as_bytes();
         let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1, b'T', h0, h1, b':', i0, i1, b':', s0, s1, b'Z'] =
             *text
         else {
@@ -131,35 +130,34 @@ impl<'a> Reader<'a> {
         Some(at.and_utc())
     }
 
-    fn patterns(&mut self, allow_empty: bool) -> Option<Vec<Pattern>> {
-        self.lit(b"[")?;
-        let mut patterns = Vec::with_capacity(4);
-        if self.eat(b"]") {
+    fn patterns(&mut self, allow_empty: bool) -> Option<Patterns> {
+        self.lit("[")?;
+        let mut patterns = Patterns::new();
+        if self.eat("]") {
             return None; // empty: invalid; let the full parser say so
         }
         loop {
-            let text = self.string()?.to_owned();
-            patterns.push(Pattern::parse_owned(text, allow_empty).ok()?);
-            if self.eat(b"]") {
+            patterns.push(Pattern::parse_in(self.string()?, allow_empty).ok()?);
+            if self.eat("]") {
                 check_list_len("", patterns.len()).ok()?;
                 return Some(patterns);
             }
-            self.lit(b",")?;
+            self.lit(",")?;
         }
     }
 
-    fn field(&mut self, name: &[u8]) -> Option<()> {
-        self.lit(b",\"")?;
+    fn field(&mut self, name: &str) -> Option<()> {
+        self.lit(",\"")?;
         self.lit(name)?;
-        self.lit(b"\":")
+        self.lit("\":")
     }
 
-    fn pattern_field(&mut self, name: &[u8]) -> Option<Pattern> {
+    fn pattern_field(&mut self, name: &str) -> Option<Pattern> {
         self.field(name)?;
-        Pattern::parse_owned(self.string()?.to_owned(), false).ok()
+        Pattern::parse_in(self.string()?, false).ok()
     }
 
-    fn list_field(&mut self, name: &[u8]) -> Option<Vec<Pattern>> {
+    fn list_field(&mut self, name: &str) -> Option<Patterns> {
         self.field(name)?;
         self.patterns(false)
     }
@@ -167,55 +165,55 @@ impl<'a> Reader<'a> {
     fn app_grant<R: std::str::FromStr>(&mut self, role: &str) -> Option<AppGrant<R>> {
         Some(AppGrant {
             role: role.parse().ok()?,
-            project: self.pattern_field(b"project")?,
-            environments: self.list_field(b"environments")?,
-            apps: self.list_field(b"apps")?,
+            project: self.pattern_field("project")?,
+            environments: self.list_field("environments")?,
+            apps: self.list_field("apps")?,
         })
     }
 
     fn grant(&mut self) -> Option<Grant> {
-        self.lit(b"{\"resource\":")?;
-        let resource = self.raw_string()?;
-        self.lit(b",\"role\":")?;
+        self.lit("{\"resource\":")?;
+        let resource = self.string()?;
+        self.lit(",\"role\":")?;
         let role = self.string()?;
         let grant = match resource {
-            b"devtron-app" => Grant::DevtronApp(self.app_grant(role)?),
-            b"helm-app" => Grant::HelmApp(self.app_grant(role)?),
-            b"kubernetes" => Grant::Kubernetes(KubernetesGrant {
+            "devtron-app" => Grant::DevtronApp(self.app_grant(role)?),
+            "helm-app" => Grant::HelmApp(self.app_grant(role)?),
+            "kubernetes" => Grant::Kubernetes(KubernetesGrant {
                 role: role.parse().ok()?,
-                cluster: self.pattern_field(b"cluster")?,
-                namespaces: self.list_field(b"namespaces")?,
+                cluster: self.pattern_field("cluster")?,
+                namespaces: self.list_field("namespaces")?,
                 // Only the Kubernetes groups may list "", the core API group.
                 groups: {
-                    self.field(b"groups")?;
+                    self.field("groups")?;
                     self.patterns(true)?
                 },
-                kinds: self.list_field(b"kinds")?,
-                names: self.list_field(b"names")?,
+                kinds: self.list_field("kinds")?,
+                names: self.list_field("names")?,
             }),
-            b"chart-group" => Grant::ChartGroup(ChartGroupGrant {
+            "chart-group" => Grant::ChartGroup(ChartGroupGrant {
                 role: role.parse().ok()?,
-                groups: self.list_field(b"groups")?,
+                groups: self.list_field("groups")?,
             }),
             _ => return None,
         };
-        self.lit(b"}")?;
+        self.lit("}")?;
         Some(grant)
     }
 
     fn permissions(&mut self) -> Option<Permissions> {
-        if self.eat(b"{\"super_admin\":true}") {
+        if self.eat("{\"super_admin\":true}") {
             return Some(Permissions::SuperAdmin);
         }
-        self.lit(b"{\"grants\":[")?;
+        self.lit("{\"grants\":[")?;
         let mut grants = Vec::new();
         loop {
             grants.push(self.grant()?);
-            if self.eat(b"]}") {
+            if self.eat("]}") {
                 check_grant_count(grants.len()).ok()?;
                 return Some(Permissions::Grants(grants));
             }
-            self.lit(b",")?;
+            self.lit(",")?;
         }
     }
 }

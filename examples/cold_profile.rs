@@ -1,0 +1,122 @@
+//! Where a cold verification's instructions go, for `valgrind --tool=callgrind`: instruction
+//! counts do not drift with the machine's load the way times do.
+//!
+//! It issues `COUNT` distinct tokens of one shape, fills a small signature cache past its
+//! capacity (so each measured call is a first sighting in a full cache, as in
+//! `benches/verify.rs`), then runs `floor` (ed25519-dalek `verify_strict` of each token's
+//! signed message) and `cold` (`Verifier::verify` of each token) over the same tokens.
+//!
+//! ```text
+//! cargo build --release --example cold_profile
+//! valgrind --tool=callgrind --callgrind-out-file=cg.out \
+//!     target/release/examples/cold_profile four-grants 200
+//! callgrind_annotate --inclusive=yes cg.out | grep -E 'cold_profile::(floor|cold)'
+//! ```
+//!
+//! The difference between the two inclusive counts, divided by `COUNT`, is what Tessera adds
+//! to the signature check per cold call.
+
+use chrono::{Duration, Utc};
+use ed25519_dalek::{Signature, VerifyingKey};
+use std::hint::black_box;
+use std::sync::Arc;
+use tessera::keys::RingKey;
+use tessera::{
+    paseto, Issuer, KeyRing, MemoryState, Permissions, SecretKey, StateEntry, TokenSpec, Verifier,
+};
+use uuid::Uuid;
+
+const FOUR_GRANTS: &str = r#"{"grants": [
+  {"resource": "devtron-app", "role": "trigger", "project": "payments",
+   "environments": ["prod", "staging"], "apps": ["*"]},
+  {"resource": "helm-app", "role": "edit", "project": "infra",
+   "environments": ["prod-cluster__monitoring"], "apps": ["grafana"]},
+  {"resource": "kubernetes", "role": "view", "cluster": "prod",
+   "namespaces": ["*"], "groups": ["", "apps"], "kinds": ["Deployment", "Pod"], "names": ["*"]},
+  {"resource": "chart-group", "role": "view", "groups": ["*"]}
+]}"#;
+
+const CACHE: usize = 256;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let shape = args.next().unwrap_or_else(|| "four-grants".into());
+    let count: usize = args.next().map_or(200, |n| n.parse().expect("COUNT"));
+    let perm = match shape.as_str() {
+        "super-admin" => Permissions::SuperAdmin,
+        "four-grants" => serde_json::from_str(FOUR_GRANTS).expect("grants"),
+        other => panic!("unknown shape {other}: super-admin or four-grants"),
+    };
+
+    let ring = Arc::new(KeyRing::new([RingKey::with_secret(
+        SecretKey::generate().expect("key"),
+        Utc::now(),
+    )]));
+    let public = ring.signing().expect("signing key").public.clone();
+    let issuer = Issuer::new(ring.clone()).expect("issuer");
+    let state = Arc::new(MemoryState::new());
+    state.load_snapshot(
+        100_000,
+        (0..100_000u128).map(|i| {
+            let id = Uuid::from_u128(i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835));
+            let entry = StateEntry {
+                min_ver: 2,
+                ..StateEntry::default()
+            };
+            (id, entry)
+        }),
+    );
+    let verifier = Verifier::new(ring)
+        .with_state(state)
+        .with_cache_capacity(CACHE);
+    let issue = || {
+        issuer
+            .issue(&TokenSpec {
+                id: Uuid::new_v4(),
+                version: 1,
+                name: "ci-deploy-bot",
+                expires_at: Some(Utc::now() + Duration::days(30)),
+                permissions: &perm,
+            })
+            .expect("issue")
+            .expose()
+            .to_owned()
+    };
+    for _ in 0..CACHE * 2 {
+        let filler = issue();
+        verifier.verify(&filler).expect("filler");
+        verifier.verify(&filler).expect("filler");
+    }
+    let tokens: Vec<String> = (0..count).map(|_| issue()).collect();
+    let key = VerifyingKey::from_bytes(public.as_bytes().try_into().expect("32 bytes"))
+        .expect("public key");
+    let messages: Vec<(Vec<u8>, Signature)> = tokens.iter().map(|t| signed(t)).collect();
+
+    floor(&key, &messages);
+    cold(&verifier, &tokens);
+    eprintln!("{shape}: {count} tokens of {} bytes", tokens[0].len());
+}
+
+#[inline(never)]
+fn floor(key: &VerifyingKey, messages: &[(Vec<u8>, Signature)]) {
+    for (message, signature) in messages {
+        key.verify_strict(black_box(message), black_box(signature))
+            .expect("floor");
+    }
+}
+
+#[inline(never)]
+fn cold(verifier: &Verifier, tokens: &[String]) {
+    for token in tokens {
+        black_box(verifier.verify(black_box(token)).expect("cold"));
+    }
+}
+
+fn signed(token: &str) -> (Vec<u8>, Signature) {
+    let split = paseto::split(token).expect("split");
+    let body = paseto::decode_b64(split.body).expect("body");
+    let footer = paseto::decode_b64(split.footer).expect("footer");
+    let (payload, sig) = body.split_at(body.len() - 64);
+    let message = paseto::pae(&[paseto::HEADER.as_bytes(), payload, &footer, b""]);
+    (message, Signature::from_slice(sig).expect("signature"))
+}
