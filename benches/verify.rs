@@ -13,12 +13,22 @@
 //! - `issue`: `Issuer::issue`.
 //!
 //! The machines are shared and their speed drifts between one benchmark and the next, so the
-//! `paired` group also times each Tessera path interleaved with the floor, call by call, and
-//! prints the throughput ratio over all its calls: drift then hits both sides alike. Each call
-//! is paired with the floor on the same signed message: for `paired_cold`, each pool token's
-//! own message. (Ed25519 verification is variable-time: under callgrind, six messages took
-//! from 423.6k to 428.9k instructions, so a single-message floor would bias a ratio over
-//! distinct tokens by up to a percent or so, differently on every run.)
+//! `paired_*` benchmarks time each path interleaved with the floor (in blocks of calls, see
+//! `paired`) and print the throughput ratio over all their calls: drift then hits both sides
+//! alike. Each call is paired with the floor on the same signed message:
+//! - `paired_cold`: pool token i, first sighting, against the floor on token i's own message
+//!   (Ed25519 verification is variable-time: under callgrind, six messages took from 423.6k to
+//!   428.9k instructions, so one fixed message would bias the ratio by up to a percent or so,
+//!   differently on every run);
+//! - `paired_wire`: the wire layer alone (split, base64url, footer, PAE, signature), so what
+//!   `cold` adds beyond it is the claims, the cache and the state;
+//! - `paired_null`: the floor against itself on other messages, the method's own check: any
+//!   bias of the pairing shows as a ratio away from 1;
+//! - `paired_pasetors`, `paired_cached`: one token against the floor on its message.
+//!
+//! The ratios also move with the binary's code layout: adding an unrelated benchmark to this
+//! file moved one path's ratio by several percent. Compare ratios from one build, and read the
+//! instruction counts of `examples/cold_profile.rs` for what layout does not move.
 //!
 //! Run: `cargo bench --bench verify` (portable build) and
 //! `RUSTFLAGS="-C target-cpu=native" cargo bench --bench verify` (native build).
@@ -32,6 +42,7 @@ use pasetors::version4::V4;
 use pasetors::Public;
 use std::cell::Cell;
 use std::hint::black_box;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration as Elapsed, Instant};
 use tessera::keys::RingKey;
@@ -149,54 +160,104 @@ fn bench(c: &mut Criterion) {
             b.iter_batched(Uuid::new_v4, issue, BatchSize::SmallInput)
         });
 
-        // The same paths, each interleaved call by call with the floor.
-        let floor = || floor_verify(&dalek_key, black_box(&message), black_box(&signature));
+        // The same paths, each interleaved with the floor (see `paired`).
         let pool: Vec<String> = (0..PAIRED_POOL).map(|_| fresh()).collect();
+        let messages: Vec<(Vec<u8>, Signature)> = pool.iter().map(|t| signed_message(t)).collect();
         let mut ratios = Vec::new();
-        let mut paired_bench = |name: &str, floor: &mut dyn FnMut(), op: &mut dyn FnMut()| {
+        let mut paired_bench = |name: &str,
+                                floor: &mut dyn FnMut(usize),
+                                op: &mut dyn FnMut(usize),
+                                warm: &dyn Fn(Range<usize>)| {
             let sums = Cell::new((Elapsed::ZERO, Elapsed::ZERO, 0));
             group.bench_function(BenchmarkId::new(format!("paired_{name}"), shape), |b| {
-                b.iter_custom(|iters| paired(iters, &mut *floor, &mut *op, &sums))
+                b.iter_custom(|iters| paired(iters, &mut *floor, &mut *op, warm, &sums))
             });
             let (f, o, n) = sums.get();
             ratios.push(format!(
-                "paired {shape} {name}: {:.3} of the floor's throughput over {n} interleaved calls",
+                "paired {shape} {name}: {:.3} of the floor's throughput over {n} interleaved calls \
+                 (floor {:.2} µs, {name} {:.2} µs per call)",
                 f.as_secs_f64() / o.as_secs_f64(),
+                f.as_secs_f64() * 1e6 / n as f64,
+                o.as_secs_f64() * 1e6 / n as f64,
             ));
+            n as usize
         };
-        // Cold: each pool token is verified once (a first sighting, a signature check), each
-        // paired with the floor on that token's own signed message. Ed25519 verification is
-        // variable-time, so one fixed message is not the average token: pairing token by token
-        // takes that out of the ratio.
-        let messages: Vec<(Vec<u8>, Signature)> = pool.iter().map(|t| signed_message(t)).collect();
-        let (floor_next, cold_next) = (Cell::new(0usize), Cell::new(0usize));
-        paired_bench(
+        let floor_on = |i: usize| {
+            let (message, signature) = &messages[i];
+            floor_verify(&dalek_key, black_box(message), black_box(signature));
+        };
+        let warm_messages = |calls: Range<usize>| {
+            for (message, _) in &messages[calls] {
+                touch(message);
+            }
+        };
+        let half = PAIRED_POOL / 2;
+        let warm_tokens = |calls: Range<usize>| {
+            warm_messages(calls.clone());
+            pool[calls].iter().for_each(|t| touch(t.as_bytes()));
+        };
+        // Cold: the i-th call verifies pool token i once (a first sighting, a signature check),
+        // and the floor verifies that token's own signed message.
+        let cold_calls = paired_bench(
             "cold",
-            &mut || {
-                let (message, signature) = &messages[floor_next.get() % messages.len()];
-                floor_next.set(floor_next.get() + 1);
-                floor_verify(&dalek_key, black_box(message), black_box(signature));
+            &mut { floor_on },
+            &mut |i| {
+                verifier.verify(black_box(&pool[i])).unwrap();
             },
-            &mut || {
-                verifier
-                    .verify(black_box(&pool[cold_next.get() % pool.len()]))
-                    .unwrap();
-                cold_next.set(cold_next.get() + 1);
+            &|calls| warm_tokens(calls),
+        );
+        assert!(
+            cold_calls <= half,
+            "the cold pool ran out: {cold_calls} calls"
+        );
+        // The wire layer alone, on the pool's second half (split, base64url, footer, PAE and the
+        // signature check): what `cold` adds beyond it is the claims, the cache and the state.
+        let key = ring.signing().unwrap().public.verifying_key();
+        paired_bench(
+            "wire",
+            &mut |i| floor_on(half + i),
+            &mut |i| {
+                let parts = paseto::split(black_box(&pool[half + i])).unwrap();
+                let footer = paseto::decode_b64(parts.footer).unwrap();
+                let mut body = paseto::Body::decode(parts.body).unwrap();
+                body.verify(key, &footer, &[]).unwrap();
+            },
+            &|calls| warm_tokens(half + calls.start..half + calls.end),
+        );
+        // The method's own check: the floor against itself, on two halves of the pool. Any bias
+        // of the pairing shows as a ratio away from 1.
+        paired_bench(
+            "null",
+            &mut { floor_on },
+            &mut |i| floor_on(half + i),
+            &|calls| {
+                warm_messages(calls.clone());
+                warm_messages(half + calls.start..half + calls.end);
             },
         );
         drop(messages);
-        let next = cold_next.get();
         // The peer and the cache hit: one token, paired with the floor on its own message.
-        paired_bench("pasetors", &mut { floor }, &mut || {
-            let untrusted =
-                UntrustedToken::<Public, V4>::try_from(black_box(token.as_str())).unwrap();
-            pasetors::public::verify(public.as_pasetors(), &untrusted, &rules, None, None).unwrap();
-        });
-        paired_bench("cached", &mut { floor }, &mut || {
-            verifier.verify(black_box(&token)).unwrap();
-        });
+        let mut floor = |_| floor_verify(&dalek_key, black_box(&message), black_box(&signature));
+        paired_bench(
+            "pasetors",
+            &mut floor,
+            &mut |_| {
+                let untrusted =
+                    UntrustedToken::<Public, V4>::try_from(black_box(token.as_str())).unwrap();
+                pasetors::public::verify(public.as_pasetors(), &untrusted, &rules, None, None)
+                    .unwrap();
+            },
+            &|_| {},
+        );
+        paired_bench(
+            "cached",
+            &mut floor,
+            &mut |_| {
+                verifier.verify(black_box(&token)).unwrap();
+            },
+            &|_| {},
+        );
         eprintln!("{}", ratios.join("\n"));
-        assert!(next < pool.len(), "the cold pool ran out: {next} calls");
     }
     group.finish();
 }
@@ -219,26 +280,60 @@ fn floor_verify(key: &VerifyingKey, message: &[u8], signature: &Signature) {
     key.verify_strict(message, signature).unwrap()
 }
 
-/// Time `op` interleaved with `floor`, call by call; returns `op`'s total for criterion and adds
-/// both totals to `sums` so the ratio over the whole run can be printed.
+/// Calls per block in [`paired`].
+const BLOCK: u64 = 32;
+
+/// Time `op` interleaved with `floor` in blocks of [`BLOCK`] calls, alternating which block
+/// goes first; the i-th call of each side gets `i`, counted over the whole run. Returns `op`'s
+/// total for criterion and adds both totals and the calls to `sums`, so the ratio over the whole
+/// run can be printed.
+///
+/// - Blocks, not single calls: interleaved call by call, whichever of two Ed25519 verifications
+///   ran second in a pair ran up to 3% faster here, and alternating the order call by call
+///   slowed `Verifier::verify` by as much; a verifier does one verification after another. A
+///   block of 32 (about 1.5 ms) is still short enough for drift to hit both sides alike.
+/// - Before each pair of blocks, `warm` reads the inputs of both, outside the timing. A gateway
+///   verifies a token its HTTP parser has just copied, so the bytes are in the CPU's caches.
+///   Read cold from a pool of 200 MB, the floor's own time depended on where the pool happened
+///   to sit: in one build the signature check alone, decoded from the token, measured 1.055 of
+///   the floor.
 fn paired(
     iters: u64,
-    floor: &mut dyn FnMut(),
-    op: &mut dyn FnMut(),
+    floor: &mut dyn FnMut(usize),
+    op: &mut dyn FnMut(usize),
+    warm: &dyn Fn(Range<usize>),
     sums: &Cell<(Elapsed, Elapsed, u64)>,
 ) -> Elapsed {
     let (mut t_floor, mut t_op) = (Elapsed::ZERO, Elapsed::ZERO);
-    for _ in 0..iters {
-        let t0 = Instant::now();
-        floor();
-        let t1 = Instant::now();
-        op();
-        t_op += t1.elapsed();
-        t_floor += t1 - t0;
+    let block = |f: &mut dyn FnMut(usize), calls: Range<usize>, total: &mut Elapsed| {
+        let start = Instant::now();
+        calls.for_each(&mut *f);
+        *total += start.elapsed();
+    };
+    let (f, o, before) = sums.get();
+    let (mut done, mut floor_first) = (0, true);
+    while done < iters {
+        let n = BLOCK.min(iters - done);
+        let first = (before + done) as usize;
+        let calls = first..first + n as usize;
+        warm(calls.clone());
+        if floor_first {
+            block(floor, calls.clone(), &mut t_floor);
+            block(op, calls, &mut t_op);
+        } else {
+            block(op, calls.clone(), &mut t_op);
+            block(floor, calls, &mut t_floor);
+        }
+        floor_first = !floor_first;
+        done += n;
     }
-    let (f, o, n) = sums.get();
-    sums.set((f + t_floor, o + t_op, n + iters));
+    sums.set((f + t_floor, o + t_op, before + iters));
     t_op
+}
+
+/// Read every byte, so the next reads hit the CPU's caches.
+fn touch(bytes: &[u8]) {
+    black_box(bytes.iter().fold(0u8, |x, &b| x ^ b));
 }
 
 criterion_group!(benches, bench);
