@@ -60,15 +60,8 @@ const FILL_TOKENS: usize = tessera::verifier::DEFAULT_CACHE_CAPACITY + 4_000;
 const PAIRED_POOL: usize = 200_000;
 const STATE_ENTRIES: u128 = 100_000;
 
-const FOUR_GRANTS: &str = r#"{"grants": [
-  {"resource": "devtron-app", "role": "trigger", "project": "payments",
-   "environments": ["prod", "staging"], "apps": ["*"]},
-  {"resource": "helm-app", "role": "edit", "project": "infra",
-   "environments": ["prod-cluster__monitoring"], "apps": ["grafana"]},
-  {"resource": "kubernetes", "role": "view", "cluster": "prod",
-   "namespaces": ["*"], "groups": ["", "apps"], "kinds": ["Deployment", "Pod"], "names": ["*"]},
-  {"resource": "chart-group", "role": "view", "groups": ["*"]}
-]}"#;
+/// The DESIGN.md example: four grants, one per resource kind (about 1 KiB as a token).
+const FOUR_GRANTS: &str = include_str!("four_grants.json");
 
 fn bench(c: &mut Criterion) {
     let ring = Arc::new(KeyRing::new([RingKey::with_secret(

@@ -49,11 +49,11 @@ pub fn split(token: &str) -> Result<Split<'_>, WireError> {
     // runs on every first sighting.
     let (body, footer) = match memchr::memchr(b'.', rest.as_bytes()) {
         None => (rest, ""),
+        Some(at) if at + 1 == rest.len() => {
+            return Err(WireError::Malformed("empty footer segment"))
+        }
         Some(at) => (&rest[..at], &rest[at + 1..]),
     };
-    if footer.is_empty() && body.len() < rest.len() {
-        return Err(WireError::Malformed("empty footer segment"));
-    }
     if memchr::memchr(b'.', footer.as_bytes()).is_some() {
         return Err(WireError::Malformed("too many segments"));
     }

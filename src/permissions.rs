@@ -449,8 +449,8 @@ impl Pattern {
             }
             Pattern::Prefix(text) | Pattern::Exact(text) => text,
         };
-        // Almost every pattern is printable ASCII without `*`: one pass without branches (so
-        // the compiler vectorizes it) settles that, and only the rest is looked at closely.
+        // Almost every pattern is printable ASCII without `*`: one pass without branches
+        // settles that, and only the rest is looked at closely.
         let bytes = text.as_bytes();
         if bytes.iter().fold(true, |plain, &b| {
             plain & (b' '..=b'~').contains(&b) & (b != b'*')

@@ -132,7 +132,7 @@ function checkExpiry(expires, now = new Date()) {
   return null;
 }
 
-/** `Pattern::parse_owned` of src/permissions.rs: `null` when `text` is a valid pattern. */
+/** `Pattern::parse_in` of src/permissions.rs: `null` when `text` is a valid pattern. */
 function checkPattern(text, allowEmpty) {
   const bytes = byteLength(text);
   if (bytes > MAX_PATTERN_LEN) return `pattern too long: ${bytes} bytes (at most ${MAX_PATTERN_LEN})`;
