@@ -47,10 +47,11 @@ use std::sync::Arc;
 use std::time::{Duration as Elapsed, Instant};
 use tessera::keys::RingKey;
 use tessera::paseto;
-use tessera::{
-    Issuer, KeyRing, MemoryState, Permissions, SecretKey, StateEntry, TokenSpec, Verifier,
-};
+use tessera::{Issuer, KeyRing, Permissions, SecretKey, TokenSpec, Verifier};
 use uuid::Uuid;
+
+mod common;
+use common::{signed_message, unrelated_state};
 
 /// Tokens verified twice before measuring, to fill the cache: more than its default capacity,
 /// so every shard is full and a first sighting is not admitted (a full cache is a gateway's
@@ -72,18 +73,7 @@ fn bench(c: &mut Criterion) {
     let issuer = Issuer::new(ring.clone()).unwrap();
 
     // A state map of 100,000 entries, none of them for the benchmark's tokens.
-    let state = Arc::new(MemoryState::new());
-    state.load_snapshot(
-        STATE_ENTRIES as u64,
-        (0..STATE_ENTRIES).map(|i| {
-            let id = Uuid::from_u128(i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835));
-            let entry = StateEntry {
-                min_ver: 2,
-                ..StateEntry::default()
-            };
-            (id, entry)
-        }),
-    );
+    let state = unrelated_state(STATE_ENTRIES);
     let verifier = Verifier::new(ring.clone()).with_state(state);
     let dalek_key = VerifyingKey::from_bytes(public.as_bytes().try_into().unwrap()).unwrap();
     let rules = ClaimsValidationRules::new();
@@ -253,16 +243,6 @@ fn bench(c: &mut Criterion) {
         eprintln!("{}", ratios.join("\n"));
     }
     group.finish();
-}
-
-/// The floor's input: exactly the message and signature a token carries.
-fn signed_message(token: &str) -> (Vec<u8>, Signature) {
-    let split = paseto::split(token).unwrap();
-    let body = paseto::decode_b64(split.body).unwrap();
-    let footer = paseto::decode_b64(split.footer).unwrap();
-    let (payload, sig) = body.split_at(body.len() - 64);
-    let message = paseto::pae(&[b"v4.public.", payload, &footer, b""]);
-    (message, Signature::from_slice(sig).unwrap())
 }
 
 /// The floor: `verify_strict` alone. Not inlined, like the verifier's own call, so that both

@@ -15,16 +15,23 @@
 //!
 //! The difference between the two inclusive counts, divided by `COUNT`, is what Tessera adds
 //! to the signature check per cold call.
+//!
+//! Arguments: `SHAPE [COUNT] [both|floor|cold] [CACHE]`. The third runs one side only (for a
+//! sampling profiler such as `perf record -e cpu-clock`); the fourth sets the cache's capacity,
+//! for example 32768 (the default of `Verifier`) to see a full-size cache's memory behaviour.
+//! Each side also prints its wall time per call, which drifts like any single timing here.
 
 use chrono::{Duration, Utc};
 use ed25519_dalek::{Signature, VerifyingKey};
 use std::hint::black_box;
 use std::sync::Arc;
 use tessera::keys::RingKey;
-use tessera::{
-    paseto, Issuer, KeyRing, MemoryState, Permissions, SecretKey, StateEntry, TokenSpec, Verifier,
-};
+use tessera::{Issuer, KeyRing, Permissions, SecretKey, TokenSpec, Verifier};
 use uuid::Uuid;
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+use common::{signed_message, unrelated_state};
 
 /// The DESIGN.md example: four grants, one per resource kind (about 1 KiB as a token).
 const FOUR_GRANTS: &str = include_str!("../benches/four_grants.json");
@@ -50,18 +57,7 @@ fn main() {
     )]));
     let public = ring.signing().expect("signing key").public.clone();
     let issuer = Issuer::new(ring.clone()).expect("issuer");
-    let state = Arc::new(MemoryState::new());
-    state.load_snapshot(
-        100_000,
-        (0..100_000u128).map(|i| {
-            let id = Uuid::from_u128(i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835));
-            let entry = StateEntry {
-                min_ver: 2,
-                ..StateEntry::default()
-            };
-            (id, entry)
-        }),
-    );
+    let state = unrelated_state(100_000);
     let verifier = Verifier::new(ring)
         .with_state(state)
         .with_cache_capacity(cache);
@@ -86,7 +82,7 @@ fn main() {
     let tokens: Vec<String> = (0..count).map(|_| issue()).collect();
     let key = VerifyingKey::from_bytes(public.as_bytes().try_into().expect("32 bytes"))
         .expect("public key");
-    let messages: Vec<(Vec<u8>, Signature)> = tokens.iter().map(|t| signed(t)).collect();
+    let messages: Vec<(Vec<u8>, Signature)> = tokens.iter().map(|t| signed_message(t)).collect();
 
     if run != "cold" {
         let start = std::time::Instant::now();
@@ -114,13 +110,4 @@ fn cold(verifier: &Verifier, tokens: &[String]) {
     for token in tokens {
         black_box(verifier.verify(black_box(token)).expect("cold"));
     }
-}
-
-fn signed(token: &str) -> (Vec<u8>, Signature) {
-    let split = paseto::split(token).expect("split");
-    let body = paseto::decode_b64(split.body).expect("body");
-    let footer = paseto::decode_b64(split.footer).expect("footer");
-    let (payload, sig) = body.split_at(body.len() - 64);
-    let message = paseto::pae(&[paseto::HEADER.as_bytes(), payload, &footer, b""]);
-    (message, Signature::from_slice(sig).expect("signature"))
 }
