@@ -429,7 +429,10 @@ pub async fn serve(
     let usage = {
         let state = state.clone();
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(state.inner.usage_flush);
+            // The first write is one period in: a tick at start would race the first requests
+            // and write their use early.
+            let period = state.inner.usage_flush;
+            let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             loop {
                 every.tick().await;
                 state.flush_usage().await;
