@@ -9,6 +9,7 @@
 //! Secret keys print as `SecretKey(..)`, are zeroized on drop (by `pasetors`), and are read from
 //! files only when no one else can read them.
 
+use crate::ed25519::TabledKey;
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use ed25519_dalek::VerifyingKey;
 use pasetors::keys::{AsymmetricKeyPair, AsymmetricPublicKey, AsymmetricSecretKey, Generate};
@@ -18,7 +19,7 @@ use std::fmt;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use zeroize::Zeroizing;
 
 /// Why a key operation failed. Messages name the file and say what to do; none contains key
@@ -108,6 +109,9 @@ pub struct PublicKey {
     key: AsymmetricPublicKey<V4>,
     verifying: VerifyingKey,
     id: KeyId,
+    /// The key's table for signature checks, built by the first check and shared by clones:
+    /// a key that only signs or is listed never pays for it.
+    tabled: Arc<OnceLock<TabledKey>>,
 }
 
 impl PublicKey {
@@ -134,6 +138,7 @@ impl PublicKey {
             key,
             verifying: point,
             id,
+            tabled: Arc::default(),
         })
     }
 
@@ -157,9 +162,15 @@ impl PublicKey {
         &self.key
     }
 
-    /// The decompressed key, ready for [`crate::paseto::open`].
+    /// The decompressed key.
     pub fn verifying_key(&self) -> &VerifyingKey {
         &self.verifying
+    }
+
+    /// The key with its table, ready for [`crate::paseto::open`]; the first call builds the
+    /// table (about a millisecond).
+    pub fn tabled(&self) -> &TabledKey {
+        self.tabled.get_or_init(|| TabledKey::new(&self.verifying))
     }
 }
 

@@ -13,6 +13,7 @@
 //! | [`permissions`] | the permission model, its JSON, validation, the authorization decision |
 //! | [`claims`] | the token payload and its strict parsing |
 //! | [`paseto`] | the v4.public wire format: header, base64url, footer bounds, PAE, signature |
+//! | [`ed25519`] | signature checks against per-key tables, with `verify_strict`'s verdict |
 //! | [`issuer`] | signing tokens |
 //! | [`verifier`] | the verification hot path, reason codes, the verified-token cache |
 //! | [`state`] | the token-state trait and its in-memory map |
@@ -69,6 +70,7 @@
 mod cache;
 pub mod claims;
 pub mod clock;
+pub mod ed25519;
 pub mod issuer;
 pub mod keys;
 #[cfg(feature = "store")]

@@ -2,15 +2,16 @@
 //! signature check.
 //!
 //! This is the one place that touches token bytes before they are trusted. Signing stays with
-//! `pasetors`; verification checks signatures with `ed25519-dalek`'s `verify_strict` over our
-//! own PAE because it is faster, and the official vectors and a differential fuzz target hold
-//! it to `pasetors`' verdicts. Everything here fails closed and never panics on input.
+//! `pasetors`; verification checks signatures over our own PAE against the key's precomputed
+//! table ([`crate::ed25519`], `verify_strict`'s verdict) because it is faster, and the official
+//! vectors and a differential fuzz target hold it to `pasetors`' verdicts. Everything here
+//! fails closed and never panics on input.
 //!
 //! What this layer does *not* check: claims, times, issuer, key ids against a key ring. Those
 //! belong to [`crate::verifier`].
 
+use crate::keys::PublicKey;
 use base64_simd::URL_SAFE_NO_PAD;
-use ed25519_dalek::{Signature, VerifyingKey};
 
 /// The exact header of every token this crate accepts.
 pub const HEADER: &str = "v4.public.";
@@ -142,17 +143,17 @@ impl Body {
 
     /// Check the signature over `PAE("v4.public.", payload, footer, implicit_assertion)`.
     ///
-    /// `verify_strict` checks the cofactorless equation `sB = R + hA` and refuses small-order
-    /// keys and `R` values and non-canonical `s`. `pasetors` (through `ed25519-compact`)
-    /// refuses those too, but only asks `sB - hA - R` to be of small order, so it accepts a
-    /// signature whose `R` carries a small-order component; we refuse it. Only the holder of the
-    /// secret key can make one, and no honest signer does (the `differential` fuzz target).
-    // Not inlined: the curve arithmetic then compiles once, the same for every caller, and
-    // measured the same as a direct call to `verify_strict`.
+    /// The check is `verify_strict`'s: the cofactorless equation `sB = R + hA`, refusing
+    /// small-order keys and `R` values and non-canonical `s`. `pasetors` (through
+    /// `ed25519-compact`) refuses those too, but only asks `sB - hA - R` to be of small order,
+    /// so it accepts a signature whose `R` carries a small-order component; we refuse it. Only
+    /// the holder of the secret key can make one, and no honest signer does (the
+    /// `differential` fuzz target).
+    // Not inlined: the curve arithmetic then compiles once, the same for every caller.
     #[inline(never)]
     pub fn verify(
         &mut self,
-        key: &VerifyingKey,
+        key: &PublicKey,
         footer: &[u8],
         implicit_assertion: &[u8],
     ) -> Result<(), WireError> {
@@ -160,9 +161,9 @@ impl Body {
         self.pae.extend_from_slice(footer);
         self.pae.extend_from_slice(&le64(implicit_assertion.len()));
         self.pae.extend_from_slice(implicit_assertion);
-        let verdict = key.verify_strict(&self.pae, &Signature::from_bytes(&self.signature));
+        let valid = key.tabled().verify(&self.pae, &self.signature);
         self.pae.truncate(self.payload_end);
-        verdict.map_err(|_| WireError::BadSignature)
+        valid.then_some(()).ok_or(WireError::BadSignature)
     }
 }
 
@@ -178,11 +179,7 @@ pub struct Opened {
 /// Check the header, decode, and verify the signature of `token` under `key`: the whole PASETO
 /// v4.public verification, without any claim or footer policy. The official test vectors run
 /// through this function.
-pub fn open(
-    token: &str,
-    key: &VerifyingKey,
-    implicit_assertion: &[u8],
-) -> Result<Opened, WireError> {
+pub fn open(token: &str, key: &PublicKey, implicit_assertion: &[u8]) -> Result<Opened, WireError> {
     let parts = split(token)?;
     let mut body = Body::decode(parts.body)?;
     let footer = decode_b64(parts.footer)?;

@@ -372,7 +372,7 @@ impl Verifier {
             }
         };
         let mut body = Body::decode(parts.body)?;
-        body.verify(key.verifying_key(), &footer, &[])?;
+        body.verify(key, &footer, &[])?;
         let claims = Claims::from_json(body.payload())
             .map_err(|e| VerifyError::new(Reason::Malformed, format!("payload: {e}")))?;
         if claims.iss != self.issuer {

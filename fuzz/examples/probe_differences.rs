@@ -14,7 +14,10 @@ use tessera_fuzz::*;
 
 fn verdicts(label: &str, token: &str, key: &[u8; 32], implicit: &[u8]) {
     let ours = match VerifyingKey::from_bytes(key) {
-        Ok(vk) => match tessera::paseto::open(token, &vk, implicit) {
+        Ok(vk) => match tessera::keys::PublicKey::from_bytes(key)
+            .map_err(|e| e.to_string())
+            .and_then(|pk| tessera::paseto::open(token, &pk, implicit).map_err(|e| e.to_string()))
+        {
             Ok(_) => "accepts".to_string(),
             Err(e) => format!("refuses ({e}); key weak: {}", vk.is_weak()),
         },
