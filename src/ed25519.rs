@@ -48,11 +48,11 @@ impl Comb {
             let mut multiple = base;
             for _ in 0..HALF {
                 table.push(multiple);
-                multiple = &multiple + &base;
+                multiple += base;
             }
             // 2^W·base = HALF·base + HALF·base, the last entry doubled.
             let last = table[table.len() - 1];
-            base = &last + &last;
+            base = last + last;
         }
         Self(table.into_boxed_slice())
     }
@@ -71,13 +71,13 @@ impl Comb {
             if digit < HALF as u64 {
                 carry = 0;
                 if digit > 0 {
-                    sum = &sum + &row[digit as usize - 1];
+                    sum += row[digit as usize - 1];
                 }
             } else {
                 carry = 1;
                 let magnitude = (1 << W) - digit;
                 if magnitude > 0 {
-                    sum = &sum - &row[magnitude as usize - 1];
+                    sum -= row[magnitude as usize - 1];
                 }
             }
         }
@@ -134,7 +134,7 @@ impl TabledKey {
                 .chain_update(self.bytes)
                 .chain_update(message),
         );
-        let p = &BASE.mul(&s) + &minus_a.mul(&k);
+        let p = BASE.mul(&s) + minus_a.mul(&k);
         p.compress().as_bytes()[..] == *r && !p.is_small_order()
     }
 }
