@@ -1,7 +1,9 @@
 //! The verification hot path against its floor and its peer, in one group so that the ratios
 //! come from one run on one machine. For each token shape (`super-admin`, a small token, and
 //! `four-grants`, the DESIGN.md example, about 1 KiB):
-//! - `floor`: ed25519-dalek `verify_strict` of exactly the message the token signs (its PAE);
+//! - `floor`: ed25519-dalek `verify_strict` of exactly the message the token signs (its PAE).
+//!   Tessera reaches `verify_strict`'s verdict against per-key tables (`src/ed25519.rs`), with
+//!   fewer curve operations, so the floor is the baseline the targets name, not a lower bound;
 //! - `pasetors`: `pasetors::public::verify` of the same token string (the peer);
 //! - `tessera_cold`: `Verifier::verify` of a token never seen before (a fresh one each call, made
 //!   outside the timing), so every call checks the signature; a token state of 100,000 entries
