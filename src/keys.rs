@@ -168,7 +168,7 @@ impl PublicKey {
     }
 
     /// The key with its table, ready for [`crate::paseto::open`]; the first call builds the
-    /// table (about a millisecond).
+    /// table (a fraction of a millisecond).
     pub fn tabled(&self) -> &TabledKey {
         self.tabled.get_or_init(|| TabledKey::new(&self.verifying))
     }

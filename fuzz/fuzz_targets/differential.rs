@@ -133,7 +133,7 @@ fn explain(
     ))
 }
 
-/// Ours' key for `key`: building its table costs about a millisecond, so keys are reused.
+/// Ours' key for `key`: building its table takes 0.3 ms or more, so keys are reused.
 fn public_key(key: &[u8; 32]) -> PublicKey {
     thread_local! {
         static KEYS: RefCell<HashMap<[u8; 32], PublicKey>> = RefCell::new(HashMap::new());
