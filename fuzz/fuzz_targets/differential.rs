@@ -1,6 +1,6 @@
-//! Ours (`tessera::paseto::open`: per-key tables with `verify_strict`'s verdict, over our own PAE) against the
-//! peer (`pasetors::version4::PublicToken::verify`) on the same token, key and implicit
-//! assertion.
+//! Ours (`tessera::paseto::open`: per-key tables with `verify_strict`'s verdict, over our own
+//! PAE) against the peer (`pasetors::version4::PublicToken::verify`) on the same token, key and
+//! implicit assertion.
 //!
 //! Agreement required:
 //! - ours accepts => pasetors accepts, with identical payload and footer bytes. (pasetors
