@@ -436,10 +436,12 @@ async fn a_dead_first_seed_a_password_and_concurrent_creates_of_one_name() {
     let other = Arc::new(AnyStore::open(&cluster.url()).await.unwrap());
     let services = [
         Arc::new(b.service()),
-        Arc::new(TokenService::new(
-            other,
-            Issuer::new(b.ring.clone()).unwrap(),
-        )),
+        // On the backend's clock too: a token stamped with the wall clock would be "not yet
+        // valid" to the follower below, whose clock stands at `start_time`.
+        Arc::new(
+            TokenService::new(other, Issuer::new(b.ring.clone()).unwrap())
+                .with_clock(b.clock.clone()),
+        ),
     ];
     let tasks: Vec<_> = (0..24)
         .map(|i| {
