@@ -59,10 +59,12 @@ impl Comb {
 
     /// `[scalar]P`, in variable time: every input here is public.
     fn mul(&self, scalar: &Scalar) -> EdwardsPoint {
-        let bytes = scalar.as_bytes();
-        let limbs: [u64; 4] = std::array::from_fn(|i| {
-            u64::from_le_bytes(bytes[8 * i..8 * i + 8].try_into().unwrap_or_default())
-        });
+        let mut limbs = [0u64; 4];
+        for (limb, chunk) in limbs.iter_mut().zip(scalar.as_bytes().chunks_exact(8)) {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            *limb = u64::from_le_bytes(word);
+        }
         let mut sum = EdwardsPoint::identity();
         let mut carry = 0;
         for (i, row) in self.0.chunks_exact(HALF).enumerate() {
@@ -151,29 +153,10 @@ impl std::fmt::Debug for TabledKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::Xorshift;
+    use curve25519_dalek::constants::EIGHT_TORSION;
     use curve25519_dalek::edwards::CompressedEdwardsY;
     use ed25519_dalek::{Signature, Signer as _, SigningKey};
-
-    /// Deterministic bytes for the tests: a xorshift stream from `seed`.
-    struct Bytes(u64);
-    impl Bytes {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn fill(&mut self, out: &mut [u8]) {
-            for b in out {
-                *b = self.next() as u8;
-            }
-        }
-        fn array<const N: usize>(&mut self) -> [u8; N] {
-            let mut out = [0; N];
-            self.fill(&mut out);
-            out
-        }
-    }
 
     fn strict(key: &VerifyingKey, message: &[u8], signature: &[u8; 64]) -> bool {
         key.verify_strict(message, &Signature::from_bytes(signature))
@@ -193,26 +176,6 @@ mod tests {
         ours
     }
 
-    /// The eight points of small order, as canonical encodings.
-    fn torsion() -> Vec<EdwardsPoint> {
-        // A generator of the torsion subgroup: the point of order 8 with y =
-        // 0x7a03ac9277fdc74ec6cc392cfa53202a0f67100d760b3cba4fd84d3d706a17c7 (RFC 8032's
-        // small-order list); its multiples are all eight.
-        let bytes = hex::decode("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")
-            .unwrap();
-        let t8 = CompressedEdwardsY::from_slice(&bytes)
-            .unwrap()
-            .decompress()
-            .unwrap();
-        let mut points = vec![EdwardsPoint::identity()];
-        for _ in 1..8 {
-            points.push(points[points.len() - 1] + t8);
-        }
-        assert!(points.iter().all(|p| p.is_small_order()));
-        assert!(!points[1..].iter().any(|p| *p == EdwardsPoint::identity()));
-        points
-    }
-
     #[test]
     fn the_table_multiplies_like_the_curve_library() {
         let point = EdwardsPoint::mul_base(&Scalar::from(7u64));
@@ -228,7 +191,7 @@ mod tests {
         for byte in [0xff, 0x40, 0x3f, 0x80, 0x7f] {
             edges.push(Scalar::from_bytes_mod_order([byte; 32]));
         }
-        let mut rng = Bytes(0x9e37_79b9_7f4a_7c15);
+        let mut rng = Xorshift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..200 {
             edges.push(Scalar::from_bytes_mod_order_wide(&rng.array()));
         }
@@ -239,7 +202,7 @@ mod tests {
 
     #[test]
     fn valid_signatures_verify_and_every_flipped_bit_fails_as_in_verify_strict() {
-        let mut rng = Bytes(0x2545_f491_4f6c_dd1d);
+        let mut rng = Xorshift(0x2545_f491_4f6c_dd1d);
         for round in 0..24 {
             let signing = SigningKey::from_bytes(&rng.array());
             let key = signing.verifying_key();
@@ -283,13 +246,12 @@ mod tests {
 
     #[test]
     fn small_order_keys_and_r_values_are_refused_as_in_verify_strict() {
-        let torsion = torsion();
         let signing = SigningKey::from_bytes(&[5; 32]);
         let key = signing.verifying_key();
         let tabled = TabledKey::new(&key);
         let message = b"small order";
         let signature = signing.sign(message).to_bytes();
-        for t in &torsion {
+        for t in &EIGHT_TORSION {
             // R shifted by a torsion point: valid under the cofactored equation only.
             let r = CompressedEdwardsY(signature[..32].try_into().unwrap())
                 .decompress()
@@ -345,7 +307,7 @@ mod tests {
 
     #[test]
     fn random_signatures_and_keys_agree_with_verify_strict() {
-        let mut rng = Bytes(0xd1b5_4a32_d192_ed03);
+        let mut rng = Xorshift(0xd1b5_4a32_d192_ed03);
         let signing = SigningKey::from_bytes(&[9; 32]);
         let key = signing.verifying_key();
         let tabled = TabledKey::new(&key);

@@ -84,6 +84,8 @@ pub mod server;
 pub mod state;
 #[cfg(feature = "store")]
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod verifier;
 
 #[cfg(feature = "cli")]

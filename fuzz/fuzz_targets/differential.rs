@@ -27,11 +27,8 @@ use pasetors::keys::AsymmetricPublicKey;
 use pasetors::token::UntrustedToken;
 use pasetors::version4::{PublicToken, V4};
 use pasetors::Public;
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
-use tessera::keys::PublicKey;
 use tessera::paseto::{open, WireError};
 use tessera_fuzz::*;
 
@@ -131,22 +128,6 @@ fn explain(
     Err(format!(
         "FINDING: pasetors accepts, ours refuses ({why}), unexplained:"
     ))
-}
-
-/// Ours' key for `key`: building its table takes 0.3 ms or more, so keys are reused.
-fn public_key(key: &[u8; 32]) -> PublicKey {
-    thread_local! {
-        static KEYS: RefCell<HashMap<[u8; 32], PublicKey>> = RefCell::new(HashMap::new());
-    }
-    KEYS.with(|keys| {
-        let mut keys = keys.borrow_mut();
-        if keys.len() >= 256 {
-            keys.clear();
-        }
-        keys.entry(*key)
-            .or_insert_with(|| PublicKey::from_bytes(key).expect("a key ed25519-dalek decodes"))
-            .clone()
-    })
 }
 
 fn compare(token: &str, key: &[u8; 32], implicit: &[u8], honest: Option<(&[u8], &[u8])>) {

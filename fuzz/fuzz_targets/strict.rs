@@ -16,9 +16,7 @@ use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::scalar::Scalar;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use libfuzzer_sys::fuzz_target;
-use std::cell::RefCell;
-use std::collections::HashMap;
-use tessera::ed25519::TabledKey;
+use tessera_fuzz::{hex, public_key};
 
 #[derive(Debug, arbitrary::Arbitrary)]
 struct Input {
@@ -29,25 +27,13 @@ struct Input {
     message: Vec<u8>,
 }
 
-thread_local! {
-    /// Tables by key bytes: building one takes 0.3 ms or more, so keys are reused.
-    static TABLES: RefCell<HashMap<[u8; 32], TabledKey>> = RefCell::new(HashMap::new());
-}
-
 fn check(key: &VerifyingKey, message: &[u8], signature: &[u8; 64]) -> bool {
     let strict = key
         .verify_strict(message, &Signature::from_bytes(signature))
         .is_ok();
-    let ours = TABLES.with(|tables| {
-        let mut tables = tables.borrow_mut();
-        if tables.len() >= 256 {
-            tables.clear();
-        }
-        tables
-            .entry(key.to_bytes())
-            .or_insert_with(|| TabledKey::new(key))
-            .verify(message, signature)
-    });
+    let ours = public_key(key.as_bytes())
+        .tabled()
+        .verify(message, signature);
     assert_eq!(
         ours,
         strict,
@@ -57,10 +43,6 @@ fn check(key: &VerifyingKey, message: &[u8], signature: &[u8; 64]) -> bool {
         hex(message)
     );
     ours
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fuzz_target!(|input: Input| {

@@ -1244,3 +1244,25 @@ impl DiffCase {
         out
     }
 }
+
+/// Tessera's key for `key` bytes, which must decode to a point. Building a key's table for
+/// signature checks takes 0.3 ms or more, so keys are kept (up to 256) and reused.
+pub fn public_key(key: &[u8; 32]) -> tessera::keys::PublicKey {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    thread_local! {
+        static KEYS: RefCell<HashMap<[u8; 32], tessera::keys::PublicKey>> =
+            RefCell::new(HashMap::new());
+    }
+    KEYS.with(|keys| {
+        let mut keys = keys.borrow_mut();
+        if keys.len() >= 256 {
+            keys.clear();
+        }
+        keys.entry(*key)
+            .or_insert_with(|| {
+                tessera::keys::PublicKey::from_bytes(key).expect("a key ed25519-dalek decodes")
+            })
+            .clone()
+    })
+}
