@@ -360,11 +360,23 @@ fn router_routes() -> BTreeMap<String, BTreeSet<String>> {
         assert!(path.starts_with('/'), "route {path:?}");
         // axum's catch-all `{*name}` is OpenAPI's `{name}`.
         let path = &path.replace("{*", "{");
-        let methods: BTreeSet<String> = METHODS
-            .iter()
-            .filter(|m| calls(chunk, m))
-            .map(|m| (*m).to_owned())
-            .collect();
+        // `forward_auth()` is the one method router for the forward-auth paths: every method a
+        // gateway may forward (FORWARD_AUTH_METHODS in the same file).
+        let methods: BTreeSet<String> = if calls(chunk, "forward_auth") {
+            let consts = &source[source.find("const FORWARD_AUTH_METHODS").unwrap()..];
+            let consts = &consts[..consts.find(';').unwrap()];
+            METHODS
+                .iter()
+                .filter(|m| consts.contains(&format!("MethodFilter::{}", m.to_uppercase())))
+                .map(|m| (*m).to_owned())
+                .collect()
+        } else {
+            METHODS
+                .iter()
+                .filter(|m| calls(chunk, m))
+                .map(|m| (*m).to_owned())
+                .collect()
+        };
         assert!(!methods.is_empty(), "no method found for {path}");
         assert!(
             routes.insert(path.to_owned(), methods).is_none(),

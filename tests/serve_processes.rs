@@ -7,80 +7,27 @@
 mod common;
 #[path = "support/gateway.rs"]
 mod gateway;
+#[path = "support/serve_process.rs"]
+mod serve_process;
 
 use common::redis_server::{free_port, RedisServer};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
+use serve_process::{tessera, Serve};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const DEPLOY: &str = "resource=devtron-app&role=trigger&project=payments&environment=prod&app=api";
-
-/// A `tessera serve` child, killed on drop.
-struct Serve {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn tessera(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    command.current_dir(dir);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("TESSERA_") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
 
 fn serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Serve {
     let listen = format!("127.0.0.1:{}", free_port());
     let mut all = vec!["--listen", &listen];
     all.extend_from_slice(args);
-    spawn_serve(dir, &all, env, &listen)
-}
-
-/// `tessera serve ARGS` with `env`, expected to listen on `listen`.
-fn spawn_serve(dir: &Path, args: &[&str], env: &[(&str, &str)], listen: &str) -> Serve {
-    let mut command = tessera(dir);
-    command
-        .arg("serve")
-        .args(args)
-        .env("TESSERA_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    Serve {
-        child: command.spawn().unwrap(),
-        base: format!("http://{listen}"),
-    }
+    Serve::spawn(dir, &all, env, &listen)
 }
 
 async fn ready(client: &Client, server: &Serve) {
-    let started = Instant::now();
-    loop {
-        if let Ok(response) = client.get(format!("{}/readyz", server.base)).send().await {
-            if response.status() == StatusCode::OK {
-                return;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{} never got ready",
-            server.base
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server.ready(client).await;
 }
 
 /// Wait until every server in `servers` gives `want`.
@@ -244,7 +191,7 @@ async fn a_config_file_sets_what_the_command_line_and_environment_do_not() {
     let client = Client::new();
     // The file's listen address, unless the environment names another.
     let listen = format!("127.0.0.1:{from_env}");
-    let server = spawn_serve(
+    let server = Serve::spawn(
         dir.path(),
         &["--config", "tessera.toml"],
         &[("TESSERA_LISTEN", &listen)],

@@ -902,3 +902,211 @@ async fn the_query_decodes_escapes_and_refuses_a_key_given_twice() {
     }
     app.stop().await;
 }
+
+/// A client that reaches `/v1/auth` through a gateway controls its method, path, query, body
+/// and headers other than the token. None of them may weaken, widen or break the gateway's
+/// question, which comes in `X-Tessera-Require` when the gateway sets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_the_client_controls_changes_the_gateways_question() {
+    let app = App::start().await;
+    let (token, _) = app.create("deployer", DEPLOY_PROD).await;
+    let view = DEPLOY_PROD.replace("trigger", "view");
+    let (weak, _) = app.create("viewer", &view).await;
+    let asked = "resource=devtron-app,role=trigger,project=payments,environment=prod,app=api";
+    let weaker = "resource=devtron-app&role=view&project=payments&environment=prod&app=api";
+    let ask = |method: reqwest::Method, path: &str, token: &str| {
+        app.client
+            .request(method, app.url(path))
+            .bearer_auth(token)
+            .header("X-Tessera-Require", asked)
+    };
+    let methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+    for path in [
+        "/v1/auth".to_owned(),
+        "/v1/auth/".to_owned(),
+        format!("/v1/auth?{weaker}"),
+        format!("/v1/auth/?{weaker}"),
+        format!("/v1/auth/api/orders?{weaker}"),
+        "/v1/auth?x=1".to_owned(),
+        "/v1/auth?resource".to_owned(),
+    ] {
+        for method in methods {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            // A body is never read: this one is not even JSON.
+            let body = vec![b'{'; 1024];
+            let weak_answer = ask(method.clone(), &path, &weak)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                weak_answer.status(),
+                StatusCode::FORBIDDEN,
+                "{method} {path}"
+            );
+            let allowed = ask(method.clone(), &path, &token).send().await.unwrap();
+            assert_eq!(allowed.status(), StatusCode::OK, "{method} {path}");
+        }
+    }
+    // TRACE is no gateway's: 405, as for any route.
+    let trace = ask(reqwest::Method::TRACE, "/v1/auth", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(trace.status(), StatusCode::METHOD_NOT_ALLOWED);
+
+    // A second X-Tessera-Require, weaker one first, is refused rather than chosen from.
+    let twice = app
+        .client
+        .get(app.url("/v1/auth"))
+        .bearer_auth(&weak)
+        .header("X-Tessera-Require", weaker.replace('&', ","))
+        .header("X-Tessera-Require", asked)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status(), StatusCode::BAD_REQUEST);
+    let body: Value = twice.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than once"),
+        "{body}"
+    );
+    app.stop().await;
+}
+
+/// The header's syntax: `key=value` pairs or `any-valid-token`; anything else is a 400 that
+/// names the problem, for the operator who wrote the gateway's configuration.
+#[tokio::test]
+async fn a_malformed_question_header_is_a_400_that_names_the_problem() {
+    let app = App::start().await;
+    let (token, _) = app.create("deployer", DEPLOY_PROD).await;
+    let ask = |require: &str| {
+        app.client
+            .get(app.url("/v1/auth"))
+            .bearer_auth(&token)
+            .header("X-Tessera-Require", require)
+            .send()
+    };
+    for (require, says) in [
+        ("", "is empty"),
+        (" , ", "is empty"),
+        ("resource", "is not key=value"),
+        ("resource=devtron-app", "needs both resource and role"),
+        (
+            "resource=devtron-app,role=trigger,colour=blue",
+            "unknown parameter",
+        ),
+        ("resource=devtron-app,role=view,role=trigger", "twice"),
+        ("resource=devtron-app,role=emperor", "role"),
+    ] {
+        let answer = ask(require).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{require:?}");
+        let body: Value = answer.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{require:?}: {message}");
+    }
+    assert_eq!(
+        ask("any-valid-token").await.unwrap().status(),
+        StatusCode::OK
+    );
+    // `any-valid-token` still needs a valid token.
+    let garbage = app
+        .client
+        .get(app.url("/v1/auth"))
+        .bearer_auth("v4.public.garbage")
+        .header("X-Tessera-Require", "any-valid-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+/// nginx's `auth_request` never reads a denial's body: 401 and 403 have none, and say why in
+/// headers, so the gateway keeps its connection.
+#[tokio::test]
+async fn forward_auth_denials_have_no_body_and_say_why_in_headers() {
+    let app = App::start().await;
+    let (token, _) = app.create("deployer", DEPLOY_PROD).await;
+    let cases = [
+        (None, StatusCode::UNAUTHORIZED, "missing_token", "Bearer"),
+        (
+            Some("v4.public.garbage"),
+            StatusCode::UNAUTHORIZED,
+            "malformed",
+            "Bearer error=\"invalid_token\", error_description=\"malformed\"",
+        ),
+        (
+            Some(token.as_str()),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Bearer error=\"insufficient_scope\"",
+        ),
+    ];
+    for (token, status, code, challenge) in cases {
+        let mut request = app
+            .client
+            .get(app.url(&format!("/v1/auth?{DEPLOY_BILLING}")));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let answer = request.send().await.unwrap();
+        assert_eq!(answer.status(), status);
+        assert_eq!(answer.headers()["x-tessera-error"], code);
+        assert_eq!(answer.headers()["www-authenticate"], challenge);
+        assert_eq!(answer.headers()["content-length"], "0");
+        assert!(answer.bytes().await.unwrap().is_empty());
+    }
+    app.stop().await;
+}
+
+/// Envoy's HTTP `ext_authz`, as its documentation describes it: the client's method, the
+/// client's path and query appended to `path_prefix`, no body with `Content-Length: 0`, the
+/// headers `allowed_headers` lets through (the token, `X-Forwarded-For` as Envoy wrote it) and
+/// the question from `headers_to_add`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoys_ext_authz_request_gets_the_recipes_decision() {
+    let app = App::start_with(|config| {
+        config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let (token, id) = app.create("deployer", DEPLOY_PROD).await;
+    let (weak, _) = app
+        .create("viewer", &DEPLOY_PROD.replace("trigger", "view"))
+        .await;
+    let envoy = |method: &str, client_path: &str, token: &str| {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        app.client
+            .request(method, app.url(&format!("/v1/auth{client_path}")))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-length", "0")
+            .header("x-forwarded-for", "203.0.113.9, 198.51.100.20")
+            .header(
+                "x-tessera-require",
+                "resource=devtron-app,role=trigger,project=payments,environment=prod,app=api",
+            )
+            .send()
+    };
+    for (method, path) in [
+        ("GET", "/"),
+        ("POST", "/api/orders"),
+        ("DELETE", "/api/orders/7?resource=devtron-app&role=view"),
+        ("OPTIONS", "/api/orders"),
+        ("PUT", "/api/orders/7"),
+    ] {
+        let ok = envoy(method, path, &token).await.unwrap();
+        assert_eq!(ok.status(), StatusCode::OK, "{method} {path}");
+        assert_eq!(
+            ok.headers()["x-tessera-token-id"],
+            id["id"].as_str().unwrap()
+        );
+        let denied = envoy(method, path, &weak).await.unwrap();
+        assert_eq!(denied.status(), StatusCode::FORBIDDEN, "{method} {path}");
+    }
+    let (_, from) = last_use(&app, "deployer").await;
+    assert_eq!(from, "198.51.100.20", "the address Envoy appended");
+    app.stop().await;
+}

@@ -5,7 +5,7 @@
 
 use crate::lifecycle::LifecycleError;
 use crate::store::StoreError;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -87,6 +87,33 @@ impl ApiError {
         self.code
     }
 }
+
+impl ApiError {
+    /// The answer to a gateway's forward-auth request: 401 and 403 without a body, the reason
+    /// code in `X-Tessera-Error` (and, for 401, in `WWW-Authenticate`); anything else as usual.
+    /// nginx's `auth_request` never reads a denial's body, so a body would cost it the kept-alive
+    /// connection on every denial.
+    pub fn into_gateway_response(self) -> Response {
+        let challenge = match self.status {
+            StatusCode::UNAUTHORIZED => self.challenge,
+            StatusCode::FORBIDDEN => Some(HeaderValue::from_static(
+                "Bearer error=\"insufficient_scope\"",
+            )),
+            _ => return self.into_response(),
+        };
+        tracing::debug!(code = self.code, message = %self.message, "forward-auth denied");
+        let mut response = self.status.into_response();
+        let headers = response.headers_mut();
+        headers.insert(ERROR_CODE, HeaderValue::from_static(self.code));
+        if let Some(challenge) = challenge {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        response
+    }
+}
+
+/// The reason code of a forward-auth denial, which has no body to carry it.
+const ERROR_CODE: HeaderName = HeaderName::from_static("x-tessera-error");
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {

@@ -12,6 +12,7 @@ use crate::store::TokenRecord;
 use crate::VerifiedToken;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -394,14 +395,14 @@ impl<'a> Fields<'a> {
         Ok(fields)
     }
 
-    /// `X-Tessera-Require`: comma-separated `key=value` pairs.
-    fn from_header(headers: &'a HeaderMap) -> Result<Self, ApiError> {
-        let Some(value) = headers.get(&REQUIRE) else {
-            return Ok(Self::default());
-        };
+    /// `X-Tessera-Require`: comma-separated `key=value` pairs, or [`ANY_VALID_TOKEN`].
+    fn from_header(value: &'a HeaderValue) -> Result<Self, ApiError> {
         let text = value
             .to_str()
-            .map_err(|_| ApiError::bad_request("X-Tessera-Require is not text"))?;
+            .map_err(|_| ApiError::bad_request("X-Tessera-Require is not visible ASCII text"))?;
+        if text.trim() == ANY_VALID_TOKEN {
+            return Ok(Self::default());
+        }
         let mut fields = Self::default();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (key, value) = part.split_once('=').ok_or_else(|| {
@@ -411,6 +412,12 @@ impl<'a> Fields<'a> {
                 ))
             })?;
             fields.insert(key.trim().into(), value.trim().into(), "X-Tessera-Require")?;
+        }
+        if fields.0.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "X-Tessera-Require is empty: give resource=...,role=... and the scope, or \
+                 {ANY_VALID_TOKEN:?} for no permission beyond a valid token"
+            )));
         }
         Ok(fields)
     }
@@ -474,38 +481,50 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// `GET /v1/auth`: forward authentication for gateways. 200 with identity headers when the
-/// token is valid (and allowed, when the query asks); 401 with a Bearer challenge when it is
-/// missing or refused; 403 when not allowed. Never a 5xx for a decision: a stale token state is
-/// a refusal (`stale_state`). With no query, the question may come from the
-/// `X-Tessera-Require` header instead.
-pub async fn forward_auth(
-    State(state): State<AppState>,
-    request: Request,
-) -> Result<Response, ApiError> {
+/// `/v1/auth`, `/v1/auth/` and `/v1/auth/{*path}`, for every method: forward authentication
+/// for gateways. 200 with identity headers when the token is valid (and allowed, when a question
+/// is asked); 401 with a Bearer challenge when it is missing or refused; 403 when not allowed;
+/// 400 for a malformed question, which is the gateway's configuration, not the client's. Never
+/// a 5xx for a decision: a stale token state is a refusal (`stale_state`).
+///
+/// Nothing the client controls may weaken, widen or break the question: see [`question`]. The
+/// method does not matter and the body is never read (gateways forward the client's method,
+/// and some its body). 401 and 403 carry no body, the reason in headers: nginx's
+/// `auth_request` never reads a denial's body, and closes a kept-alive connection that has one.
+pub async fn forward_auth(State(state): State<AppState>, request: Request) -> Response {
     // The request's parts are read in place: a gateway's hot path has no use for a copy of
     // its headers.
-    let (parts, _) = request.into_parts();
-    let from = client_address(&parts, state.trusted_proxies());
-    let fields = match parts.uri.query() {
-        Some(query) if !query.is_empty() => Fields::from_query(query)?,
-        _ => Fields::from_header(&parts.headers)?,
-    };
-    decide(&state, from, &parts.headers, &fields)
+    let (parts, _body) = request.into_parts();
+    let decision = question(&parts).and_then(|fields| {
+        let from = client_address(&parts, state.trusted_proxies());
+        decide(&state, from, &parts.headers, &fields)
+    });
+    decision.unwrap_or_else(ApiError::into_gateway_response)
 }
 
-/// `GET /v1/auth/{*path}`: the same decision for gateways that append the client's own path
-/// and query to the authorization URL (Envoy's `ext_authz`). That path and query are the
-/// client's, so they are ignored: the question comes only from the `X-Tessera-Require` header,
-/// which the gateway sets (`resource=...,role=...,project=...`).
-pub async fn forward_auth_prefixed(
-    State(state): State<AppState>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let (parts, _) = request.into_parts();
-    let from = client_address(&parts, state.trusted_proxies());
-    let fields = Fields::from_header(&parts.headers)?;
-    decide(&state, from, &parts.headers, &fields)
+/// The permission question of a forward-auth request.
+///
+/// - One `X-Tessera-Require` header, which the gateway sets: the question, and the path and
+///   query are ignored (a gateway may pass the client's own, as Caddy does with `uri /v1/auth`
+///   and Envoy with `path_prefix`). Two of them are refused: with the weaker one first, a
+///   client that adds its own would otherwise choose.
+/// - Otherwise, on exactly `/v1/auth`, the query: for gateways that fix it in the
+///   authorization URL (nginx's `proxy_pass`, Traefik's `address`).
+/// - Otherwise (`/v1/auth/...`, the client's path appended), no question: any valid token.
+fn question(parts: &Parts) -> Result<Fields<'_>, ApiError> {
+    let mut given = parts.headers.get_all(&REQUIRE).iter();
+    match (given.next(), given.next()) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "X-Tessera-Require is given more than once; the gateway must set it (replacing \
+             any the client sent), not add to it",
+        )),
+        (Some(value), None) => Fields::from_header(value),
+        (None, _) if parts.uri.path() == "/v1/auth" => match parts.uri.query() {
+            Some(query) if !query.is_empty() => Fields::from_query(query),
+            _ => Ok(Fields::default()),
+        },
+        (None, _) => Ok(Fields::default()),
+    }
 }
 
 fn decide(
@@ -542,6 +561,8 @@ fn decide(
 }
 
 const REQUIRE: HeaderName = HeaderName::from_static("x-tessera-require");
+/// `X-Tessera-Require`'s value for a route that needs a valid token and no permission.
+const ANY_VALID_TOKEN: &str = "any-valid-token";
 const TOKEN_ID: HeaderName = HeaderName::from_static("x-tessera-token-id");
 const TOKEN_NAME: HeaderName = HeaderName::from_static("x-tessera-token-name");
 const SUPER_ADMIN: HeaderName = HeaderName::from_static("x-tessera-super-admin");

@@ -39,7 +39,7 @@ use crate::verifier::{Verifier, DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS};
 use crate::{VerifiedToken, VerifyError};
 use auth::Tokens;
 use axum::extract::Request;
-use axum::routing::{get, post};
+use axum::routing::{get, on, post, MethodFilter, MethodRouter};
 use axum::{Router, ServiceExt};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -359,8 +359,9 @@ impl AppState {
 /// verify-only instance only what verifies.
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
-        .route("/v1/auth", get(handlers::forward_auth))
-        .route("/v1/auth/{*path}", get(handlers::forward_auth_prefixed))
+        .route("/v1/auth", forward_auth())
+        .route("/v1/auth/", forward_auth())
+        .route("/v1/auth/{*path}", forward_auth())
         .route("/v1/verify", post(handlers::verify))
         .route("/v1/keys", get(handlers::keys))
         .route("/healthz", get(handlers::healthz))
@@ -385,6 +386,20 @@ pub fn router(state: AppState) -> Router {
         .fallback(handlers::no_route)
         .method_not_allowed_fallback(handlers::wrong_method)
         .with_state(state)
+}
+
+/// The methods `/v1/auth` answers, all with one decision: whatever a gateway forwards of the
+/// client's own. Others (TRACE, CONNECT) are 405.
+const FORWARD_AUTH_METHODS: MethodFilter = MethodFilter::GET
+    .or(MethodFilter::HEAD)
+    .or(MethodFilter::POST)
+    .or(MethodFilter::PUT)
+    .or(MethodFilter::PATCH)
+    .or(MethodFilter::DELETE)
+    .or(MethodFilter::OPTIONS);
+
+fn forward_auth() -> MethodRouter<AppState> {
+    on(FORWARD_AUTH_METHODS, handlers::forward_auth)
 }
 
 /// [`router`] with every request counted by route and status: what [`serve`] runs. The

@@ -1076,12 +1076,10 @@ fn paths() -> Value {
                 ),
             },
         },
-        "/v1/auth": {
-            "get": forward_auth(false, &question_params, &question_help, &token_security),
-        },
-        "/v1/auth/{path}": {
-            "get": forward_auth(true, &question_params, &question_help, &token_security),
-        },
+        "/v1/auth": forward_auth(Form::Plain, &question_params, &question_help, &token_security),
+        "/v1/auth/": forward_auth(Form::Slash, &question_params, &question_help, &token_security),
+        "/v1/auth/{path}":
+            forward_auth(Form::Prefixed, &question_params, &question_help, &token_security),
         "/v1/verify": {
             "post": {
                 "operationId": "verifyToken",
@@ -1174,80 +1172,135 @@ fn paths() -> Value {
     })
 }
 
-/// `GET /v1/auth` (the question in the query, or in `X-Tessera-Require` when the query is
-/// empty) and `GET /v1/auth/{*path}` (for gateways that append the client's path and query,
-/// which are ignored: the question comes only from `X-Tessera-Require`).
+/// The three paths of forward authentication.
+#[derive(Clone, Copy)]
+enum Form {
+    /// `/v1/auth`: the question in `X-Tessera-Require`, or else in the query.
+    Plain,
+    /// `/v1/auth/`: the question in `X-Tessera-Require` only.
+    Slash,
+    /// `/v1/auth/{path}`: the client's path appended; the question in the header only.
+    Prefixed,
+}
+
+/// The methods forward authentication answers alike, with their operation id suffixes.
+const FORWARD_AUTH_METHODS: [(&str, &str); 7] = [
+    ("get", "Get"),
+    ("head", "Head"),
+    ("post", "Post"),
+    ("put", "Put"),
+    ("patch", "Patch"),
+    ("delete", "Delete"),
+    ("options", "Options"),
+];
+
+/// A forward-auth path item: every method of [`FORWARD_AUTH_METHODS`] with the same decision.
 fn forward_auth(
-    prefixed: bool,
+    form: Form,
     question_params: &[Value],
     question_help: &[String],
     security: &Value,
 ) -> Value {
     let require_header = json!({
         "name": "X-Tessera-Require", "in": "header", "required": false,
-        "description": "The permission question as comma-separated `key=value` pairs, e.g. \
-                        `resource=devtron-app,role=trigger,project=p,environment=e,app=a`; \
-                        no key twice (nor in the query).",
+        "description": "The permission question, set by the gateway: comma-separated \
+                        `key=value` pairs, e.g. \
+                        `resource=devtron-app,role=trigger,project=p,environment=e,app=a` (no \
+                        key twice), or `any-valid-token`. When present, the path and query are \
+                        ignored. Given twice: 400.",
         "schema": { "type": "string" },
     });
-    let (operation_id, summary, mut parameters, asked) = if prefixed {
-        let path = json!({
-            "name": "path", "in": "path", "required": true,
-            "description": "The client's own path (and query), as a gateway such as Envoy's \
-                            `ext_authz` appends it: ignored, it may hold `/`.",
-            "schema": { "type": "string", "minLength": 1 },
-        });
-        (
-            "forwardAuthPrefixed",
-            "Forward authentication for gateways that append the client's path.",
-            vec![path],
-            "when `X-Tessera-Require` asks a permission",
-        )
-    } else {
-        (
+    let (id, summary, mut parameters, asked) = match form {
+        Form::Plain => (
             "forwardAuth",
             "Forward authentication for gateways.",
             question_params.to_vec(),
-            "when the query (or, with no query, `X-Tessera-Require`) asks a permission",
-        )
+            "when `X-Tessera-Require` (or, without it, the query) asks a permission",
+        ),
+        Form::Slash => (
+            "forwardAuthSlash",
+            "Forward authentication for gateways, with a trailing slash.",
+            Vec::new(),
+            "when `X-Tessera-Require` asks a permission",
+        ),
+        Form::Prefixed => (
+            "forwardAuthPrefixed",
+            "Forward authentication for gateways that append the client's path.",
+            vec![json!({
+                "name": "path", "in": "path", "required": true,
+                "description": "The client's own path (and query), as a gateway such as \
+                                Envoy's `ext_authz` appends it: ignored, it may hold `/`.",
+                "schema": { "type": "string", "minLength": 1 },
+            })],
+            "when `X-Tessera-Require` asks a permission",
+        ),
     };
     parameters.push(require_header);
-    json!({
-        "operationId": operation_id,
-        "tags": ["verify"],
-        "summary": summary,
-        "description": format!(
-            "200 with identity headers when the token is valid and, {asked}, allowed; 401 with \
-             `WWW-Authenticate` for a missing or refused token; 403 when not allowed. A \
-             permission question needs both `resource` and `role`, and the scope of the \
-             resource kind: {}.",
-            question_help.join("; ")
-        ),
-        "security": security,
-        "parameters": parameters,
-        "responses": {
-            "200": {
-                "description": "The token is valid (and allowed). No body.",
-                "headers": {
-                    "X-Tessera-Token-Id": {
-                        "required": true,
-                        "schema": { "type": "string", "format": "uuid" },
-                    },
-                    "X-Tessera-Token-Name": {
-                        "required": true,
-                        "schema": { "type": "string" },
-                    },
-                    "X-Tessera-Super-Admin": {
-                        "required": true,
-                        "schema": { "type": "string", "enum": ["true", "false"] },
+    let denial_headers = |challenge: &str| {
+        json!({
+            "WWW-Authenticate": {
+                "required": true,
+                "description": challenge,
+                "schema": { "type": "string", "pattern": "^Bearer" },
+            },
+            "X-Tessera-Error": {
+                "required": true,
+                "description": "The reason code: `missing_token`, a refusal reason, or \
+                                `forbidden`.",
+                "schema": { "type": "string" },
+            },
+        })
+    };
+    let mut item = Map::new();
+    for (method, suffix) in FORWARD_AUTH_METHODS {
+        let operation = json!({
+            "operationId": format!("{id}{suffix}"),
+            "tags": ["verify"],
+            "summary": summary,
+            "description": format!(
+                "Every method gets the same decision, and no body is read. 200 with identity \
+                 headers when the token is valid and, {asked}, allowed; 401 when the token is \
+                 missing or refused; 403 when not allowed: both without a body, the reason in \
+                 headers. A permission question needs both `resource` and `role`, and the \
+                 scope of the resource kind: {}.",
+                question_help.join("; ")
+            ),
+            "security": security,
+            "parameters": parameters,
+            "responses": {
+                "200": {
+                    "description": "The token is valid (and allowed). No body.",
+                    "headers": {
+                        "X-Tessera-Token-Id": {
+                            "required": true,
+                            "schema": { "type": "string", "format": "uuid" },
+                        },
+                        "X-Tessera-Token-Name": {
+                            "required": true,
+                            "schema": { "type": "string" },
+                        },
+                        "X-Tessera-Super-Admin": {
+                            "required": true,
+                            "schema": { "type": "string", "enum": ["true", "false"] },
+                        },
                     },
                 },
+                "400": response_ref("BadRequest"),
+                "401": {
+                    "description": "No token, or the token was refused. No body.",
+                    "headers": denial_headers(
+                        "`Bearer`, with `error=\"invalid_token\"` and the reason when a \
+                         token was refused."),
+                },
+                "403": {
+                    "description": "The token is valid but not allowed. No body.",
+                    "headers": denial_headers("`Bearer error=\"insufficient_scope\"`."),
+                },
             },
-            "400": response_ref("BadRequest"),
-            "401": response_ref("Unauthorized"),
-            "403": response_ref("Forbidden"),
-        },
-    })
+        });
+        item.insert(method.to_owned(), operation);
+    }
+    Value::Object(item)
 }
 
 /// Tags of the operations only an issuer serves.
@@ -1383,6 +1436,7 @@ mod verify_only_tests {
                 "/openapi.json",
                 "/readyz",
                 "/v1/auth",
+                "/v1/auth/",
                 "/v1/auth/{path}",
                 "/v1/keys",
                 "/v1/verify"

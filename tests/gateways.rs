@@ -1,0 +1,401 @@
+//! The gateway recipes in `docs/gateways/`, run for real: nginx, Caddy and Traefik, each started
+//! from its recipe with only the ports changed, in front of an echo API and a `tessera serve`.
+//! Each is attacked as a client would: no token, a garbage one, a denied one, spoofed identity
+//! and forwarded headers, its own question in the query or the header, another method, a body,
+//! a deleted token, and Tessera gone.
+//!
+//! Between the gateway and Tessera stands a relay that counts connections (denials must not
+//! cost the kept-alive connection) and keeps what the gateway sent (a client's spoofed headers
+//! must not reach Tessera).
+
+#![cfg(feature = "cli")]
+
+#[path = "support/gateways.rs"]
+mod gateways;
+#[path = "support/serve_process.rs"]
+mod serve_process;
+
+use gateways::{free_port, Echo, Gateway, Kind, Relay};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{json, Value};
+use serve_process::Serve;
+use std::time::{Duration, Instant};
+
+/// The route every recipe protects, and the permission it asks.
+const ROUTE: &str = "/api/orders";
+const TRIGGER: &str = r#"{"grants": [{"resource": "devtron-app", "role": "trigger",
+    "project": "payments", "environments": ["prod"], "apps": ["*"]}]}"#;
+/// Too weak for the route: a client holding this tries to widen the question.
+const VIEW: &str = r#"{"grants": [{"resource": "devtron-app", "role": "view",
+    "project": "payments", "environments": ["prod"], "apps": ["*"]}]}"#;
+/// The question such a client would like to be asked.
+const WEAKER_QUERY: &str =
+    "resource=devtron-app&role=view&project=payments&environment=prod&app=api";
+const WEAKER_HEADER: &str =
+    "resource=devtron-app,role=view,project=payments,environment=prod,app=api";
+/// A client address no one here has: if it reaches Tessera, a client chose its own address.
+const SPOOFED_CLIENT: &str = "203.0.113.9";
+
+/// Tessera, the echo API, the relay between, and the gateway in front.
+struct Stack {
+    http: Client,
+    dir: tempfile::TempDir,
+    tessera: Serve,
+    admin: String,
+    echo: Echo,
+    relay: Relay,
+    gateway: Gateway,
+}
+
+impl Stack {
+    async fn start_or_skip(kind: Kind) -> Option<Self> {
+        let http = Client::new();
+        let dir = tempfile::tempdir().unwrap();
+        let listen = format!("127.0.0.1:{}", free_port());
+        let tessera = Serve::spawn(
+            dir.path(),
+            &[
+                "--listen",
+                &listen,
+                "--bootstrap-token",
+                "admin.token",
+                "--trusted-proxy",
+                "127.0.0.1",
+            ],
+            &[],
+            &listen,
+        );
+        tessera.ready(&http).await;
+        let admin = std::fs::read_to_string(dir.path().join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        let echo = Echo::start().await;
+        let relay = Relay::start(listen).await;
+        let mut gateway = Gateway::start_or_skip(kind, &relay.addr, &echo.addr)?;
+        gateway.ready(&http, ROUTE).await;
+        Some(Self {
+            http,
+            dir,
+            tessera,
+            admin,
+            echo,
+            relay,
+            gateway,
+        })
+    }
+
+    /// A token with `permissions`; its id.
+    async fn create(&self, name: &str, permissions: &str) -> (String, String) {
+        let permissions: Value = serde_json::from_str(permissions).unwrap();
+        let response = self
+            .http
+            .post(format!("{}/v1/tokens", self.tessera.base))
+            .bearer_auth(&self.admin)
+            .json(&json!({"name": name, "expires": "30d", "permissions": permissions}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        let token = body["token"].as_str().unwrap().to_owned();
+        (token, body["record"]["id"].as_str().unwrap().to_owned())
+    }
+
+    /// A request through the gateway.
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.gateway.base))
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut request = self.request(Method::GET, path);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Send `request`, expect `want`, and check the API was reached only on a 2xx.
+    async fn expect(&self, request: reqwest::RequestBuilder, want: u16, what: &str) -> Value {
+        let before = self.echo.hits();
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.text().await.unwrap_or_default();
+        assert_eq!(
+            status,
+            want,
+            "{:?}, {what}: {body}\n{}",
+            self.gateway.kind,
+            self.gateway.log()
+        );
+        let reached = self.echo.hits() - before;
+        let expected = usize::from((200..300).contains(&want));
+        assert_eq!(
+            reached, expected,
+            "{:?}, {what}: API reached {reached} times",
+            self.gateway.kind
+        );
+        if want == 401 {
+            assert!(
+                headers.contains_key("www-authenticate"),
+                "{:?}, {what}: 401 without WWW-Authenticate",
+                self.gateway.kind
+            );
+        }
+        serde_json::from_str(&body).unwrap_or(Value::Null)
+    }
+}
+
+/// The checks every recipe must pass.
+async fn a_recipe_holds(kind: Kind) {
+    let Some(mut stack) = Stack::start_or_skip(kind).await else {
+        return;
+    };
+    let (allowed, allowed_id) = stack.create("deployer", TRIGGER).await;
+    let (weak, _) = stack.create("viewer", VIEW).await;
+    let s = &stack;
+
+    // Without a token, with garbage, with a token too weak for the route.
+    s.expect(s.request(Method::GET, ROUTE), 401, "no token")
+        .await;
+    s.expect(
+        s.request(Method::GET, ROUTE)
+            .bearer_auth("v4.public.garbage"),
+        401,
+        "a garbage token",
+    )
+    .await;
+    s.expect(
+        s.request(Method::GET, ROUTE).bearer_auth(&weak),
+        403,
+        "a weak token",
+    )
+    .await;
+
+    // Allowed: the API gets who called, from Tessera, and not the token.
+    let seen = s
+        .expect(
+            s.request(Method::GET, ROUTE).bearer_auth(&allowed),
+            200,
+            "allowed",
+        )
+        .await;
+    let headers = &seen["headers"];
+    assert_eq!(
+        headers["x-tessera-token-id"],
+        allowed_id.as_str(),
+        "{kind:?}: {seen}"
+    );
+    assert_eq!(
+        headers["x-tessera-token-name"], "deployer",
+        "{kind:?}: {seen}"
+    );
+    assert_eq!(
+        headers["x-tessera-super-admin"], "false",
+        "{kind:?}: {seen}"
+    );
+    assert!(
+        headers.get("authorization").is_none(),
+        "{kind:?}: the token reached the API"
+    );
+    s.expect(
+        s.request(Method::GET, ROUTE).header("token", &allowed),
+        200,
+        "the token: header",
+    )
+    .await;
+
+    // Spoofed identity: replaced by Tessera's answer.
+    let spoofed = s
+        .expect(
+            s.request(Method::GET, ROUTE)
+                .bearer_auth(&allowed)
+                .header("X-Tessera-Super-Admin", "true")
+                .header("X-Tessera-Token-Name", "evil")
+                .header("X-Tessera-Token-Id", "evil-id"),
+            200,
+            "spoofed identity headers",
+        )
+        .await;
+    let headers = &spoofed["headers"];
+    assert_eq!(
+        headers["x-tessera-super-admin"], "false",
+        "{kind:?}: {spoofed}"
+    );
+    assert_eq!(
+        headers["x-tessera-token-name"], "deployer",
+        "{kind:?}: {spoofed}"
+    );
+    assert_eq!(
+        headers["x-tessera-token-id"],
+        allowed_id.as_str(),
+        "{kind:?}: {spoofed}"
+    );
+
+    // The weak token asks its own, weaker question: in the query, in the header, in the path,
+    // with another method and a body. Each is still the route's question.
+    s.expect(
+        s.request(Method::GET, &format!("{ROUTE}?{WEAKER_QUERY}"))
+            .bearer_auth(&weak),
+        403,
+        "a weaker question in the query",
+    )
+    .await;
+    s.expect(
+        s.request(Method::GET, ROUTE)
+            .bearer_auth(&weak)
+            .header("X-Tessera-Require", WEAKER_HEADER),
+        403,
+        "a weaker question in X-Tessera-Require",
+    )
+    .await;
+    s.expect(
+        s.request(Method::GET, &format!("/api/v1/auth?{WEAKER_QUERY}"))
+            .bearer_auth(&weak),
+        403,
+        "a weaker question in the path",
+    )
+    .await;
+    for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+        s.expect(
+            s.request(method.clone(), ROUTE)
+                .bearer_auth(&weak)
+                .body(WEAKER_QUERY),
+            403,
+            &format!("{method} with a body, weak token"),
+        )
+        .await;
+        s.expect(
+            s.request(method.clone(), ROUTE)
+                .bearer_auth(&allowed)
+                .body("{}"),
+            200,
+            &format!("{method} with a body, allowed token"),
+        )
+        .await;
+    }
+    // An ordinary query of the client's own is no business of Tessera's.
+    s.expect(
+        s.request(Method::GET, &format!("{ROUTE}?page=2&x=1"))
+            .bearer_auth(&allowed),
+        200,
+        "an ordinary client query",
+    )
+    .await;
+
+    // A client's own forwarded address and question never reached Tessera.
+    s.expect(
+        s.request(Method::GET, ROUTE)
+            .bearer_auth(&allowed)
+            .header("X-Forwarded-For", SPOOFED_CLIENT),
+        200,
+        "a spoofed X-Forwarded-For",
+    )
+    .await;
+    let sent = s.relay.sent();
+    assert!(
+        !sent.contains(SPOOFED_CLIENT),
+        "{kind:?}: the client's X-Forwarded-For reached Tessera:\n{sent}"
+    );
+    // (Caddy passes the client's query on; with the header set, Tessera ignores it.)
+    let questions = sent
+        .lines()
+        .filter(|line| line.to_ascii_lowercase().starts_with("x-tessera-require:"));
+    for question in questions {
+        assert!(
+            question.ends_with(&WEAKER_HEADER.replace("view", "trigger")),
+            "{kind:?}: a question other than the recipe's reached Tessera: {question}"
+        );
+    }
+
+    // Denials keep the connection to Tessera alive, as allowances do.
+    let before = s.relay.connections();
+    for _ in 0..10 {
+        s.get(ROUTE, Some(&weak)).await;
+        s.get(ROUTE, Some("v4.public.garbage")).await;
+        s.get(ROUTE, None).await;
+    }
+    let opened = s.relay.connections() - before;
+    assert!(
+        opened <= 2,
+        "{kind:?}: 30 denials opened {opened} new connections to Tessera"
+    );
+
+    // Deleted: refused within a second.
+    let deleted = s
+        .http
+        .delete(format!("{}/v1/tokens/{allowed_id}", s.tessera.base))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let started = Instant::now();
+    while s.get(ROUTE, Some(&allowed)).await.status() != StatusCode::UNAUTHORIZED {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{kind:?}: a deleted token still passes after a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Tessera gone: the documented status, and the API untouched.
+    let (weak2, _) = s.create("viewer-2", TRIGGER).await;
+    stack.tessera.kill();
+    let s = &stack;
+    s.expect(
+        s.request(Method::GET, ROUTE).bearer_auth(&weak2),
+        kind.status_when_tessera_is_down(),
+        "Tessera stopped",
+    )
+    .await;
+    drop(stack.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nginx_recipe_holds_against_a_hostile_client() {
+    a_recipe_holds(Kind::Nginx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_caddy_recipe_holds_against_a_hostile_client() {
+    a_recipe_holds(Kind::Caddy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_traefik_recipe_holds_against_a_hostile_client() {
+    a_recipe_holds(Kind::Traefik).await;
+}
+
+/// The recipes stand in the docs as they are in the files, and each file is shown.
+#[test]
+fn the_docs_show_the_recipe_files_as_they_are() {
+    let docs = std::fs::read_to_string(gateways::recipes().join("../gateways.md")).unwrap();
+    let mut shown = 0;
+    for entry in std::fs::read_dir(gateways::recipes()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let block = docs
+            .split("\n```")
+            .find(|block| block.lines().nth(1) == Some(&format!("# docs/gateways/{name}")))
+            .unwrap_or_else(|| {
+                panic!("docs/gateways.md shows no block whose first line names {name}")
+            });
+        let body: String = block
+            .split_once('\n')
+            .map(|(_, b)| b)
+            .unwrap_or("")
+            .to_owned();
+        let body = body.split_once('\n').map(|(_, b)| b).unwrap_or("");
+        assert_eq!(
+            body.trim_end(),
+            text.trim_end(),
+            "docs/gateways.md shows {name} otherwise than the file"
+        );
+        shown += 1;
+    }
+    assert_eq!(shown, 6, "six recipe files");
+}
