@@ -21,8 +21,8 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tessera::lifecycle::Caller;
+use tessera::model::Actor;
 use tessera::server::{self, AppState, ServerConfig, Track};
-use tessera::store::Actor;
 use tower::{Service, ServiceExt as _};
 
 const QUERY: &str = "/v1/auth?resource=devtron-app&role=trigger&project=p&environment=e&app=a";

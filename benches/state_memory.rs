@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tessera::store::StateRecord;
+use tessera::model::StateRecord;
 use tessera::{MemoryState, Permissions, TokenState as _};
 use uuid::Uuid;
 

@@ -23,7 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera::lifecycle::{Caller, Expiry, NewToken, TokenService};
-use tessera::store::{Actor, AnyStore};
+use tessera::model::Actor;
+use tessera::store::AnyStore;
 use tessera::{keys, Issuer, KeyRing, Permissions};
 
 /// The DESIGN.md example: four grants, one per resource kind (about 1 KiB as a token).

@@ -77,6 +77,7 @@ pub mod keys;
 pub mod lifecycle;
 #[cfg(feature = "store")]
 pub mod mirror;
+pub mod model;
 pub mod paseto;
 pub mod permissions;
 #[cfg(feature = "server")]

@@ -21,10 +21,9 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::issuer::{IssueError, IssuedToken, Issuer, TokenSpec};
+use crate::model::{Action, Actor, AuditEntry, AuditRecord, StateRecord, TokenRecord};
 use crate::permissions::Permissions;
-use crate::store::{
-    Action, Actor, AuditEntry, AuditRecord, StateRecord, StoreError, TokenRecord, TokenStore, Write,
-};
+use crate::store::{StoreError, TokenStore, Write};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde::Serialize;
 use std::fmt;

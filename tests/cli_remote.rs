@@ -424,7 +424,8 @@ fn local_and_remote_modes_print_the_same() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        use tessera::store::{Action, Actor, AuditEntry, TokenStore as _};
+        use tessera::model::{Action, Actor, AuditEntry};
+        use tessera::store::TokenStore as _;
         let url = format!("file:{}", s.path("data/tessera.redb").display());
         let store = tessera::store::AnyStore::open(&url).await.unwrap();
         for i in 0..1001 {

@@ -22,8 +22,8 @@
 use super::report::{self, eprint_line, Failure};
 use super::token::{Issued, Stop};
 use crate::lifecycle::{Expiry, NewToken, Status, TokenUpdate};
+use crate::model::{AuditRecord, TokenRecord};
 use crate::permissions::Permissions;
-use crate::store::{AuditRecord, TokenRecord};
 use chrono::{DateTime, Utc};
 use clap::Args;
 use reqwest::header::IF_MATCH;

@@ -22,8 +22,9 @@ use crate::keys::{KeyError, KeyRing};
 use crate::lifecycle::{
     Caller, Expiry, LifecycleError, Minted, NewToken, Policy, Status, TokenService, TokenUpdate,
 };
+use crate::model::{AuditRecord, TokenRecord};
 use crate::permissions::Permissions;
-use crate::store::{AnyStore, AuditRecord, TokenRecord, DEFAULT_STORE_URL};
+use crate::store::{AnyStore, DEFAULT_STORE_URL};
 use chrono::{DateTime, SubsecRound as _, Utc};
 use clap::{Args, Subcommand};
 use serde_json::json;

@@ -7,9 +7,9 @@
 //! process: a second process (say `tessera token` while `tessera serve` runs) gets a clear
 //! error naming the file.
 
-use super::{
-    AuditEntry, AuditRecord, Committed, FeedPage, StateChange, StateDecoder, StateRecord,
-    StateSnapshot, StoreError, TokenRecord, TokenStore, Usage, Write, FEED_RETENTION,
+use super::{Committed, StateDecoder, StoreError, TokenStore, Write, FEED_RETENTION};
+use crate::model::{
+    AuditEntry, AuditRecord, FeedPage, StateChange, StateRecord, StateSnapshot, TokenRecord, Usage,
 };
 use chrono::{DateTime, Utc};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
