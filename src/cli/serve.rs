@@ -170,7 +170,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
     };
     let (state, startup) = AppState::open(&config)
         .await
-        .map_err(|e| Failure::new(super::report::redact_url(&e.to_string())))?;
+        .map_err(|e| Failure::new(crate::redact::url(&e.to_string())))?;
     if let Some(kid) = &startup.generated_key {
         tracing::info!(
             key_id = %kid,
@@ -189,7 +189,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         .map_err(|e| Failure::new(format_args!("cannot read the listening address: {e}")))?;
     tracing::info!(
         address = %format!("http://{local}"),
-        store = %super::report::redact_url(&config.store_url),
+        store = %crate::redact::url(&config.store_url),
         keys = %args.keys.display(),
         "tessera is listening"
     );

@@ -169,7 +169,7 @@ fn load_state(url: &str) -> Result<(Arc<MemoryState>, u64), Failure> {
         let snapshot = store.snapshot().await.map_err(|e| {
             Failure::new(format_args!(
                 "cannot read the token state: {}",
-                report::redact_url(&e.to_string())
+                crate::redact::url(&e.to_string())
             ))
         })?;
         let state = MemoryState::new();
