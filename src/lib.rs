@@ -20,6 +20,7 @@
 //! | [`state`] | the token-state trait and its in-memory map |
 //! | `store` | token stores (feature `store`): the [`TokenStore`](store::TokenStore) contract, the embedded redb store, the Redis store (feature `redis`) |
 //! | `lifecycle` | the token lifecycle and its rules on any store (feature `store`) |
+//! | `startup` | the composition root: configuration → keys, store, issuer, mirror, the server's state (feature `server`) |
 //! | `server` | the HTTP service (feature `server`): router, extractors, errors |
 //! | `mirror` | the state mirror: a verifier's copy of a store's state map, following its feed (feature `store`) |
 //! | `client` | the HTTP client of the `/v1` API, for the remote CLI and verify-only edges (feature `client`) |
@@ -89,6 +90,8 @@ pub mod permissions;
 pub mod redact;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
+pub mod startup;
 pub mod state;
 #[cfg(feature = "store")]
 pub mod store;

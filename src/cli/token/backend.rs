@@ -163,22 +163,15 @@ pub(super) async fn service(
     let Some(dir) = keys else {
         return Ok(TokenService::without_issuer(store));
     };
-    let ring = match KeyRing::load_dir(&dir.keys) {
-        // The first use on one machine, as `tessera serve` does on a first start: a shared
-        // store needs keys made once and copied to every instance, so only the embedded one.
-        Err(KeyError::NoFolder(_) | KeyError::Empty(_))
-            if matches!(*store, AnyStore::Embedded(_)) =>
-        {
-            let made = crate::keys::generate_into(&dir.keys, chrono::Utc::now())?;
-            eprint_line(format_args!(
-                "first use: generated the signing key {} in {} (the secret file is mode 0600)",
-                made.id,
-                dir.keys.display()
-            ));
-            KeyRing::load_dir(&dir.keys)?
-        }
-        other => other?,
-    };
+    // The first use on one machine, as `tessera serve` does on a first start.
+    let (ring, generated) = crate::startup::signing_keys(&dir.keys, &store)
+        .map_err(|e| Failure::new(e).hint("copy the key folder from an issuer, or generate one"))?;
+    if let Some(id) = generated {
+        eprint_line(format_args!(
+            "first use: generated the signing key {id} in {} (the secret file is mode 0600)",
+            dir.keys.display()
+        ));
+    }
     let issuer = Issuer::new(Arc::new(ring)).map_err(|_| {
         Failure::new(format_args!(
             "no secret key in {}, so no token can be signed",

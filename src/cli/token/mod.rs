@@ -17,7 +17,7 @@
 use crate::cli::keys::KeysDir;
 use crate::cli::report::{self, eprint_line, Failure, Out, EXIT_REFUSED};
 use crate::issuer::Issuer;
-use crate::keys::{KeyError, KeyRing};
+
 use crate::lifecycle::{
     Caller, Expiry, LifecycleError, Minted, NewToken, Policy, Status, TokenService, TokenUpdate,
 };
