@@ -1,5 +1,5 @@
-//! The token lifecycle: create, list, get, update, regenerate and delete, with the rules of
-//! DESIGN.md, on any [`TokenStore`].
+//! The token lifecycle: create, list, get, update, regenerate and delete, with their rules, on
+//! any [`TokenStore`].
 //!
 //! This module owns the rules; the store only has to be atomic. Every change is computed from
 //! the record as read and committed with that record's revision as a precondition, so two

@@ -143,7 +143,7 @@ impl TokenRecord {
         }
     }
 
-    /// The record as clients see it at `now` (DESIGN.md's RECORD shape).
+    /// The record as clients see it at `now` (the API's record, docs/http-api.md).
     pub fn view(&self, now: DateTime<Utc>) -> RecordView<'_> {
         RecordView {
             id: self.id,

@@ -76,11 +76,7 @@ impl EmbeddedStore {
             })?;
         }
         let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Unavailable(format!(
-                "{} is in use by another process (a running `tessera serve`?): stop it \
-                 first, or manage tokens through its HTTP API",
-                path.display()
-            )),
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.clone()),
             e => StoreError::Unavailable(format!("cannot open {}: {e}", path.display())),
         })?;
         // Create every table up front so readers never meet a missing one.

@@ -137,6 +137,9 @@ pub enum StoreError {
     /// applied only if it said so (see each backend).
     #[error("token store unavailable: {0}")]
     Unavailable(String),
+    /// The embedded store's file is open in another process, which holds its lock.
+    #[error("token store unavailable: {} is in use by another process (a running `tessera serve`?)", .0.display())]
+    Locked(std::path::PathBuf),
     /// The store holds something this version cannot read.
     #[error("token store data is corrupt: {0}")]
     Corrupt(String),
@@ -153,6 +156,7 @@ impl StoreError {
             StoreError::NotFound(_) => "not_found",
             StoreError::Conflict { .. } => "conflict",
             StoreError::Unavailable(_) => "store_unavailable",
+            StoreError::Locked(_) => "store_locked",
             StoreError::Corrupt(_) => "store_corrupt",
             StoreError::Config(_) => "store_config",
         }

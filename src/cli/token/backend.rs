@@ -1,6 +1,7 @@
 //! Where the commands run: on a store opened here, or through a server's HTTP API.
 
 use super::*;
+use crate::store::StoreError;
 
 /// Where the commands run: on a store opened here, or through a server's HTTP API. Both give
 /// the same records and refusals, so everything after this is written once.
@@ -158,7 +159,7 @@ pub(super) async fn service(
     store: &StoreArg,
     keys: Option<&KeysDir>,
 ) -> Result<TokenService<AnyStore>, Failure> {
-    let store = Arc::new(open_store(&store.store).await?);
+    let store = Arc::new(open_store(&store.store, LOCKED_FOR_TOKENS).await?);
     // Commands that sign nothing need no keys.
     let Some(dir) = keys else {
         return Ok(TokenService::without_issuer(store));
@@ -182,10 +183,18 @@ pub(super) async fn service(
     Ok(TokenService::new(store, issuer))
 }
 
-/// Open the store a `--store` URL names, with an error that says what to check.
-pub(crate) async fn open_store(url: &str) -> Result<AnyStore, Failure> {
+/// Open the store a `--store` URL names, with an error that says what to check; `locked` is
+/// the way round a store file another process holds.
+pub(crate) async fn open_store(url: &str, locked: &str) -> Result<AnyStore, Failure> {
     AnyStore::open(url).await.map_err(|e| {
-        Failure::new(crate::redact::url(&e.to_string()))
-            .hint("check --store (or TESSERA_STORE): file:PATH or redis://HOST:PORT/DB")
+        let hint = match e {
+            StoreError::Locked(_) => locked,
+            _ => "check --store (or TESSERA_STORE): file:PATH or redis://HOST:PORT/DB",
+        };
+        Failure::new(crate::redact::url(&e.to_string())).hint(hint)
     })
 }
+
+/// The way round the lock for the token commands.
+const LOCKED_FOR_TOKENS: &str = "stop the server, or manage tokens through it: --server \
+    http://127.0.0.1:8080 (or TESSERA_SERVER) with a super-admin token in TESSERA_TOKEN";

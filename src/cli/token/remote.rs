@@ -75,7 +75,7 @@ enum Scope {
     Token,
 }
 
-/// RECORD as the API gives it (DESIGN.md). `status` is left out: it is recomputed at the time
+/// A record as the API gives it (docs/http-api.md). `status` is left out: it is recomputed at the time
 /// of showing, as the local mode does.
 #[derive(Deserialize)]
 struct RecordBody {
