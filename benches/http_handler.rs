@@ -20,9 +20,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tessera::lifecycle::Caller;
-use tessera::server::{self, AppState, ServerConfig, Track};
-use tessera::store::Actor;
+use tessera::server::{self, Track};
+use tessera::startup::{self, ServerConfig};
 use tower::{Service, ServiceExt as _};
 
 const QUERY: &str = "/v1/auth?resource=devtron-app&role=trigger&project=p&environment=e&app=a";
@@ -62,20 +61,13 @@ async fn setup() -> Setup {
     let config = ServerConfig {
         keys_dir: dir.path().join("keys"),
         store_url: format!("file:{}", dir.path().join("tessera.redb").display()),
+        bootstrap_token: Some(dir.path().join("admin.token")),
         ..ServerConfig::default()
     };
-    let (state, _) = AppState::open(&config).await.unwrap();
-    let caller = Caller {
-        actor: Actor::local("bench"),
-        from: None,
-    };
-    let admin = state
-        .bootstrap_admin(&caller)
-        .await
+    let (state, _) = startup::open(&config).await.unwrap();
+    let admin = std::fs::read_to_string(dir.path().join("admin.token"))
         .unwrap()
-        .unwrap()
-        .token
-        .expose()
+        .trim()
         .to_owned();
     let router = server::app(state);
     let create = Request::post("/v1/tokens")

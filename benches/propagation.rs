@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera::lifecycle::{Caller, Expiry, NewToken, TokenService, TokenUpdate};
 use tessera::mirror::{MirrorOptions, StateMirror};
-use tessera::store::{Actor, AnyStore};
+use tessera::model::Actor;
+use tessera::store::AnyStore;
 use tessera::{keys, Issuer, KeyRing, Permissions, Verifier};
 
 const CHANGES: usize = 1_000;

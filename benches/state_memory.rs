@@ -11,7 +11,7 @@
 //!   distinct permission sets (updates tend to give many tokens the same permissions);
 //! - `revocations`: every entry a deletion or a regeneration;
 //! - `distinct-updates`: every entry a permission update with its own four-grant set (the
-//!   DESIGN.md example with a per-token project), the worst case, which no representation that
+//!   example of docs/permissions.md with a per-token project), the worst case, which no representation that
 //!   keeps the permissions can fit in 200 bytes an entry.
 //!
 //! - `mixed-via-redis`: the `mixed` entries written into a Redis store's state map (by a Lua
@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tessera::store::StateRecord;
+use tessera::model::StateRecord;
 use tessera::{MemoryState, Permissions, TokenState as _};
 use uuid::Uuid;
 

@@ -23,10 +23,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera::lifecycle::{Caller, Expiry, NewToken, TokenService};
-use tessera::store::{Actor, AnyStore};
+use tessera::model::Actor;
+use tessera::store::AnyStore;
 use tessera::{keys, Issuer, KeyRing, Permissions};
 
-/// The DESIGN.md example: four grants, one per resource kind (about 1 KiB as a token).
+/// The example of docs/permissions.md: four grants, one per resource kind (about 1 KiB as a token).
 const FOUR_GRANTS: &str = include_str!("four_grants.json");
 
 const BASELINE: TableDefinition<u64, &[u8]> = TableDefinition::new("baseline");

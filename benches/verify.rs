@@ -1,6 +1,6 @@
 //! The verification hot path against its floor and its peer, in one group so that the ratios
 //! come from one run on one machine. For each token shape (`super-admin`, a small token, and
-//! `four-grants`, the DESIGN.md example, about 1 KiB):
+//! `four-grants`, the example of docs/permissions.md, about 1 KiB):
 //! - `floor`: ed25519-dalek `verify_strict` of exactly the message the token signs (its PAE).
 //!   Tessera reaches `verify_strict`'s verdict against per-key tables (`src/ed25519.rs`), with
 //!   fewer curve operations, so the floor is the baseline the targets name, not a lower bound;
@@ -63,7 +63,7 @@ const FILL_TOKENS: usize = tessera::verifier::DEFAULT_CACHE_CAPACITY + 4_000;
 const PAIRED_POOL: usize = 400_000;
 const STATE_ENTRIES: u128 = 100_000;
 
-/// The DESIGN.md example: four grants, one per resource kind (about 1 KiB as a token).
+/// The example of docs/permissions.md: four grants, one per resource kind (about 1 KiB as a token).
 const FOUR_GRANTS: &str = include_str!("four_grants.json");
 
 fn bench(c: &mut Criterion) {

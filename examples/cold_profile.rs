@@ -34,7 +34,7 @@ use uuid::Uuid;
 mod common;
 use common::{signed_message, unrelated_state};
 
-/// The DESIGN.md example: four grants, one per resource kind (about 1 KiB as a token).
+/// The example of docs/permissions.md: four grants, one per resource kind (about 1 KiB as a token).
 const FOUR_GRANTS: &str = include_str!("../benches/four_grants.json");
 
 /// The signature cache's capacity unless a fourth argument gives one; filled past it first.

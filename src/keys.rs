@@ -167,7 +167,7 @@ impl PublicKey {
         &self.verifying
     }
 
-    /// The key with its table, ready for [`crate::paseto::open`]; the first call builds the
+    /// The key with its table, ready for `paseto::open`; the first call builds the
     /// table (a fraction of a millisecond).
     pub fn tabled(&self) -> &TabledKey {
         self.tabled.get_or_init(|| TabledKey::new(&self.verifying))
@@ -272,7 +272,7 @@ fn pid(key: &AsymmetricPublicKey<V4>) -> KeyId {
 pub fn decode_secret_paserk(text: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     let bad = || bad_paserk("k4.secret");
     let b64 = text.trim().strip_prefix("k4.secret.").ok_or_else(bad)?;
-    let raw = Zeroizing::new(crate::paseto::decode_b64(b64).map_err(|_| bad())?);
+    let raw = Zeroizing::new(crate::base64url::decode(b64).map_err(|_| bad())?);
     check_secret_bytes(&raw)?;
     Ok(raw)
 }
@@ -283,7 +283,7 @@ pub fn secret_paserk(raw: &[u8]) -> Result<Zeroizing<String>, KeyError> {
     check_secret_bytes(raw)?;
     Ok(Zeroizing::new(format!(
         "k4.secret.{}",
-        crate::paseto::encode_b64(raw)
+        crate::base64url::encode(raw)
     )))
 }
 

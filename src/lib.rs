@@ -12,6 +12,7 @@
 //! | [`keys`] | Ed25519 keys as PASERK, key ids (`k4.pid`), key files, the key ring |
 //! | [`permissions`] | the permission model, its JSON, validation, the authorization decision |
 //! | [`claims`] | the token payload and its strict parsing |
+//! | [`base64url`] | strict base64url, shared by the wire format and the key codecs |
 //! | [`paseto`] | the v4.public wire format: header, base64url, footer bounds, PAE, signature |
 //! | [`ed25519`] | signature checks against per-key tables, with `verify_strict`'s verdict |
 //! | [`issuer`] | signing tokens |
@@ -19,8 +20,11 @@
 //! | [`state`] | the token-state trait and its in-memory map |
 //! | `store` | token stores (feature `store`): the [`TokenStore`](store::TokenStore) contract, the embedded redb store, the Redis store (feature `redis`) |
 //! | `lifecycle` | the token lifecycle and its rules on any store (feature `store`) |
+//! | `startup` | the composition root: configuration → keys, store, issuer, mirror, the server's state (feature `server`) |
 //! | `server` | the HTTP service (feature `server`): router, extractors, errors |
 //! | `mirror` | the state mirror: a verifier's copy of a store's state map, following its feed (feature `store`) |
+//! | `client` | the HTTP client of the `/v1` API, for the remote CLI and verify-only edges (feature `client`) |
+//! | [`redact`] | credentials out of messages |
 //! | [`clock`] | injected time |
 //!
 //! Trust is a type: a `&str` becomes a [`VerifiedToken`] only through [`Verifier::verify`], and
@@ -67,8 +71,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod base64url;
 mod cache;
 pub mod claims;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod clock;
 pub mod ed25519;
 pub mod issuer;
@@ -77,10 +84,14 @@ pub mod keys;
 pub mod lifecycle;
 #[cfg(feature = "store")]
 pub mod mirror;
+pub mod model;
 pub mod paseto;
 pub mod permissions;
+pub mod redact;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
+pub mod startup;
 pub mod state;
 #[cfg(feature = "store")]
 pub mod store;

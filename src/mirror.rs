@@ -13,8 +13,9 @@
 //! `XREAD BLOCK`.
 
 use crate::clock::{Clock, SystemClock};
+use crate::model::{FeedPage, StateSnapshot};
 use crate::state::MemoryState;
-use crate::store::{FeedPage, StateSnapshot, StoreError, TokenStore};
+use crate::store::{StoreError, TokenStore};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -242,10 +243,10 @@ async fn follow<S: StateSource>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{
-        AuditEntry, AuditRecord, Committed, StateChange, StateRecord, StateSnapshot, TokenRecord,
-        Write,
+    use crate::model::{
+        AuditEntry, AuditRecord, StateChange, StateRecord, StateSnapshot, TokenRecord,
     };
+    use crate::store::{Committed, Write};
     use crate::TokenState as _;
     use chrono::{DateTime, Utc};
     use std::collections::VecDeque;
@@ -312,7 +313,7 @@ mod tests {
         async fn prune_state(&self, _: DateTime<Utc>) -> Result<usize, StoreError> {
             unreachable!("a mirror never writes")
         }
-        async fn record_usage(&self, _: Vec<crate::store::Usage>) -> Result<(), StoreError> {
+        async fn record_usage(&self, _: Vec<crate::model::Usage>) -> Result<(), StoreError> {
             unreachable!("a mirror never writes")
         }
     }

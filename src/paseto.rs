@@ -10,6 +10,7 @@
 //! What this layer does *not* check: claims, times, issuer, key ids against a key ring. Those
 //! belong to [`crate::verifier`].
 
+use crate::base64url;
 use crate::keys::PublicKey;
 use base64_simd::URL_SAFE_NO_PAD;
 
@@ -61,17 +62,14 @@ pub fn split(token: &str) -> Result<Split<'_>, WireError> {
     Ok(Split { body, footer })
 }
 
-/// Decode strict base64url: no padding, no non-zero trailing bits, no foreign characters.
-/// (`base64-simd`: strict, and about three times faster than the `base64` crate on a token.)
+/// Decode strict base64url (see [`crate::base64url`]).
 pub fn decode_b64(text: &str) -> Result<Vec<u8>, WireError> {
-    URL_SAFE_NO_PAD
-        .decode_to_vec(text)
-        .map_err(|_| WireError::Malformed("invalid base64url"))
+    base64url::decode(text).map_err(|_| WireError::Malformed("invalid base64url"))
 }
 
 /// Encode base64url without padding.
 pub fn encode_b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode_to_string(bytes)
+    base64url::encode(bytes)
 }
 
 /// Pre-authentication encoding (PASETO `PAE`): the piece count, then each piece's length and

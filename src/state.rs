@@ -1,8 +1,8 @@
 //! Token state: what a verifier consults after the signature, so that deletion, regeneration
 //! and permission updates reach tokens already handed out.
 //!
-//! The state map holds only tokens whose signed claims are no longer the whole truth (see
-//! DESIGN.md): deleted tokens, a minimum version after a regeneration, and permissions that
+//! The state map holds only tokens whose signed claims are no longer the whole truth
+//! (docs/architecture.md): deleted tokens, a minimum version after a regeneration, and permissions that
 //! replace the signed ones after an update. A verifier keeps it in memory and looks a token up
 //! by id on every verification, so implementations must answer from memory, never block on I/O.
 //!

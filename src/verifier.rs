@@ -277,9 +277,9 @@ impl fmt::Debug for Verifier {
 
 impl Verifier {
     /// A verifier for tokens signed by any key of `ring`, with the defaults: system clock,
-    /// 30 s leeway, issuer `tessera`, a cache of 10,000 tokens, and **no token state**: a
-    /// deleted or regenerated token is then accepted until it expires. Give it a state with
-    /// [`Verifier::with_state`].
+    /// 30 s leeway, issuer `tessera`, a cache of [`DEFAULT_CACHE_CAPACITY`] tokens, and **no
+    /// token state**: a deleted or regenerated token is then accepted until it expires. Give it
+    /// a state with [`Verifier::with_state`].
     pub fn new(ring: Arc<KeyRing>) -> Self {
         Self {
             ring,
@@ -316,7 +316,8 @@ impl Verifier {
     }
 
     /// Remember up to `capacity` verified tokens (0 turns the cache off). A token enters the
-    /// cache the second time it is verified, so one-off tokens never evict hot ones.
+    /// cache at once while there is room, and once it is full only the second time it is
+    /// verified, so one-off tokens never evict hot ones.
     pub fn with_cache_capacity(mut self, capacity: usize) -> Self {
         self.cache = SigCache::new(capacity);
         self

@@ -16,7 +16,8 @@ use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tessera::server::{self, AppState, ServerConfig};
+use tessera::server;
+use tessera::startup::{self, ServerConfig};
 
 /// Variables of the remote mode, which the shared harness does not clear.
 const REMOTE_ENV: [&str; 2] = ["TESSERA_SERVER", "TESSERA_SERVER_CA"];
@@ -60,7 +61,7 @@ impl Server {
                 .build()
                 .unwrap();
             runtime.block_on(async move {
-                let (state, _) = AppState::open(&config).await.unwrap();
+                let (state, _) = startup::open(&config).await.unwrap();
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 bound.send(listener.local_addr().unwrap()).unwrap();
                 server::serve(listener, state, async {
@@ -424,7 +425,8 @@ fn local_and_remote_modes_print_the_same() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        use tessera::store::{Action, Actor, AuditEntry, TokenStore as _};
+        use tessera::model::{Action, Actor, AuditEntry};
+        use tessera::store::TokenStore as _;
         let url = format!("file:{}", s.path("data/tessera.redb").display());
         let store = tessera::store::AnyStore::open(&url).await.unwrap();
         for i in 0..1001 {

@@ -479,6 +479,8 @@ fn a_store_held_by_another_process_is_a_clear_error() {
         "{}",
         run.stderr
     );
+    // The way round the lock, not a check of --store's syntax.
+    assert!(run.stderr.contains("--server"), "{}", run.stderr);
 }
 
 #[test]

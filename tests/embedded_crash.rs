@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use tessera::lifecycle::{Caller, Expiry, NewToken, TokenService, TokenUpdate};
-use tessera::store::{Actor, EmbeddedStore, FeedPage, TokenStore};
+use tessera::model::{Actor, FeedPage};
+use tessera::store::{EmbeddedStore, TokenStore};
 use tessera::{Issuer, KeyRing, Permissions};
 use uuid::Uuid;
 

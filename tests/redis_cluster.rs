@@ -21,9 +21,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera::lifecycle::{Expiry, LifecycleError, TokenService, TokenUpdate};
-use tessera::store::{
-    Action, Actor, AnyStore, AuditEntry, FeedPage, RedisStore, StoreError, TokenStore,
-};
+use tessera::model::{Action, Actor, AuditEntry, FeedPage};
+use tessera::store::{AnyStore, RedisStore, StoreError, TokenStore};
 use tessera::{keys, Access, DevtronRole, Issuer, KeyRing, ManualClock};
 
 /// A lifecycle backend on the store a URL names, opened as the service opens it: by

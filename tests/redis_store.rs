@@ -16,10 +16,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tessera::store::{
-    Action, Actor, AuditEntry, FeedPage, RedisStore, StateChange, StateRecord, StoreError,
-    TokenRecord, TokenStore, Write, FEED_RETENTION,
-};
+use tessera::model::{Action, Actor, AuditEntry, FeedPage, StateChange, StateRecord, TokenRecord};
+use tessera::store::{RedisStore, StoreError, TokenStore, Write, FEED_RETENTION};
 use tessera::Permissions;
 use uuid::Uuid;
 

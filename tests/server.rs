@@ -11,7 +11,8 @@ use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tessera::server::{self, AppState, ServerConfig};
+use tessera::server;
+use tessera::startup::{self, ServerConfig};
 
 const DEPLOY_PROD: &str = r#"{"grants": [{"resource": "devtron-app", "role": "trigger",
     "project": "payments", "environments": ["prod"], "apps": ["*"]}]}"#;
@@ -62,7 +63,7 @@ impl App {
             ..ServerConfig::default()
         };
         configure(&mut config);
-        let (state, _) = AppState::open(&config).await.unwrap();
+        let (state, _) = startup::open(&config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -649,14 +650,14 @@ async fn a_first_start_generates_a_key_but_a_shared_store_needs_one() {
         store_url: format!("file:{}", dir.path().join("data/tessera.redb").display()),
         ..ServerConfig::default()
     };
-    let (state, startup) = AppState::open(&config).await.unwrap();
+    let (state, startup) = startup::open(&config).await.unwrap();
     let kid = startup.generated_key.expect("a key was generated");
     assert_eq!(state.keys().signing().unwrap().public.id().as_str(), kid);
     drop(state);
     // The state mirror's task lets go of the store file once the runtime has dropped it.
     let started = Instant::now();
     let startup = loop {
-        match AppState::open(&config).await {
+        match startup::open(&config).await {
             Ok((_, startup)) => break startup,
             Err(e) if started.elapsed() < Duration::from_secs(5) => {
                 assert!(e.to_string().contains("in use"), "{e}");

@@ -11,7 +11,8 @@ use common::{caller, new_token, perms, super_admin, trigger, Backend, Kind};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use tessera::lifecycle::{Expiry, LifecycleError, Policy, TokenUpdate};
-use tessera::store::{Action, FeedPage, TokenStore};
+use tessera::model::{Action, FeedPage};
+use tessera::store::TokenStore;
 use tessera::{Access, DevtronRole};
 
 macro_rules! conformance {
@@ -812,7 +813,7 @@ fn a_missing_redis_server_skips_outside_ci_and_fails_under_ci() {
 }
 
 async fn the_last_use_is_kept_apart_and_never_goes_back(b: Backend) {
-    use tessera::store::Usage;
+    use tessera::model::Usage;
     let service = b.service();
     let minted = service.create(&caller(), new_token("used")).await.unwrap();
     let id = minted.record.id;

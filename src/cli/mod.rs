@@ -19,7 +19,6 @@
 mod input;
 mod inspect;
 mod keys;
-mod remote;
 mod report;
 mod serve;
 mod token;

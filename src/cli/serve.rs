@@ -5,8 +5,8 @@
 use super::report::{eprint_line, Failure};
 use super::token::StoreArg;
 use crate::lifecycle::Policy;
-use crate::server::{self, AppState, ServerConfig};
-use crate::store::TokenStore as _;
+use crate::server;
+use crate::startup::{self, ServerConfig};
 use crate::verifier::{DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
@@ -166,11 +166,12 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             }
             None => None,
         },
+        bootstrap_token: args.bootstrap_token.clone(),
         ..ServerConfig::default()
     };
-    let (state, startup) = AppState::open(&config)
+    let (state, startup) = startup::open(&config)
         .await
-        .map_err(|e| Failure::new(super::report::redact_url(&e.to_string())))?;
+        .map_err(|e| Failure::new(crate::redact::url(&e.to_string())))?;
     if let Some(kid) = &startup.generated_key {
         tracing::info!(
             key_id = %kid,
@@ -189,13 +190,20 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         .map_err(|e| Failure::new(format_args!("cannot read the listening address: {e}")))?;
     tracing::info!(
         address = %format!("http://{local}"),
-        store = %super::report::redact_url(&config.store_url),
+        store = %crate::redact::url(&config.store_url),
         keys = %args.keys.display(),
         "tessera is listening"
     );
-    if let Some(path) = &args.bootstrap_token {
-        bootstrap(&state, path).await?;
-    } else if no_tokens(&state).await {
+    if let Some((id, path)) = &startup.bootstrapped {
+        tracing::info!(
+            file = %path.display(),
+            %id,
+            "first start: wrote a super-admin token named `admin` (30 days) to the file, mode \
+             0600; read it, then delete the file"
+        );
+    } else if args.bootstrap_token.is_some() {
+        tracing::info!("tokens exist already: --bootstrap-token made none");
+    } else if startup.no_tokens {
         eprint_line(
             "no tokens yet: start with --bootstrap-token FILE to make the first super-admin \
              token, or stop the server and run `tessera token create --name admin --super-admin`",
@@ -305,50 +313,5 @@ fn apply_file(
             "bootstrap-token cannot be used with verify-only",
         ));
     }
-    Ok(())
-}
-
-/// Whether an issuer's store holds no token at all (a first start, worth a hint).
-async fn no_tokens(state: &AppState) -> bool {
-    match (state.verify_only(), state.store()) {
-        (false, Some(store)) => store.list().await.is_ok_and(|l| l.is_empty()),
-        _ => false,
-    }
-}
-
-/// Make the first super-admin token, if there is no token yet, into a new file only the owner
-/// can read. The token never goes to the log.
-async fn bootstrap(state: &AppState, path: &std::path::Path) -> Result<(), Failure> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let minted = state
-        .bootstrap_admin(&crate::lifecycle::Caller::local())
-        .await
-        .map_err(|e| Failure::new(format_args!("cannot make the first token: {e}")))?;
-    let Some(minted) = minted else {
-        tracing::info!("tokens exist already: --bootstrap-token made none");
-        return Ok(());
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| {
-            Failure::new(format_args!(
-                "the first token was made, but {} cannot be written: {e}; delete the token \
-                 `admin` with `tessera token delete admin` once the server is stopped",
-                path.display()
-            ))
-        })?;
-    file.write_all(format!("{}\n", minted.token.expose()).as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| Failure::new(format_args!("cannot write {}: {e}", path.display())))?;
-    tracing::info!(
-        file = %path.display(),
-        id = %minted.record.id,
-        "first start: wrote a super-admin token named `admin` (30 days) to the file, mode 0600; \
-         read it, then delete the file"
-    );
     Ok(())
 }

@@ -165,11 +165,15 @@ fn load_state(url: &str) -> Result<(Arc<MemoryState>, u64), Failure> {
         .build()
         .map_err(|e| Failure::new(format_args!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let store = super::token::open_store(url).await?;
+        let store = super::token::open_store(
+            url,
+            "stop the server, or ask it: POST /v1/verify on the server (docs/http-api.md)",
+        )
+        .await?;
         let snapshot = store.snapshot().await.map_err(|e| {
             Failure::new(format_args!(
                 "cannot read the token state: {}",
-                report::redact_url(&e.to_string())
+                crate::redact::url(&e.to_string())
             ))
         })?;
         let state = MemoryState::new();

@@ -8,7 +8,8 @@
 use super::error::ApiError;
 use super::AppState;
 use crate::lifecycle::{Caller, TokenService};
-use crate::store::{Actor, AnyStore};
+use crate::model::Actor;
+use crate::store::AnyStore;
 use crate::VerifiedToken;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;

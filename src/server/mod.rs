@@ -30,20 +30,17 @@ pub use error::ApiError;
 pub use metrics::Track;
 pub use state_feed::HttpStateSource;
 
-use crate::issuer::Issuer;
-use crate::keys::{self, KeyError, KeyRing};
-use crate::lifecycle::{Caller, Expiry, LifecycleError, Minted, NewToken, Policy, TokenService};
-use crate::mirror::{MirrorOptions, StateMirror};
+use crate::keys::KeyRing;
+use crate::mirror::StateMirror;
 use crate::store::{AnyStore, StoreError, TokenStore};
-use crate::verifier::{Verifier, DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS};
+use crate::verifier::Verifier;
 use crate::{VerifiedToken, VerifyError};
-use auth::Tokens;
+pub(crate) use auth::Tokens;
 use axum::extract::Request;
 use axum::routing::{get, on, post, MethodFilter, MethodRouter};
 use axum::{Router, ServiceExt};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,70 +50,22 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// How often the server drops state entries that can no longer matter.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
-/// What a server runs with.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// The key folder.
-    pub keys_dir: PathBuf,
-    /// The store URL.
-    pub store_url: String,
-    /// The issuer written into and required of tokens.
-    pub issuer: String,
-    /// Clock skew tolerated on token times.
-    pub leeway: chrono::Duration,
-    /// How long the token state may go unheard before verification fails closed.
-    pub staleness_bound: Duration,
-    /// Keep verifying from the last known state past the bound (logged loudly).
-    pub fail_open: bool,
-    /// Lifetime rules for new and regenerated tokens.
-    pub policy: Policy,
-    /// Proxies whose `X-Forwarded-For` names the client (their own address never counts as
-    /// the client's).
+/// What a server's state is made of.
+pub(crate) struct Parts {
+    /// The token service, sealed; `None` on a verify-only instance.
+    pub tokens: Option<Tokens>,
+    /// The verifier, following `mirror`.
+    pub verifier: Verifier,
+    /// The token state.
+    pub mirror: StateMirror,
+    /// The keys, for `/v1/keys`.
+    pub ring: Arc<KeyRing>,
+    /// The store; `None` on a verify-only instance that follows an issuer over HTTP.
+    pub store: Option<Arc<AnyStore>>,
+    /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<IpAddr>,
     /// How often the last use of tokens is written to the store.
     pub usage_flush: Duration,
-    /// Verify only: no secret key, no management API; the token state comes from
-    /// [`ServerConfig::state_from`] or, when that is `None`, from a shared store.
-    pub verify_only: bool,
-    /// For a verify-only instance: an issuer's base URL whose `/v1/state` to follow, with a
-    /// super-admin token to read it.
-    pub state_from: Option<(String, String)>,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            keys_dir: PathBuf::from("keys"),
-            store_url: crate::store::DEFAULT_STORE_URL.to_owned(),
-            issuer: DEFAULT_ISSUER.to_owned(),
-            leeway: chrono::Duration::seconds(DEFAULT_LEEWAY_SECS),
-            staleness_bound: Duration::from_secs(30),
-            fail_open: false,
-            policy: Policy::default(),
-            trusted_proxies: Vec::new(),
-            usage_flush: Duration::from_secs(5),
-            verify_only: false,
-            state_from: None,
-        }
-    }
-}
-
-/// Why a server could not start.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StartError {
-    /// The keys could not be loaded or made.
-    #[error(transparent)]
-    Keys(#[from] KeyError),
-    /// The key folder has no secret key, so nothing can sign.
-    #[error("{0}")]
-    NoSigningKey(String),
-    /// The store could not be opened or read.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The options do not fit together.
-    #[error("{0}")]
-    Config(String),
 }
 
 /// Everything the handlers share. Cheap to clone.
@@ -147,119 +96,20 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-/// What happened while opening the state, for the operator.
-#[derive(Debug, Default)]
-pub struct Startup {
-    /// The key id generated on a first start, if one was.
-    pub generated_key: Option<String>,
-}
-
 impl AppState {
-    /// Open the store and keys named by `config`, start following the token state.
-    ///
-    /// On a first start with the embedded store and a key folder that is missing or empty, a
-    /// key pair is generated (and reported in [`Startup`]). With Redis, where several instances
-    /// must share keys, a missing key is an error that says how to make and distribute one.
-    pub async fn open(config: &ServerConfig) -> Result<(Self, Startup), StartError> {
-        if config.verify_only {
-            return Ok((Self::open_verify_only(config).await?, Startup::default()));
-        }
-        if config.state_from.is_some() {
-            return Err(StartError::Config(
-                "--state-from is for a verify-only instance (--verify-only); an issuer follows \
-                 its own store"
-                    .into(),
-            ));
-        }
-        let store = Arc::new(AnyStore::open(&config.store_url).await?);
-        let mut startup = Startup::default();
-        let ring = match KeyRing::load_dir(&config.keys_dir) {
-            Err(KeyError::NoFolder(_) | KeyError::Empty(_))
-                if matches!(*store, AnyStore::Embedded(_)) =>
-            {
-                let made = keys::generate_into(&config.keys_dir, chrono::Utc::now())?;
-                startup.generated_key = Some(made.id.to_string());
-                KeyRing::load_dir(&config.keys_dir)?
-            }
-            Err(e @ (KeyError::NoFolder(_) | KeyError::Empty(_))) => {
-                return Err(StartError::NoSigningKey(format!(
-                    "{e}; with a shared store every instance needs the same keys: generate them \
-                     once and copy the key folder to each instance"
-                )))
-            }
-            other => other?,
-        };
-        let ring = Arc::new(ring);
-        let issuer = Issuer::new(ring.clone())
-            .map_err(|_| {
-                StartError::NoSigningKey(format!(
-                    "no secret key in {}, so no token can be signed; create one with `tessera \
-                     keys generate --keys {}`, or run a verifier with --verify-only",
-                    config.keys_dir.display(),
-                    config.keys_dir.display()
-                ))
-            })?
-            .with_issuer(config.issuer.clone());
-        let service = TokenService::new(store.clone(), issuer).with_policy(config.policy);
-        let mirror = StateMirror::start(store.clone(), mirror_options(config)).await?;
-        let state = Self::assemble(
-            config,
-            Some(Tokens::new(service)),
-            mirror,
-            ring,
-            Some(store),
-        );
-        Ok((state, startup))
-    }
-
-    /// A verifier at the edge: public keys suffice, the token state comes from an issuer's
-    /// `/v1/state` or from a shared (Redis) store.
-    async fn open_verify_only(config: &ServerConfig) -> Result<Self, StartError> {
-        let ring = Arc::new(KeyRing::load_dir(&config.keys_dir)?);
-        match &config.state_from {
-            Some((url, token)) => {
-                let source = Arc::new(HttpStateSource::new(url, token)?);
-                let mirror = StateMirror::start(source, mirror_options(config)).await?;
-                Ok(Self::assemble(config, None, mirror, ring, None))
-            }
-            None => {
-                let store = Arc::new(AnyStore::open(&config.store_url).await?);
-                if matches!(*store, AnyStore::Embedded(_)) {
-                    return Err(StartError::Config(
-                        "a verify-only instance follows a shared store (--store redis://...) or \
-                         an issuer (--state-from URL); the embedded store belongs to the one \
-                         process that issues"
-                            .into(),
-                    ));
-                }
-                let mirror = StateMirror::start(store.clone(), mirror_options(config)).await?;
-                Ok(Self::assemble(config, None, mirror, ring, Some(store)))
-            }
-        }
-    }
-
-    fn assemble(
-        config: &ServerConfig,
-        tokens: Option<Tokens>,
-        mirror: StateMirror,
-        ring: Arc<KeyRing>,
-        store: Option<Arc<AnyStore>>,
-    ) -> Self {
-        let verifier = Verifier::new(ring.clone())
-            .with_state(mirror.state())
-            .with_issuer(config.issuer.clone())
-            .with_leeway(config.leeway);
+    /// A server's state from its parts, which the composition root ([`crate::startup`]) makes.
+    pub(crate) fn new(parts: Parts) -> Self {
         Self {
             inner: Arc::new(Inner {
-                tokens: tokens.map(Arc::new),
+                tokens: parts.tokens.map(Arc::new),
                 metrics: metrics::Metrics::default(),
                 usage: usage::UsageRecorder::default(),
-                trusted_proxies: config.trusted_proxies.clone(),
-                usage_flush: config.usage_flush,
-                verifier,
-                mirror,
-                ring,
-                store,
+                trusted_proxies: parts.trusted_proxies,
+                usage_flush: parts.usage_flush,
+                verifier: parts.verifier,
+                mirror: parts.mirror,
+                ring: parts.ring,
+                store: parts.store,
             }),
         }
     }
@@ -267,27 +117,6 @@ impl AppState {
     /// Whether this instance only verifies (no management API).
     pub fn verify_only(&self) -> bool {
         self.inner.tokens.is_none()
-    }
-
-    /// On an issuer whose store holds no token at all, create the first super-admin token,
-    /// named `admin`, expiring in 30 days, for `caller`; `None` when there are tokens already
-    /// (or this instance only verifies). The caller hands the token over once.
-    pub async fn bootstrap_admin(&self, caller: &Caller) -> Result<Option<Minted>, LifecycleError> {
-        let Some(tokens) = self.tokens() else {
-            return Ok(None);
-        };
-        let service = tokens.housekeeping();
-        if !service.list().await?.is_empty() {
-            return Ok(None);
-        }
-        let new = NewToken {
-            name: "admin".into(),
-            description: "the first super-admin token, made by `tessera serve --bootstrap-token`"
-                .into(),
-            expires: Expiry::Days(30),
-            permissions: crate::Permissions::SuperAdmin,
-        };
-        service.create(caller, new).await.map(Some)
     }
 
     /// The verifier, following the store's token state.
@@ -407,14 +236,6 @@ fn forward_auth() -> MethodRouter<AppState> {
 /// and no allocation (a `Router::layer` boxes each route's service and future again).
 pub fn app(state: AppState) -> Track<Router> {
     Track::new(router(state.clone()), state)
-}
-
-fn mirror_options(config: &ServerConfig) -> MirrorOptions {
-    MirrorOptions {
-        bound: config.staleness_bound,
-        fail_open: config.fail_open,
-        ..MirrorOptions::default()
-    }
 }
 
 /// Serve `state` on `listener` until `shutdown` completes, then finish the requests in flight.

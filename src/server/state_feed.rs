@@ -12,10 +12,13 @@
 use super::auth::Admin;
 use super::error::ApiError;
 use super::handlers::Params;
+use crate::client::{ApiClient, ClientOptions};
 use crate::mirror::StateSource;
-use crate::store::{FeedPage, StateChange, StateRecord, StateSnapshot, StoreError, TokenStore};
+use crate::model::{FeedPage, StateChange, StateRecord, StateSnapshot};
+use crate::store::{StoreError, TokenStore};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use uuid::Uuid;
@@ -97,37 +100,28 @@ pub async fn state(admin: Admin, Params(query): Params<StateQuery>) -> Result<Re
 
 /// A verifier's view of an issuer's `/v1/state`.
 pub struct HttpStateSource {
-    client: reqwest::Client,
-    base: String,
-    token: Zeroizing<String>,
+    client: ApiClient,
 }
 
 impl std::fmt::Debug for HttpStateSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpStateSource")
-            .field("base", &self.base)
+            .field("base", &self.client.base())
             .finish_non_exhaustive()
     }
 }
 
 impl HttpStateSource {
-    /// Follow the issuer at `base` (`http(s)://host:port`) with a super-admin `token`.
+    /// Follow the issuer at `base` (`http(s)://host:port`) with a token allowed to read the
+    /// state.
     pub fn new(base: &str, token: &str) -> Result<Self, StoreError> {
-        let base = base.trim_end_matches('/').to_owned();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(StoreError::Config(format!(
-                "the state source {base:?} is not an http:// or https:// URL"
-            )));
-        }
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .build()
-            .map_err(|e| StoreError::Config(format!("cannot make an HTTP client: {e}")))?;
-        Ok(Self {
-            client,
-            base,
-            token: Zeroizing::new(token.to_owned()),
-        })
+        let options = ClientOptions {
+            connect_timeout: Duration::from_secs(3),
+            ..ClientOptions::default()
+        };
+        let client = ApiClient::new(base, Zeroizing::new(token.to_owned()), &options)
+            .map_err(|e| StoreError::Config(format!("the state source {base:?}: {e}")))?;
+        Ok(Self { client })
     }
 
     async fn get<T: serde::de::DeserializeOwned>(
@@ -135,27 +129,13 @@ impl HttpStateSource {
         query: &str,
         timeout: Duration,
     ) -> Result<T, StoreError> {
-        let url = format!("{}/v1/state{query}", self.base);
-        let unavailable =
-            |what: String| StoreError::Unavailable(format!("{}/v1/state: {what}", self.base));
-        let response = self
-            .client
-            .get(&url)
-            .bearer_auth(self.token.as_str())
-            .timeout(timeout)
-            .send()
+        let path = format!("/v1/state{query}");
+        // A refused token is a configuration problem, not an outage, but the mirror treats
+        // both alike: it keeps trying and fails closed past its bound.
+        self.client
+            .call(Method::GET, &path, None, None, Some(timeout))
             .await
-            .map_err(|e| unavailable(e.without_url().to_string()))?;
-        let status = response.status();
-        if !status.is_success() {
-            // A refused token is a configuration problem, not an outage, but the mirror treats
-            // both alike: it keeps trying and fails closed past its bound.
-            return Err(unavailable(format!("answered {status}")));
-        }
-        response
-            .json()
-            .await
-            .map_err(|e| unavailable(format!("unreadable answer: {}", e.without_url())))
+            .map_err(|e| StoreError::Unavailable(format!("{path}: {e}")))
     }
 }
 

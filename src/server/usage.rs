@@ -6,7 +6,8 @@
 //! background task writes what changed to the store in one batch every few seconds, and once
 //! more at shutdown. If the store is down, the batch is kept and retried with the next one.
 
-use crate::store::{AnyStore, TokenStore, Usage};
+use crate::model::Usage;
+use crate::store::{AnyStore, TokenStore};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::hash::BuildHasher;

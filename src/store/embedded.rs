@@ -7,9 +7,9 @@
 //! process: a second process (say `tessera token` while `tessera serve` runs) gets a clear
 //! error naming the file.
 
-use super::{
-    AuditEntry, AuditRecord, Committed, FeedPage, StateChange, StateDecoder, StateRecord,
-    StateSnapshot, StoreError, TokenRecord, TokenStore, Usage, Write, FEED_RETENTION,
+use super::{Committed, StateDecoder, StoreError, TokenStore, Write, FEED_RETENTION};
+use crate::model::{
+    AuditEntry, AuditRecord, FeedPage, StateChange, StateRecord, StateSnapshot, TokenRecord, Usage,
 };
 use chrono::{DateTime, Utc};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -76,11 +76,7 @@ impl EmbeddedStore {
             })?;
         }
         let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Unavailable(format!(
-                "{} is in use by another process (a running `tessera serve`?): stop it \
-                 first, or manage tokens through its HTTP API",
-                path.display()
-            )),
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.clone()),
             e => StoreError::Unavailable(format!("cannot open {}: {e}", path.display())),
         })?;
         // Create every table up front so readers never meet a missing one.

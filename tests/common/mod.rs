@@ -170,7 +170,7 @@ pub fn new_token(name: &str) -> NewToken {
 
 pub fn caller() -> Caller {
     Caller {
-        actor: tessera::store::Actor::local("tester"),
+        actor: tessera::model::Actor::local("tester"),
         from: None,
     }
 }

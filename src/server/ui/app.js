@@ -21,7 +21,7 @@ const MAX_GRANTS = 64;
 const MAX_PATTERNS = 64;
 const MAX_PATTERN_LEN = 253;
 
-/** The resource kinds of DESIGN.md: role ladders (low to high) and scope fields, in JSON order. */
+/** The resource kinds (docs/permissions.md): role ladders (low to high) and scope fields, in JSON order. */
 const RESOURCES = {
   'devtron-app': {
     title: 'Devtron Apps',

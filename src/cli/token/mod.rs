@@ -1,7 +1,7 @@
 //! `tessera token create|list|show|update|regenerate|delete|audit`: the token lifecycle, either
 //! directly on a store, for an operator on the machine that holds the store and the keys (and
 //! to bootstrap the first super-admin token before any server runs), or with `--server URL`
-//! through a running server's HTTP API ([`super::remote`]), with the caller's token in
+//! through a running server's HTTP API ([`remote`]), with the caller's token in
 //! `TESSERA_TOKEN`.
 //!
 //! The rules live in [`crate::lifecycle`] (run here, or by the server); this module parses
@@ -14,18 +14,19 @@
 //! too large, and over HTTP a caller's token that is not super-admin); 2 usage or configuration
 //! error (flags, keys, an unreachable store or server, `TESSERA_TOKEN` missing or refused).
 
-use super::keys::KeysDir;
-use super::remote::{self, Remote, ServerArgs};
-use super::report::{self, eprint_line, Failure, Out, EXIT_REFUSED};
+use crate::cli::keys::KeysDir;
+use crate::cli::report::{self, eprint_line, Failure, Out, EXIT_REFUSED};
 use crate::issuer::Issuer;
-use crate::keys::{KeyError, KeyRing};
+
 use crate::lifecycle::{
     Caller, Expiry, LifecycleError, Minted, NewToken, Policy, Status, TokenService, TokenUpdate,
 };
+use crate::model::{AuditRecord, TokenRecord};
 use crate::permissions::Permissions;
-use crate::store::{AnyStore, AuditRecord, TokenRecord, DEFAULT_STORE_URL};
+use crate::store::{AnyStore, DEFAULT_STORE_URL};
 use chrono::{DateTime, SubsecRound as _, Utc};
 use clap::{Args, Subcommand};
+use remote::Remote;
 use serde_json::json;
 use std::io::Read as _;
 use std::process::ExitCode;
@@ -288,210 +289,16 @@ impl TokenCommand {
     }
 }
 
-/// Why a token command stopped short of its work.
-#[derive(Debug)]
-pub(crate) enum Stop {
-    /// The rules refused the request (exit 1): a stable code and the message that explains
-    /// it, as the HTTP API words them.
-    Refused {
-        /// `invalid_request`, `name_taken`, `not_found`, `conflict`, `token_too_large`,
-        /// `forbidden`.
-        code: String,
-        /// What is wrong and how to fix it.
-        message: String,
-    },
-    /// A usage or configuration error (exit 2): the store, the keys or the server.
-    Failed(Failure),
-}
+mod backend;
+mod outcome;
+mod output;
+mod remote;
 
-impl From<Failure> for Stop {
-    fn from(failure: Failure) -> Self {
-        Stop::Failed(failure)
-    }
-}
-
-impl From<LifecycleError> for Stop {
-    fn from(error: LifecycleError) -> Self {
-        match error {
-            LifecycleError::Store(e) => Stop::Failed(
-                Failure::new(report::redact_url(&e.to_string()))
-                    .hint("check that the store is reachable (--store / TESSERA_STORE)"),
-            ),
-            e @ LifecycleError::NoSigningKey => {
-                Stop::Failed(Failure::new(&e).hint("create one with `tessera keys generate`"))
-            }
-            e => Stop::Refused {
-                code: e.code().to_owned(),
-                message: e.to_string(),
-            },
-        }
-    }
-}
-
-/// A token string, shown once, and its record: from the store or from the server.
-pub(crate) struct Issued {
-    /// The token; printed once, then dropped (and zeroized).
-    pub(crate) token: Zeroizing<String>,
-    /// The record.
-    pub(crate) record: TokenRecord,
-}
-
-impl From<Minted> for Issued {
-    fn from(minted: Minted) -> Self {
-        Issued {
-            token: Zeroizing::new(minted.token.expose().to_owned()),
-            record: minted.record,
-        }
-    }
-}
-
-/// Where the commands run: on a store opened here, or through a server's HTTP API. Both give
-/// the same records and refusals, so everything after this is written once.
-enum Backend {
-    Local {
-        service: TokenService<AnyStore>,
-        caller: Caller,
-    },
-    Remote(Remote),
-}
-
-impl Backend {
-    /// The server `--server` names, else the store `--store` names, with the keys (for
-    /// commands that sign) and the lifetime rule.
-    async fn open(
-        common: &Common,
-        keys: Option<&KeysDir>,
-        policy: Option<&PolicyArgs>,
-    ) -> Result<Self, Failure> {
-        if let Some(url) = &common.remote.server {
-            return Ok(Backend::Remote(Remote::from_env(&common.remote, url)?));
-        }
-        let service = service(&common.store, keys)
-            .await?
-            .with_policy(policy.map(PolicyArgs::policy).unwrap_or_default());
-        Ok(Backend::Local {
-            service,
-            caller: Caller::local(),
-        })
-    }
-
-    /// Now, in whole seconds: the time statuses and relative times are shown at.
-    fn now(&self) -> DateTime<Utc> {
-        match self {
-            Backend::Local { service, .. } => service.now(),
-            Backend::Remote(_) => Utc::now().trunc_subsecs(0),
-        }
-    }
-
-    async fn create(&self, new: NewToken) -> Result<Issued, Stop> {
-        match self {
-            Backend::Local { service, caller } => Ok(service.create(caller, new).await?.into()),
-            Backend::Remote(remote) => remote.create(&new).await,
-        }
-    }
-
-    /// Every record with `status` (all when `None`), oldest first.
-    async fn list(&self, status: Option<Status>) -> Result<Vec<TokenRecord>, Stop> {
-        match self {
-            Backend::Local { service, .. } => {
-                let now = service.now();
-                let mut records = service.list().await?;
-                records.retain(|r| status.is_none_or(|s| r.status(now) == s));
-                Ok(records)
-            }
-            Backend::Remote(remote) => remote.list(status).await,
-        }
-    }
-
-    /// The token a command names, by id or by name.
-    async fn find(&self, key: &str) -> Result<TokenRecord, Stop> {
-        if let Ok(id) = Uuid::parse_str(key) {
-            return match self {
-                Backend::Local { service, .. } => Ok(service.get(id).await?),
-                Backend::Remote(remote) => remote.get(id).await,
-            };
-        }
-        let found = match self {
-            Backend::Local { service, .. } => service.get_by_name(key).await?,
-            Backend::Remote(remote) => remote.get_by_name(key).await?,
-        };
-        found.ok_or_else(|| {
-            LifecycleError::Invalid {
-                field: "token",
-                message: format!(
-                    "no live token is named {:?} (give a name or an id; `tessera token list` \
-                     shows them)",
-                    crate::permissions::shorten(key)
-                ),
-            }
-            .into()
-        })
-    }
-
-    async fn update(
-        &self,
-        id: Uuid,
-        update: TokenUpdate,
-        expect: Option<u64>,
-    ) -> Result<TokenRecord, Stop> {
-        match self {
-            Backend::Local { service, caller } => {
-                Ok(service.update(caller, id, update, expect).await?)
-            }
-            Backend::Remote(remote) => remote.update(id, &update, expect).await,
-        }
-    }
-
-    async fn regenerate(
-        &self,
-        id: Uuid,
-        expires: Expiry,
-        expect: Option<u64>,
-    ) -> Result<Issued, Stop> {
-        match self {
-            Backend::Local { service, caller } => Ok(service
-                .regenerate(caller, id, expires, expect)
-                .await?
-                .into()),
-            Backend::Remote(remote) => remote.regenerate(id, expires, expect).await,
-        }
-    }
-
-    /// Delete `record`'s token; the record as it was.
-    async fn delete(&self, record: TokenRecord, expect: Option<u64>) -> Result<TokenRecord, Stop> {
-        match self {
-            Backend::Local { service, caller } => {
-                Ok(service.delete(caller, record.id, expect).await?)
-            }
-            Backend::Remote(remote) => {
-                remote.delete(record.id, expect).await?;
-                Ok(record)
-            }
-        }
-    }
-
-    async fn audit(&self, after: u64, limit: u64) -> Result<Vec<AuditRecord>, Stop> {
-        match self {
-            Backend::Local { service, .. } => {
-                let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-                Ok(service.audit(after, limit).await?)
-            }
-            Backend::Remote(remote) => remote.audit(after, limit).await,
-        }
-    }
-
-    /// After a change on a store, drop state entries nothing can need any more. Best effort:
-    /// the command's own work is done. A server does this itself.
-    async fn prune(&self) {
-        if let Backend::Local { service, .. } = self {
-            if let Err(e) = service.prune().await {
-                eprint_line(format_args!(
-                    "warning: could not prune the token state: {e}"
-                ));
-            }
-        }
-    }
-}
+pub(crate) use backend::open_store;
+use backend::*;
+use outcome::*;
+use output::*;
+pub(crate) use remote::ServerArgs;
 
 async fn dispatch(command: TokenCommand) -> Result<ExitCode, Stop> {
     match command {
@@ -594,84 +401,6 @@ async fn dispatch(command: TokenCommand) -> Result<ExitCode, Stop> {
     }
 }
 
-fn audit_out(entries: &[AuditRecord], json: bool) -> Result<ExitCode, Failure> {
-    let mut out = Out::default();
-    if json {
-        out.line(super::to_json(&json!({ "entries": entries }))?);
-    } else {
-        for r in entries {
-            let e = &r.entry;
-            out.line(format_args!(
-                "{:>6}  {}  {:<10}  {:<16}  {}  by {}{}",
-                r.seq,
-                report::time(&e.at),
-                e.action.as_str(),
-                report::clean(&e.outcome),
-                report::clean(&target(e.target_name.as_deref(), e.target)),
-                report::clean(e.actor.as_str()),
-                e.from
-                    .as_deref()
-                    .map(|f| format!(" from {}", report::clean(f)))
-                    .unwrap_or_default()
-            ));
-        }
-    }
-    out.emit()?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn target(name: Option<&str>, id: Option<Uuid>) -> String {
-    match (name, id) {
-        (Some(name), Some(id)) => format!("{name} ({id})"),
-        (Some(name), None) => name.to_owned(),
-        (None, Some(id)) => id.to_string(),
-        (None, None) => "-".to_owned(),
-    }
-}
-
-async fn service(
-    store: &StoreArg,
-    keys: Option<&KeysDir>,
-) -> Result<TokenService<AnyStore>, Failure> {
-    let store = Arc::new(open_store(&store.store).await?);
-    // Commands that sign nothing need no keys.
-    let Some(dir) = keys else {
-        return Ok(TokenService::without_issuer(store));
-    };
-    let ring = match KeyRing::load_dir(&dir.keys) {
-        // The first use on one machine, as `tessera serve` does on a first start: a shared
-        // store needs keys made once and copied to every instance, so only the embedded one.
-        Err(KeyError::NoFolder(_) | KeyError::Empty(_))
-            if matches!(*store, AnyStore::Embedded(_)) =>
-        {
-            let made = crate::keys::generate_into(&dir.keys, chrono::Utc::now())?;
-            eprint_line(format_args!(
-                "first use: generated the signing key {} in {} (the secret file is mode 0600)",
-                made.id,
-                dir.keys.display()
-            ));
-            KeyRing::load_dir(&dir.keys)?
-        }
-        other => other?,
-    };
-    let issuer = Issuer::new(Arc::new(ring)).map_err(|_| {
-        Failure::new(format_args!(
-            "no secret key in {}, so no token can be signed",
-            dir.keys.display()
-        ))
-        .hint("create one with `tessera keys generate`")
-    })?;
-    Ok(TokenService::new(store, issuer))
-}
-
-/// Open the store a `--store` URL names, with an error that says what to check.
-pub(crate) async fn open_store(url: &str) -> Result<AnyStore, Failure> {
-    AnyStore::open(url).await.map_err(|e| {
-        Failure::new(report::redact_url(&e.to_string()))
-            .hint("check --store (or TESSERA_STORE): file:PATH or redis://HOST:PORT/DB")
-    })
-}
-
 fn parse_expiry(text: &str) -> Result<Expiry, Failure> {
     text.parse::<Expiry>()
         .map_err(|e| Failure::new(format_args!("--expires: {}", message_of(&e))))
@@ -718,180 +447,4 @@ fn permissions_arg(super_admin: bool, json: Option<&str>) -> Result<Option<Permi
              or --super-admin",
         )
     })
-}
-
-fn minted_out(
-    issued: &Issued,
-    now: DateTime<Utc>,
-    what: &str,
-    json: bool,
-) -> Result<ExitCode, Failure> {
-    let record = &issued.record;
-    let mut out = Out::default();
-    if json {
-        out.line(super::to_json(&json!({
-            "token": issued.token.as_str(),
-            "record": record.view(now),
-        }))?);
-    } else {
-        out.line(issued.token.as_str());
-    }
-    out.emit()?;
-    eprint_line(format_args!(
-        "{what} token {} ({}), version {}, expires {}",
-        report::clean(&record.name),
-        record.id,
-        record.version,
-        expiry_text(record.expires_at, now)
-    ));
-    eprint_line(format_args!(
-        "permissions: {}",
-        report::clean(&record.permissions.summary())
-    ));
-    eprint_line(
-        "the token is shown only this once and stored nowhere: keep it secret, send it as \
-         `Authorization: Bearer <token>`",
-    );
-    if what == "regenerated" {
-        eprint_line("the previous token no longer works: give scripts the new one");
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn expiry_text(at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
-    at.map_or_else(
-        || "never".to_owned(),
-        |at| report::time_and_relative(&at, &now),
-    )
-}
-
-fn record_out(record: &TokenRecord, now: DateTime<Utc>, json: bool) -> Result<ExitCode, Failure> {
-    let mut out = Out::default();
-    if json {
-        out.line(super::to_json(
-            &serde_json::to_value(record.view(now))
-                .map_err(|e| Failure::new(format_args!("cannot write JSON: {e}")))?,
-        )?);
-    } else {
-        let status = match record.status(now) {
-            Status::Active => "active",
-            Status::Expired => "expired",
-        };
-        out.line(format_args!("id:           {}", record.id));
-        out.line(format_args!(
-            "name:         {}",
-            report::clean(&record.name)
-        ));
-        let description = match record.description.as_str() {
-            "" => "(none)".to_owned(),
-            text => report::clean(text),
-        };
-        out.line(format_args!("description:  {description}"));
-        out.line(format_args!("status:       {status}"));
-        out.line(format_args!(
-            "expires:      {}",
-            expiry_text(record.expires_at, now)
-        ));
-        out.line(format_args!(
-            "permissions:  {}",
-            report::clean(&record.permissions.summary())
-        ));
-        out.line(format_args!("version:      {}", record.version));
-        out.line(format_args!("revision:     {}", record.revision));
-        out.line(format_args!(
-            "created:      {} by {}",
-            report::time(&record.created_at),
-            report::clean(&record.created_by)
-        ));
-        out.line(format_args!(
-            "updated:      {} by {}",
-            report::time(&record.updated_at),
-            report::clean(&record.updated_by)
-        ));
-    }
-    out.emit()?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn list_out(records: &[TokenRecord], now: DateTime<Utc>, json: bool) -> Result<ExitCode, Failure> {
-    let mut out = Out::default();
-    if json {
-        let tokens: Vec<_> = records.iter().map(|r| r.view(now)).collect();
-        out.line(super::to_json(
-            &serde_json::to_value(json!({ "tokens": tokens }))
-                .map_err(|e| Failure::new(format_args!("cannot write JSON: {e}")))?,
-        )?);
-        out.emit()?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    if records.is_empty() {
-        eprint_line("no tokens; create one with `tessera token create`");
-        return Ok(ExitCode::SUCCESS);
-    }
-    let rows: Vec<[String; 5]> = records
-        .iter()
-        .map(|r| {
-            let status = match r.status(now) {
-                Status::Active => match r.expires_at {
-                    Some(at) if at - now < chrono::Duration::days(7) => "expiring",
-                    _ => "active",
-                },
-                Status::Expired => "expired",
-            };
-            [
-                report::clean(&r.name),
-                r.id.to_string(),
-                status.to_owned(),
-                r.expires_at
-                    .map_or_else(|| "never".to_owned(), |at| report::time(&at)),
-                report::clean(&r.permissions.summary()),
-            ]
-        })
-        .collect();
-    let header = ["NAME", "ID", "STATUS", "EXPIRES", "PERMISSIONS"].map(String::from);
-    let mut widths = [0; 4];
-    for row in std::iter::once(&header).chain(&rows) {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    for [name, id, status, expires, perms] in std::iter::once(&header).chain(&rows) {
-        out.line(format_args!(
-            "{name:<w0$}  {id:<w1$}  {status:<w2$}  {expires:<w3$}  {perms}",
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2],
-            w3 = widths[3],
-        ));
-    }
-    out.emit()?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Report a refusal by the rules (exit 1): the same lines, and with `--json` the same
-/// document, whether the store or the server refused.
-fn refusal(code: &str, message: &str, json: bool) -> Result<ExitCode, Failure> {
-    if json {
-        let mut out = Out::default();
-        out.line(super::to_json(&json!({
-            "error": {"code": code, "message": message}
-        }))?);
-        out.emit()?;
-    }
-    eprint_line(format_args!(
-        "refused: {} ({})",
-        report::clean(code),
-        report::clean(message)
-    ));
-    match code {
-        "conflict" => eprint_line(
-            "hint: read the token again (`tessera token show`) and retry with its revision",
-        ),
-        "forbidden" => eprint_line(format_args!(
-            "hint: managing tokens needs a super-admin token in {}",
-            remote::TOKEN_VAR
-        )),
-        _ => {}
-    }
-    Ok(ExitCode::from(EXIT_REFUSED))
 }

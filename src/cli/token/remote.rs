@@ -1,10 +1,10 @@
 //! `tessera token ... --server URL`: the token commands through a running server's HTTP API
 //! instead of a store opened in this process.
 //!
-//! This module owns the HTTP client and nothing else: the `--server` options, the caller's
-//! token (from `TESSERA_TOKEN` only: a flag would show in `ps` and in shell history), one
-//! request per lifecycle call, and the mapping of the API's answers to the types the local mode
-//! already uses ([`TokenRecord`], [`AuditRecord`]), so [`super::token`] shows both modes with
+//! This module owns the `--server` options, the caller's token (from `TESSERA_TOKEN` only: a
+//! flag would show in `ps` and in shell history), one request per lifecycle call through the
+//! library's [`ApiClient`], and the mapping of the API's answers to the types the local mode
+//! already uses ([`TokenRecord`], [`AuditRecord`]), so the token commands show both modes with
 //! the same code and the output is the same.
 //!
 //! What an answer means for the exit code:
@@ -15,38 +15,32 @@
 //! - the server could not be reached, did not answer in time, answered something that is not
 //!   the Tessera API, or failed on its side (5xx): exit 2, naming the URL and what to check.
 //!
-//! The token is sent only in the `Authorization` header (marked sensitive), kept in memory
-//! that is zeroized on drop, and never put into a message: errors name the server's URL, which
-//! may not carry credentials.
+//! The client keeps the token as [`crate::client`] promises: in the `Authorization` header only,
+//! zeroized on drop, never in a message.
 
-use super::report::{self, eprint_line, Failure};
-use super::token::{Issued, Stop};
+use super::outcome::{Issued, Stop};
+use crate::cli::report::{eprint_line, Failure};
+use crate::client::{ApiClient, ApiError, ClientError, ClientOptions};
 use crate::lifecycle::{Expiry, NewToken, Status, TokenUpdate};
+use crate::model::{AuditRecord, TokenRecord};
 use crate::permissions::Permissions;
-use crate::store::{AuditRecord, TokenRecord};
 use chrono::{DateTime, Utc};
 use clap::Args;
-use reqwest::header::IF_MATCH;
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::error::Error as _;
 use std::path::PathBuf;
 use std::time::Duration;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-/// The environment variable that holds the caller's token.
 pub(crate) const TOKEN_VAR: &str = "TESSERA_TOKEN";
 
 /// How long to wait for a connection (TCP and TLS).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one request may take from start to end of the answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// The largest answer read: far above any listing of tokens a server keeps, and a bound on
-/// what a wrong or hostile URL can make this process hold.
-const MAX_ANSWER: usize = 32 * 1024 * 1024;
 /// The most audit entries the server gives in one page (its `limit` ceiling).
 const AUDIT_PAGE: u64 = 1000;
 
@@ -68,19 +62,9 @@ pub(crate) struct ServerArgs {
 }
 
 /// A token server's management API, with the caller's token.
+#[derive(Debug)]
 pub(crate) struct Remote {
-    client: reqwest::Client,
-    /// The base URL, without a trailing `/`; it never holds credentials.
-    base: String,
-    token: Zeroizing<String>,
-}
-
-impl std::fmt::Debug for Remote {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Remote")
-            .field("base", &self.base)
-            .finish_non_exhaustive()
-    }
+    client: ApiClient,
 }
 
 /// Which kind of path a request goes to: a 404 from a collection means the server has no
@@ -91,7 +75,7 @@ enum Scope {
     Token,
 }
 
-/// RECORD as the API gives it (DESIGN.md). `status` is left out: it is recomputed at the time
+/// A record as the API gives it (docs/http-api.md). `status` is left out: it is recomputed at the time
 /// of showing, as the local mode does.
 #[derive(Deserialize)]
 struct RecordBody {
@@ -152,17 +136,6 @@ struct AuditBody {
     next_after: Option<u64>,
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorFields,
-}
-
-#[derive(Deserialize)]
-struct ErrorFields {
-    code: String,
-    message: String,
-}
-
 impl Remote {
     /// The server at `url`, with the caller's token from `TESSERA_TOKEN` and, when given,
     /// the extra CA certificates in `ca`.
@@ -176,67 +149,59 @@ impl Remote {
         token: Zeroizing<String>,
         ca: Option<&std::path::Path>,
     ) -> Result<Self, Failure> {
-        let base = base_url(url)?;
-        let token = Zeroizing::new(token.trim().to_owned());
-        if token.is_empty() {
-            return Err(Failure::new(format_args!(
+        let hint = "e.g. --server https://tessera.example.com or --server http://127.0.0.1:8080";
+        let ca_pem = ca
+            .map(|path| {
+                std::fs::read(path).map_err(|e| {
+                    Failure::new(format_args!(
+                        "cannot read --server-ca {}: {e}",
+                        path.display()
+                    ))
+                })
+            })
+            .transpose()?;
+        let options = ClientOptions {
+            connect_timeout: CONNECT_TIMEOUT,
+            timeout: REQUEST_TIMEOUT,
+            ca_pem,
+        };
+        let missing = token.trim().is_empty();
+        let client = ApiClient::new(url, token, &options).map_err(|e| match e {
+            ClientError::BadUrl(problem) => {
+                let failure = Failure::new(format_args!("--server {problem}"));
+                if problem.contains("credentials") {
+                    failure.hint(format_args!("the caller's token goes in {TOKEN_VAR}"))
+                } else {
+                    failure.hint(hint)
+                }
+            }
+            ClientError::BadToken if missing => Failure::new(format_args!(
                 "--server needs the caller's token in {TOKEN_VAR}, which is not set"
             ))
             .hint(format_args!(
                 "export {TOKEN_VAR} with a super-admin token (e.g. `read -rs {TOKEN_VAR} && \
                  export {TOKEN_VAR}`); it is never taken as a flag, which would show in `ps` \
                  and shell history"
-            )));
-        }
-        // Checked here so the header cannot fail later with a message about its value.
-        if !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(Failure::new(format_args!(
+            )),
+            ClientError::BadToken => Failure::new(format_args!(
                 "{TOKEN_VAR} is not a token: it holds spaces, control or non-ASCII characters"
             ))
-            .hint(format_args!("set {TOKEN_VAR} to the token string alone")));
-        }
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .user_agent(concat!("tessera/", env!("CARGO_PKG_VERSION")))
-            // A redirect would send the request, and with it the token, somewhere the operator
-            // did not name.
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(path) = ca {
-            let pem = std::fs::read(path).map_err(|e| {
-                Failure::new(format_args!(
-                    "cannot read --server-ca {}: {e}",
-                    path.display()
-                ))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .ok()
-                .filter(|certs| !certs.is_empty())
-                .ok_or_else(|| {
-                    Failure::new(format_args!(
-                        "--server-ca {} holds no PEM certificate",
-                        path.display()
-                    ))
-                })?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder
-            .build()
-            .map_err(|e| Failure::new(format_args!("cannot make an HTTP client: {e}")))?;
-        let remote = Self {
-            client,
-            base,
-            token,
-        };
+            .hint(format_args!("set {TOKEN_VAR} to the token string alone")),
+            ClientError::Setup(problem) if ca.is_some() => Failure::new(format_args!(
+                "--server-ca {}: {problem}",
+                ca.map(|p| p.display().to_string()).unwrap_or_default()
+            )),
+            e => Failure::new(e),
+        })?;
+        let remote = Self { client };
         remote.warn_if_cleartext();
         Ok(remote)
     }
 
     /// The token is a bearer credential: over plain HTTP anyone on the path can take it.
     fn warn_if_cleartext(&self) {
-        let Ok(url) = Url::parse(&self.base) else {
+        let base = self.client.base();
+        let Ok(url) = Url::parse(base) else {
             return;
         };
         let host = url.host_str().unwrap_or_default();
@@ -248,9 +213,8 @@ impl Remote {
                 .is_ok_and(|ip| ip.is_loopback());
         if url.scheme() == "http" && !loopback {
             eprint_line(format_args!(
-                "warning: {TOKEN_VAR} goes to {} over plain http, readable on the way; use \
-                 https:// beyond this machine",
-                self.base
+                "warning: {TOKEN_VAR} goes to {base} over plain http, readable on the way; use \
+                 https:// beyond this machine"
             ));
         }
     }
@@ -384,8 +348,8 @@ impl Remote {
             .await
     }
 
-    /// Send a request; the decoded answer when it succeeds (an empty answer decodes as JSON
-    /// `null`, so `()` takes a 204), else the refusal or failure it means.
+    /// Send a request; the decoded answer when it succeeds (`()` takes a 204), else the
+    /// refusal or failure it means.
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -394,39 +358,31 @@ impl Remote {
         expect: Option<u64>,
         body: Option<&Value>,
     ) -> Result<T, Stop> {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(self.token.as_str());
-        if let Some(revision) = expect {
-            request = request.header(IF_MATCH, format!("\"{revision}\""));
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await.map_err(|e| self.unreachable(&e))?;
-        let status = response.status();
-        let answer = read_capped(response)
+        self.client
+            .call(method, path, expect, body, None)
             .await
-            .map_err(|e| self.unreachable(&e))?;
-        if !status.is_success() {
-            return Err(self.refused(status, &answer, scope));
+            .map_err(|e| self.stop(e, scope))
+    }
+
+    /// What a failed call means for the command (see the module docs).
+    fn stop(&self, error: ClientError, scope: Scope) -> Stop {
+        match error {
+            ClientError::Status { status, error, .. } => self.refused(status, error, scope),
+            ClientError::Unreachable { .. } => Stop::Failed(Failure::new(error).hint(
+                "check --server (or TESSERA_SERVER): the URL, that `tessera serve` runs there, \
+                 and for https:// its certificate (--server-ca for a private CA)",
+            )),
+            ClientError::Unreadable { .. } => Stop::Failed(
+                Failure::new(error)
+                    .hint("check that --server names a Tessera server of the same version"),
+            ),
+            other => Stop::Failed(Failure::new(other)),
         }
-        let json: &[u8] = if answer.is_empty() { b"null" } else { &answer };
-        serde_json::from_slice(json).map_err(|e| {
-            Stop::Failed(
-                Failure::new(format_args!(
-                    "the server at {} gave an answer this tool cannot read: {e}",
-                    self.base
-                ))
-                .hint("check that --server names a Tessera server of the same version"),
-            )
-        })
     }
 
     /// What an unsuccessful answer means (see the module docs).
-    fn refused(&self, status: StatusCode, answer: &[u8], scope: Scope) -> Stop {
-        let base = &self.base;
+    fn refused(&self, status: StatusCode, error: Option<ApiError>, scope: Scope) -> Stop {
+        let base = self.client.base();
         if status.is_redirection() {
             return Stop::Failed(
                 Failure::new(format_args!(
@@ -435,10 +391,7 @@ impl Remote {
                 .hint("point --server at the URL the server is reached at (https:// if it redirects there)"),
             );
         }
-        let Ok(ErrorBody {
-            error: ErrorFields { code, message },
-        }) = serde_json::from_slice::<ErrorBody>(answer)
-        else {
+        let Some(ApiError { code, message }) = error else {
             return Stop::Failed(
                 Failure::new(format_args!(
                     "the server at {base} answered {status} without a Tessera error"
@@ -485,28 +438,6 @@ impl Remote {
             }
         }
     }
-
-    /// A request that got no (whole) answer: the URL and the cause, never the request itself.
-    fn unreachable(&self, error: &reqwest::Error) -> Stop {
-        let what = if error.is_timeout() {
-            "no answer in time from"
-        } else if error.is_connect() {
-            "cannot connect to"
-        } else {
-            "no answer from"
-        };
-        Stop::Failed(
-            Failure::new(format_args!(
-                "{what} the server at {}: {}",
-                self.base,
-                causes(error)
-            ))
-            .hint(
-                "check --server (or TESSERA_SERVER): the URL, that `tessera serve` runs there, \
-                 and for https:// its certificate (--server-ca for a private CA)",
-            ),
-        )
-    }
 }
 
 fn issued(minted: MintedBody) -> Issued {
@@ -520,104 +451,18 @@ fn token_path(id: Uuid, rest: &str) -> String {
     format!("/v1/tokens/{id}{rest}")
 }
 
-/// The base URL `--server` names: `http` or `https`, a host, no credentials (the token comes
-/// from the environment), no query; a path prefix is kept (a server behind a proxy).
-fn base_url(text: &str) -> Result<String, Failure> {
-    let hint = "e.g. --server https://tessera.example.com or --server http://127.0.0.1:8080";
-    let shown = report::redact_url(text);
-    let url = Url::parse(text.trim()).map_err(|e| {
-        Failure::new(format_args!("--server {shown:?} is not a URL: {e}")).hint(hint)
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
-        return Err(
-            Failure::new(format_args!("--server {shown:?} is not an http(s):// URL")).hint(hint),
-        );
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(Failure::new(format_args!(
-            "--server {shown:?} holds credentials; the URL names only the server"
-        ))
-        .hint(format_args!("the caller's token goes in {TOKEN_VAR}")));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(Failure::new(format_args!(
-            "--server {shown:?} has a query or fragment; give the server's base URL"
-        ))
-        .hint(hint));
-    }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
-}
-
-/// The answer's body, up to [`MAX_ANSWER`] bytes, in memory zeroized on drop (it may hold a
-/// new token).
-async fn read_capped(
-    mut response: reqwest::Response,
-) -> Result<Zeroizing<Vec<u8>>, reqwest::Error> {
-    let mut body = Zeroizing::new(Vec::new());
-    while let Some(chunk) = response.chunk().await? {
-        if body.len() + chunk.len() > MAX_ANSWER {
-            // Cut off: the decoder then reports an unreadable answer.
-            break;
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// An error and its causes, `a: b: c`, without the URL (the caller names it once).
-fn causes(error: &reqwest::Error) -> String {
-    let mut text = String::new();
-    let mut next: Option<&dyn std::error::Error> = Some(error);
-    while let Some(e) = next {
-        let part = match e.downcast_ref::<reqwest::Error>() {
-            Some(e) if e.url().is_some() => {
-                // reqwest's own text names the URL; say what kind of failure it was instead.
-                next = e.source();
-                continue;
-            }
-            _ => e.to_string(),
-        };
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&part);
-        next = e.source();
-    }
-    if text.is_empty() {
-        text.push_str("the request failed");
-    }
-    report::redact_url(&text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn server_urls_are_checked_and_normalised() {
-        assert_eq!(
-            base_url("https://tessera.example.com/").unwrap_or_default(),
-            "https://tessera.example.com"
-        );
-        assert_eq!(
-            base_url("http://127.0.0.1:8080/tessera/").unwrap_or_default(),
-            "http://127.0.0.1:8080/tessera"
-        );
-        for bad in [
-            "tessera.example.com",
-            "ftp://host",
-            "https://host/?x=1",
-            "file:/tmp/x",
-        ] {
-            assert!(base_url(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn a_server_url_with_credentials_is_refused_without_showing_them() {
-        let failure = base_url("https://admin:hunter2@tessera.example.com").unwrap_err();
+        let token = Zeroizing::new("v4.public.abc".to_owned());
+        let failure =
+            Remote::new("https://admin:hunter2@tessera.example.com", token, None).unwrap_err();
         let text = format!("{failure:?}");
         assert!(text.contains("holds credentials"), "{text}");
+        assert!(text.contains(TOKEN_VAR), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
     }
 
@@ -634,17 +479,5 @@ mod tests {
         let text = format!("{:?}", bad.unwrap_err());
         assert!(text.contains("is not a token"), "{text}");
         assert!(!text.contains("secret part"), "{text}");
-    }
-
-    #[test]
-    fn the_debug_form_holds_no_token() {
-        let remote = Remote::new(
-            "http://127.0.0.1:1",
-            Zeroizing::new("v4.public.abc".into()),
-            None,
-        );
-        let text = format!("{:?}", remote.map_err(|f| format!("{f:?}")));
-        assert!(text.contains("127.0.0.1:1"), "{text}");
-        assert!(!text.contains("v4.public.abc"), "{text}");
     }
 }

@@ -1,0 +1,200 @@
+//! What callers of the lifecycle ask for and get back: expiries, the lifetime policy, who
+//! asks, new tokens and updates, minted tokens, statuses and the record as clients see it.
+
+use super::*;
+
+/// When a new token (or a regenerated one) expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// After this many days (7, 30, 60 or 90).
+    Days(u16),
+    /// At a chosen time, which must be in the future.
+    At(DateTime<Utc>),
+    /// Never.
+    Never,
+}
+
+/// The preset lifetimes, in days.
+pub const EXPIRY_DAYS: [u16; 4] = [7, 30, 60, 90];
+
+impl FromStr for Expiry {
+    type Err = LifecycleError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s == "never" {
+            return Ok(Expiry::Never);
+        }
+        if let Some(days) = s.strip_suffix('d') {
+            if let Some(&days) = EXPIRY_DAYS.iter().find(|d| d.to_string() == days) {
+                return Ok(Expiry::Days(days));
+            }
+        }
+        match DateTime::parse_from_rfc3339(s) {
+            Ok(at) => Ok(Expiry::At(at.with_timezone(&Utc))),
+            Err(_) => Err(invalid(
+                "expires",
+                format!(
+                    "{:?} is not an expiry: use 7d, 30d, 60d, 90d, never, or a future RFC 3339 \
+                     time such as 2027-01-31T00:00:00Z",
+                    crate::permissions::shorten(s)
+                ),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Expiry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expiry::Days(d) => write!(f, "{d}d"),
+            Expiry::At(at) => f.write_str(&crate::claims::format_time(at)),
+            Expiry::Never => f.write_str("never"),
+        }
+    }
+}
+
+/// Rules an operator configures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// The longest lifetime a token may be given; `None` allows `never`.
+    pub max_lifetime: Option<Duration>,
+    /// How long past the last possible expiry a state entry is kept. Must exceed every
+    /// verifier's leeway (30 s by default), so no verifier drops a restriction while a token it
+    /// restricts still passes its expiry check.
+    pub retention_margin: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            max_lifetime: None,
+            retention_margin: Duration::minutes(10),
+        }
+    }
+}
+
+/// Who asks, and from where: written to the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Who.
+    pub actor: Actor,
+    /// The client address, for network callers.
+    pub from: Option<String>,
+}
+
+impl Caller {
+    /// A local operator (the command line on the store's machine).
+    pub fn local() -> Self {
+        Self {
+            actor: Actor::current_user(),
+            from: None,
+        }
+    }
+}
+
+/// A token to create.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// The name: 3 to 50 of `a-z`, `0-9`, `-`, `_`, starting and ending with a letter or digit.
+    pub name: String,
+    /// At most 350 characters.
+    pub description: String,
+    /// When it expires.
+    pub expires: Expiry,
+    /// What it may do.
+    pub permissions: Permissions,
+}
+
+/// A change to a token's description and permissions; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TokenUpdate {
+    /// The new description.
+    pub description: Option<String>,
+    /// The new permissions.
+    pub permissions: Option<Permissions>,
+}
+
+/// A token string, shown once, and the record it belongs to.
+#[derive(Debug)]
+pub struct Minted {
+    /// The token; hand it over and forget it.
+    pub token: IssuedToken,
+    /// The record as stored.
+    pub record: TokenRecord,
+}
+
+/// A token's status at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Not expired.
+    Active,
+    /// Past its expiry.
+    Expired,
+}
+
+impl TokenRecord {
+    /// The record's status at `now`.
+    pub fn status(&self, now: DateTime<Utc>) -> Status {
+        match self.expires_at {
+            Some(at) if at <= now => Status::Expired,
+            _ => Status::Active,
+        }
+    }
+
+    /// The record as clients see it at `now` (the API's record, docs/http-api.md).
+    pub fn view(&self, now: DateTime<Utc>) -> RecordView<'_> {
+        RecordView {
+            id: self.id,
+            name: &self.name,
+            description: &self.description,
+            permissions: &self.permissions,
+            version: self.version,
+            revision: self.revision,
+            created_at: crate::claims::format_time(&self.created_at),
+            created_by: &self.created_by,
+            updated_at: crate::claims::format_time(&self.updated_at),
+            updated_by: &self.updated_by,
+            expires_at: self.expires_at.as_ref().map(crate::claims::format_time),
+            status: self.status(now),
+            last_used_at: self.last_used_at.as_ref().map(crate::claims::format_time),
+            last_used_from: self.last_used_from.as_deref(),
+        }
+    }
+}
+
+/// A token record as clients see it: times as RFC 3339 with `Z`, and the status at the time
+/// of asking.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordView<'a> {
+    /// Token id.
+    pub id: Uuid,
+    /// Name.
+    pub name: &'a str,
+    /// Description.
+    pub description: &'a str,
+    /// Current permissions.
+    pub permissions: &'a Permissions,
+    /// Token version (bumped by regenerate).
+    pub version: u32,
+    /// Record revision (bumped by every change).
+    pub revision: u64,
+    /// Creation time.
+    pub created_at: String,
+    /// Who created it.
+    pub created_by: &'a str,
+    /// Last change.
+    pub updated_at: String,
+    /// Who changed it last.
+    pub updated_by: &'a str,
+    /// Expiry of the current version; `null` for never.
+    pub expires_at: Option<String>,
+    /// `active` or `expired`.
+    pub status: Status,
+    /// When a verifier of this service last accepted the token (`null`: not since records
+    /// began).
+    pub last_used_at: Option<String>,
+    /// The client address of that use.
+    pub last_used_from: Option<&'a str>,
+}

@@ -1,0 +1,252 @@
+//! The domain records: what a token is (its record and last use), who did what to it (actors,
+//! actions and the audit trail), and the token-state changes verifiers follow. Plain data,
+//! shared by the stores, the lifecycle, the server and the command line, so that none of them
+//! needs another's module to name a record.
+
+use crate::permissions::Permissions;
+use crate::state::StateEntry;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A token's record: everything about it except the token string, which is never stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRecord {
+    /// Token id (`jti`), fixed for the token's life.
+    pub id: Uuid,
+    /// Unique among live tokens; fixed for the token's life.
+    pub name: String,
+    /// Free text, at most 350 characters.
+    pub description: String,
+    /// The current permissions (what verifiers following the state feed apply).
+    pub permissions: Permissions,
+    /// The token version: 1 at creation, bumped by each regeneration.
+    pub version: u32,
+    /// The record revision: 1 at creation, bumped by every change. Optimistic concurrency
+    /// names it.
+    pub revision: u64,
+    /// When the token was created.
+    pub created_at: DateTime<Utc>,
+    /// Who created it (an [`Actor`] string).
+    pub created_by: String,
+    /// When the record last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Who changed it last.
+    pub updated_by: String,
+    /// When the current version expires; `None` never.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The latest expiry of any version ever issued (`None`: some version never expires).
+    /// A state entry that restricts old versions is kept until then.
+    pub issued_until: Option<DateTime<Utc>>,
+    /// When a verifier of this service last accepted the token, where known. Kept apart from
+    /// the record (see `TokenStore::record_usage`) and filled in on reads.
+    #[serde(skip)]
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// The client address of that use.
+    #[serde(skip)]
+    pub last_used_from: Option<String>,
+}
+
+/// A token's last use, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Usage {
+    /// The token.
+    #[serde(skip)]
+    pub id: Uuid,
+    /// When it was used.
+    pub at: DateTime<Utc>,
+    /// From which client address.
+    pub from: Option<String>,
+}
+
+impl TokenRecord {
+    /// Fill in the last use from a stored usage entry.
+    pub(crate) fn with_usage(mut self, usage: Option<Usage>) -> Self {
+        if let Some(usage) = usage {
+            self.last_used_at = Some(usage.at);
+            self.last_used_from = usage.from;
+        }
+        self
+    }
+}
+
+/// A state-map entry as stored: the verifier's [`StateEntry`] plus when it may be dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateRecord {
+    /// Every version is rejected.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// Versions below this are rejected.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_ver: u32,
+    /// Permissions that replace the signed ones (shared: many entries often carry equal sets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perm: Option<Arc<Permissions>>,
+    /// After this time no version the entry restricts can pass an expiry check, so the entry
+    /// may be dropped; `None` keeps it for ever (a version that never expires).
+    pub drop_after: Option<DateTime<Utc>>,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+impl StateRecord {
+    /// The verifier's view of this entry.
+    pub fn to_entry(&self) -> StateEntry {
+        StateEntry {
+            deleted: self.deleted,
+            min_ver: self.min_ver,
+            perm: self.perm.clone(),
+        }
+    }
+}
+
+/// One change to the state map, as the feed carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateChange {
+    /// The global revision this change was given.
+    pub revision: u64,
+    /// The token id.
+    pub id: Uuid,
+    /// The new entry, or `None` when the entry was dropped.
+    pub entry: Option<StateRecord>,
+}
+
+/// The whole state map as of a revision (see the snapshot rule of `TokenStore`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateSnapshot {
+    /// Every change up to this revision is included; later ones may be, in part.
+    pub revision: u64,
+    /// Every entry.
+    pub entries: Vec<(Uuid, StateRecord)>,
+}
+
+/// What a follower gets when it asks for changes after a revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedPage {
+    /// The changes after the asked revision, in order and without gaps (possibly none).
+    Changes(Vec<StateChange>),
+    /// The feed no longer holds the change right after the asked revision (it was trimmed, or
+    /// the store was reset): reload a snapshot.
+    Reload,
+}
+
+/// Who did something: `token:<id>` for a token holder, `local:<user>` for an operator on the
+/// machine that holds the store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Actor(String);
+
+impl Actor {
+    /// The holder of a token.
+    pub fn token(id: Uuid) -> Self {
+        Self(format!("token:{id}"))
+    }
+
+    /// A local operator, by operating-system user name.
+    pub fn local(user: &str) -> Self {
+        Self(format!("local:{user}"))
+    }
+
+    /// The local operator running this process: `$USER`, else `$LOGNAME`, else the name of
+    /// the process's user id in `/etc/passwd`, else `uid-<n>`.
+    pub fn current_user() -> Self {
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(user_of_process)
+            .unwrap_or_default();
+        let user: String = user
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+            .take(64)
+            .collect();
+        Self::local(if user.is_empty() { "unknown" } else { &user })
+    }
+
+    /// The actor as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The user name of this process's user id, from `/etc/passwd` (`uid-<n>` when not listed).
+fn user_of_process() -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let name = passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
+    });
+    Some(name.unwrap_or_else(|| format!("uid-{uid}")))
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A management action, as the audit trail names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// A token was created.
+    Create,
+    /// A token's description or permissions changed.
+    Update,
+    /// A token was regenerated.
+    Regenerate,
+    /// A token was deleted.
+    Delete,
+}
+
+impl Action {
+    /// The action's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Regenerate => "regenerate",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// One audit-trail entry, as appended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditEntry {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who.
+    pub actor: Actor,
+    /// What.
+    pub action: Action,
+    /// The token acted on, when known.
+    pub target: Option<Uuid>,
+    /// The token's name, when known.
+    pub target_name: Option<String>,
+    /// `ok`, or the error code of the refusal.
+    pub outcome: String,
+    /// The client address, when the action came over the network.
+    pub from: Option<String>,
+}
+
+/// An audit-trail entry with its position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Position in the trail, from 1; a page after `seq` starts at `seq + 1`.
+    pub seq: u64,
+    /// The entry.
+    #[serde(flatten)]
+    pub entry: AuditEntry,
+}

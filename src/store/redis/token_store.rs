@@ -1,0 +1,260 @@
+//! The [`TokenStore`] contract, kept on Redis.
+
+use super::*;
+
+impl TokenStore for RedisStore {
+    async fn commit(&self, write: Write) -> Result<Committed, StoreError> {
+        let keys = &self.inner.keys;
+        // op, id, name or expect, record, audit, state op, state, drop score, change
+        let (op, id, third, record, audit, state) = match &write {
+            Write::Create { record, audit } => (
+                "create",
+                record.id,
+                record.name.clone(),
+                encode(record)?,
+                audit,
+                None,
+            ),
+            Write::Replace {
+                expect,
+                record,
+                state,
+                audit,
+            } => (
+                "replace",
+                record.id,
+                expect.to_string(),
+                encode(record)?,
+                audit,
+                state.as_ref().map(Option::as_ref),
+            ),
+            Write::Delete {
+                id,
+                expect,
+                state,
+                audit,
+            } => (
+                "delete",
+                *id,
+                expect.to_string(),
+                String::new(),
+                audit,
+                Some(Some(state)),
+            ),
+        };
+        let (state_op, state_json, score, change) = match state {
+            None => ("none", String::new(), String::new(), String::new()),
+            Some(entry) => (
+                if entry.is_some() { "set" } else { "drop" },
+                entry.map(encode).transpose()?.unwrap_or_default(),
+                entry
+                    .and_then(|e| e.drop_after)
+                    .map(|t| t.timestamp().to_string())
+                    .unwrap_or_default(),
+                encode(&FeedValue {
+                    id,
+                    entry: entry.cloned(),
+                })?,
+            ),
+        };
+        let mut invocation = COMMIT.call();
+        invocation
+            .key(&keys.records)
+            .key(&keys.names)
+            .key(&keys.state)
+            .key(&keys.drops)
+            .key(&keys.rev)
+            .key(&keys.feed)
+            .key(&keys.audit)
+            .key(&keys.usage)
+            .arg(op)
+            .arg(id.to_string())
+            .arg(&third)
+            .arg(record)
+            .arg(encode(audit)?)
+            .arg(state_op)
+            .arg(state_json)
+            .arg(score)
+            .arg(change)
+            .arg(FEED_RETENTION);
+        let reply = self
+            .run_write("committing a token change", &invocation)
+            .await?;
+        match reply.first().map(String::as_str) {
+            Some("ok") => {
+                let rev = parse_u64("commit", reply.get(1))?;
+                Ok(Committed {
+                    state_revision: (rev > 0).then_some(rev),
+                })
+            }
+            Some("name_taken") => Err(StoreError::NameTaken(third)),
+            Some("not_found") => Err(StoreError::NotFound(id)),
+            Some("conflict") => Err(StoreError::Conflict {
+                id,
+                expected: if op == "create" {
+                    0
+                } else {
+                    third.parse().unwrap_or(0)
+                },
+                actual: parse_u64("commit", reply.get(1))?,
+            }),
+            _ => Err(StoreError::Corrupt(format!(
+                "unexpected reply to a commit: {reply:?}"
+            ))),
+        }
+    }
+
+    async fn get(&self, id: Uuid) -> Result<Option<TokenRecord>, StoreError> {
+        let mut cmd = redis::cmd("HGET");
+        cmd.arg(&self.inner.keys.records).arg(id.to_string());
+        let raw: Option<Vec<u8>> = self.read("reading a token record", Read::Cmd(&cmd)).await?;
+        match raw {
+            Some(raw) => Ok(Some(self.with_usage(decode("token record", &raw)?).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn get_by_name(&self, name: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let keys = &self.inner.keys;
+        let mut script = BY_NAME.call();
+        script.key(&keys.names).key(&keys.records).arg(name);
+        let reply: Vec<Vec<u8>> = self
+            .read("reading a token by name", Read::Script(&script))
+            .await?;
+        match reply.as_slice() {
+            [] => Ok(None),
+            [_] => Err(StoreError::Corrupt(format!(
+                "the name {name:?} points at a missing record"
+            ))),
+            [_, record, ..] => Ok(Some(
+                self.with_usage(decode("token record", record)?).await?,
+            )),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let mut cmd = redis::cmd("HVALS");
+        cmd.arg(&self.inner.keys.records);
+        let raw: Vec<Vec<u8>> = self.read("listing token records", Read::Cmd(&cmd)).await?;
+        let mut all = redis::cmd("HGETALL");
+        all.arg(&self.inner.keys.usage);
+        let usage: HashMap<String, Vec<u8>> =
+            self.read("reading the last uses", Read::Cmd(&all)).await?;
+        raw.iter()
+            .map(|r| {
+                let record: TokenRecord = decode("token record", r)?;
+                let used = usage
+                    .get(&record.id.to_string())
+                    .map(|u| decode_usage(u))
+                    .transpose()?;
+                Ok(record.with_usage(used))
+            })
+            .collect()
+    }
+
+    async fn record_usage(&self, uses: Vec<Usage>) -> Result<(), StoreError> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = USAGE.call();
+        invocation
+            .key(&self.inner.keys.records)
+            .key(&self.inner.keys.usage);
+        for usage in &uses {
+            invocation
+                .arg(usage.id.to_string())
+                .arg(usage.at.timestamp_millis().max(0))
+                .arg(encode(usage)?);
+        }
+        self.run_write("recording token use", &invocation)
+            .await
+            .map(drop)
+    }
+
+    async fn append_audit(&self, entry: AuditEntry) -> Result<u64, StoreError> {
+        let mut invocation = AUDIT.call();
+        invocation.key(&self.inner.keys.audit).arg(encode(&entry)?);
+        let reply = self
+            .run_write("appending to the audit trail", &invocation)
+            .await?;
+        parse_u64("audit append", reply.get(1))
+    }
+
+    async fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        // List index i holds sequence i + 1, so the entries after `after` start at index `after`.
+        let Ok(start) = i64::try_from(after) else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let stop = start.saturating_add(i64::try_from(limit).unwrap_or(i64::MAX) - 1);
+        let mut cmd = redis::cmd("LRANGE");
+        cmd.arg(&self.inner.keys.audit).arg(start).arg(stop);
+        let raw: Vec<Vec<u8>> = self
+            .read("reading the audit trail", Read::Cmd(&cmd))
+            .await?;
+        raw.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                Ok(AuditRecord {
+                    seq: after + 1 + i as u64,
+                    entry: decode("audit entry", r)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn snapshot(&self) -> Result<StateSnapshot, StoreError> {
+        let keys = &self.inner.keys;
+        // The revision first, then the map in batches (HSCAN): Redis is never blocked by one
+        // huge reply, and a verifier never holds the whole map twice over in reply buffers.
+        // An entry changed during the scan shows that later change, which is ahead of
+        // `revision`, never behind it; the follower then applies the feed after `revision`
+        // and ends exact (the contract allows this).
+        let mut get = redis::cmd("GET");
+        get.arg(&keys.rev);
+        let revision: Option<String> = self
+            .read("reading the state revision", Read::Cmd(&get))
+            .await?;
+        let revision = parse_revision(&keys.rev, revision)?;
+        let entries = self.scan_state().await?;
+        Ok(StateSnapshot { revision, entries })
+    }
+
+    async fn changes_since(&self, revision: u64, wait: Duration) -> Result<FeedPage, StoreError> {
+        // Within about `wait` either way, even while the shared connection is still trying to
+        // reconnect to a Redis that is down.
+        let limit = wait.saturating_add(FEED_GRACE);
+        tokio::time::timeout(limit, self.follow(revision, wait))
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "Redis at {} did not answer a feed read within {limit:?}",
+                    self.inner.server
+                )))
+            })
+    }
+
+    async fn prune_state(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let keys = &self.inner.keys;
+        let mut total = 0;
+        loop {
+            let mut invocation = PRUNE.call();
+            invocation
+                .key(&keys.state)
+                .key(&keys.drops)
+                .key(&keys.rev)
+                .key(&keys.feed)
+                .arg(now.timestamp())
+                .arg(PRUNE_BATCH)
+                .arg(FEED_RETENTION);
+            let reply = self.run_write("pruning the state map", &invocation).await?;
+            let dropped = usize::try_from(parse_u64("prune", reply.get(1))?).unwrap_or(usize::MAX);
+            total += dropped;
+            if dropped < PRUNE_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+}
