@@ -83,7 +83,9 @@ impl Comb {
                 }
             }
         }
-        debug_assert_eq!(carry, 0, "scalars are reduced below 2^253");
+        // Every scalar here is reduced (below 2^253), so the top digit never borrows; a carry
+        // would mean a wrong product, and a wrong verdict, in a release build too.
+        assert_eq!(carry, 0, "scalars are reduced below 2^253");
         sum
     }
 }
@@ -324,4 +326,47 @@ mod tests {
             assert!(!same(&key, &tabled, message, &other));
         }
     }
+
+    /// C2SP's 914 edge-case signatures (tests/vectors/ed25519/): small-order and mixed-order
+    /// keys and `R`s, non-canonical encodings, residues only a cofactored check accepts. The
+    /// table check gives `verify_strict`'s verdict on each; a key `VerifyingKey` refuses never
+    /// reaches a table (the key ring refuses it), so only the library's verdict applies there.
+    #[test]
+    fn c2sp_edge_case_vectors_get_verify_strict_verdicts() {
+        let vectors: Vec<serde_json::Value> =
+            serde_json::from_str(include_str!("../tests/vectors/ed25519/ed25519vectors.json"))
+                .unwrap();
+        assert_eq!(vectors.len(), 914);
+        let allowed = ["low_order_component_A", "low_order_component_R"];
+        let (mut accepted, mut refused_keys) = (0, 0);
+        for vector in &vectors {
+            let bytes = |field: &str| hex::decode(vector[field].as_str().unwrap()).unwrap();
+            let key: [u8; 32] = bytes("key").try_into().unwrap();
+            let signature: [u8; 64] = bytes("sig").try_into().unwrap();
+            let message = vector["msg"].as_str().unwrap().as_bytes();
+            let Ok(key) = VerifyingKey::from_bytes(&key) else {
+                refused_keys += 1;
+                continue;
+            };
+            let tabled = TabledKey::new(&key);
+            if same(&key, &tabled, message, &signature) {
+                accepted += 1;
+                // Vectors without an oddity have no flags (`null`).
+                let flags = vector["flags"].as_array().cloned().unwrap_or_default();
+                assert!(
+                    flags.iter().all(|f| allowed.contains(&f.as_str().unwrap())),
+                    "vector {} accepted with flags {flags:?}",
+                    vector["number"]
+                );
+            }
+        }
+        // Accepted: only vectors whose sole oddity is a mixed-order A or R (a prime-order part
+        // plus a torsion part), which no blocklist can refuse and `verify_strict` accepts.
+        assert_eq!((accepted, refused_keys), (ACCEPTED, REFUSED_KEYS));
+    }
+
+    /// How many of C2SP's vectors verify, and how many keys `VerifyingKey` refuses to decode,
+    /// as counted on the run that fixed them (both checks agreeing on every vector).
+    const ACCEPTED: usize = 43;
+    const REFUSED_KEYS: usize = 0;
 }
