@@ -20,3 +20,16 @@ pub fn decode(text: &str) -> Result<Vec<u8>, InvalidBase64> {
 pub fn encode(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode_to_string(bytes)
 }
+
+/// The length of the unpadded base64url of `n` bytes.
+pub fn encoded_len(n: usize) -> usize {
+    (n * 4).div_ceil(3)
+}
+
+/// Encode base64url without padding into `out`, which must be [`encoded_len`] bytes long;
+/// the text written. For secrets, which must not pass through a growing buffer.
+pub fn encode_into<'a>(bytes: &[u8], out: &'a mut [u8]) -> &'a str {
+    let written = URL_SAFE_NO_PAD.encode(bytes, base64_simd::Out::from_slice(out));
+    // base64url is ASCII.
+    std::str::from_utf8(written).unwrap_or_default()
+}

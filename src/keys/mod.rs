@@ -22,6 +22,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use zeroize::Zeroizing;
 
+mod folder;
+
+pub use folder::{generate_into, GeneratedKey};
+
 /// Why a key operation failed. Messages name the file and say what to do; none contains key
 /// material.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +50,21 @@ pub enum KeyError {
         /// Its permission bits.
         mode: u32,
     },
+    /// A key folder or file that someone other than its owner could have changed, or that is
+    /// not what it seems (a symbolic link, not a regular file).
+    #[error("key {what} {}: {problem}", .path.display())]
+    Unsafe {
+        /// `folder` or `file`.
+        what: &'static str,
+        /// The folder or file.
+        path: PathBuf,
+        /// What is wrong, and the command that fixes it.
+        problem: String,
+    },
+    /// A public key under which no signature proves anything: of small order, or encoded
+    /// other than canonically (two spellings of one point).
+    #[error("a k4.public key that is {0}: no token signed under it can be trusted")]
+    WeakPublicKey(&'static str),
     /// A file that does not hold what its name says.
     #[error("key file {}: {reason}", .path.display())]
     BadFile {
@@ -133,6 +152,14 @@ impl PublicKey {
             .ok()
             .and_then(|bytes| VerifyingKey::from_bytes(bytes).ok())
             .ok_or_else(|| bad_paserk("k4.public"))?;
+        // Without these, such a key would load silently and every token under it would fail
+        // as `bad_signature`, with no other sign of why.
+        if point.is_weak() {
+            return Err(KeyError::WeakPublicKey("of small order"));
+        }
+        if point.to_edwards().compress().as_bytes()[..] != *key.as_bytes() {
+            return Err(KeyError::WeakPublicKey("not canonically encoded"));
+        }
         let id = pid(&key);
         Ok(Self {
             key,
@@ -220,7 +247,7 @@ impl SecretKey {
 
     /// The `k4.secret.` PASERK string, in memory that is wiped when dropped.
     pub fn to_paserk(&self) -> Zeroizing<String> {
-        Zeroizing::new(paserk_string(&self.0))
+        secret_text(self.0.as_bytes())
     }
 
     /// The key id (`k4.sid`) of this secret key.
@@ -281,10 +308,19 @@ pub fn decode_secret_paserk(text: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> 
 /// [`decode_secret_paserk`].
 pub fn secret_paserk(raw: &[u8]) -> Result<Zeroizing<String>, KeyError> {
     check_secret_bytes(raw)?;
-    Ok(Zeroizing::new(format!(
-        "k4.secret.{}",
-        crate::base64url::encode(raw)
-    )))
+    Ok(secret_text(raw))
+}
+
+/// `k4.secret.` and the base64url of `raw`, built in zeroized buffers of exactly the right
+/// size: a growing `String` would leave copies of the key in memory it freed.
+fn secret_text(raw: &[u8]) -> Zeroizing<String> {
+    const PREFIX: &str = "k4.secret.";
+    let mut encoded = Zeroizing::new(vec![0u8; crate::base64url::encoded_len(raw.len())]);
+    let text = crate::base64url::encode_into(raw, &mut encoded);
+    let mut out = Zeroizing::new(String::with_capacity(PREFIX.len() + text.len()));
+    out.push_str(PREFIX);
+    out.push_str(text);
+    out
 }
 
 fn check_secret_bytes(bytes: &[u8]) -> Result<(), KeyError> {
@@ -436,201 +472,6 @@ impl KeyRing {
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
-
-    /// Load every key file in `dir`. Secret files must not be readable by group or others.
-    /// A folder with no keys is an error: a verifier without keys can only refuse.
-    pub fn load_dir(dir: &Path) -> Result<Self, KeyError> {
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(KeyError::NoFolder(dir.to_path_buf()))
-            }
-            Err(e) => return Err(io_err(dir)(e)),
-        };
-        let mut ring = Self::default();
-        for entry in entries {
-            let path = entry.map_err(io_err(dir))?.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-                continue;
-            };
-            if let Some(stem) = name.strip_suffix(".k4.secret") {
-                let created = created_from_stem(&path, stem)?;
-                check_private(&path)?;
-                let text = Zeroizing::new(fs::read_to_string(&path).map_err(io_err(&path))?);
-                let secret = SecretKey::from_paserk(&text).map_err(|_| KeyError::BadFile {
-                    path: path.clone(),
-                    reason: "does not hold a valid k4.secret key".into(),
-                })?;
-                let public = secret.public_key();
-                check_stem_matches(&path, stem, &public)?;
-                ring.insert(RingKey {
-                    public,
-                    secret: Some(secret),
-                    created,
-                });
-            } else if let Some(stem) = name.strip_suffix(".k4.public") {
-                let created = created_from_stem(&path, stem)?;
-                let text = fs::read_to_string(&path).map_err(io_err(&path))?;
-                let public = PublicKey::from_paserk(&text).map_err(|_| KeyError::BadFile {
-                    path: path.clone(),
-                    reason: "does not hold a valid k4.public key".into(),
-                })?;
-                check_stem_matches(&path, stem, &public)?;
-                ring.insert(RingKey {
-                    public,
-                    secret: None,
-                    created,
-                });
-            }
-        }
-        if ring.is_empty() {
-            return Err(KeyError::Empty(dir.to_path_buf()));
-        }
-        Ok(ring)
-    }
-}
-
-/// Length of the key-id prefix in key file names: enough to tell keys apart at a glance.
-const STEM_ID_LEN: usize = 8;
-const STEM_TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
-
-fn file_stem(created: DateTime<Utc>, id: &KeyId) -> String {
-    let short = &id.0["k4.pid.".len().."k4.pid.".len() + STEM_ID_LEN];
-    format!("{}-{short}", created.format(STEM_TIME_FORMAT))
-}
-
-fn created_from_stem(path: &Path, stem: &str) -> Result<DateTime<Utc>, KeyError> {
-    let bad = || KeyError::BadFile {
-        path: path.to_path_buf(),
-        reason: "name is not <YYYYMMDDTHHMMSSZ>-<key id prefix>; keep the name tessera gave it"
-            .into(),
-    };
-    let (time, _) = stem.split_once('-').ok_or_else(bad)?;
-    NaiveDateTime::parse_from_str(time, STEM_TIME_FORMAT)
-        .map(|t| t.and_utc())
-        .map_err(|_| bad())
-}
-
-fn check_stem_matches(path: &Path, stem: &str, public: &PublicKey) -> Result<(), KeyError> {
-    let short = stem.split_once('-').map(|(_, s)| s).unwrap_or_default();
-    if public.id.0["k4.pid.".len()..].starts_with(short) && short.len() == STEM_ID_LEN {
-        Ok(())
-    } else {
-        Err(KeyError::BadFile {
-            path: path.to_path_buf(),
-            reason: format!("holds key {} but its name says otherwise", public.id),
-        })
-    }
-}
-
-#[cfg(unix)]
-fn check_private(path: &Path) -> Result<(), KeyError> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = fs::metadata(path)
-        .map_err(io_err(path))?
-        .permissions()
-        .mode()
-        & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(KeyError::Exposed {
-            path: path.to_path_buf(),
-            mode,
-        });
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_private(_path: &Path) -> Result<(), KeyError> {
-    Ok(())
-}
-
-/// Where a newly generated key was written.
-#[derive(Debug)]
-pub struct GeneratedKey {
-    /// The new key's id.
-    pub id: KeyId,
-    /// The secret key file (mode 0600).
-    pub secret_path: PathBuf,
-    /// The public key file.
-    pub public_path: PathBuf,
-}
-
-/// Generate a key pair and write it to `dir` (created, mode 0700, if missing): the secret file
-/// with mode 0600, the public file beside it, both synced to disk before returning.
-///
-/// The new key becomes the signing key: it is dated `created`, or one second after the newest
-/// key already in `dir` when that is later (names carry whole seconds, and a tie would leave
-/// the choice of signer to the key ids).
-pub fn generate_into(dir: &Path, created: DateTime<Utc>) -> Result<GeneratedKey, KeyError> {
-    let secret = SecretKey::generate()?;
-    let public = secret.public_key();
-    create_private_dir(dir)?;
-    let created = match newest_in(dir)? {
-        Some(newest) if newest >= created.trunc_subsecs(0) => newest + chrono::Duration::seconds(1),
-        _ => created,
-    };
-    let stem = file_stem(created, public.id());
-    let secret_path = dir.join(format!("{stem}.k4.secret"));
-    let public_path = dir.join(format!("{stem}.k4.public"));
-    write_new(&secret_path, secret.to_paserk().as_bytes(), 0o600)?;
-    write_new(&public_path, public.to_paserk().as_bytes(), 0o644)?;
-    sync_dir(dir)?;
-    Ok(GeneratedKey {
-        id: public.id().clone(),
-        secret_path,
-        public_path,
-    })
-}
-
-/// The creation time of the newest key file in `dir`, read from the names alone.
-fn newest_in(dir: &Path) -> Result<Option<DateTime<Utc>>, KeyError> {
-    let mut newest = None;
-    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
-        let name = entry.map_err(io_err(dir))?.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let stem = name
-            .strip_suffix(".k4.secret")
-            .or_else(|| name.strip_suffix(".k4.public"));
-        if let Some(created) = stem.and_then(|s| created_from_stem(dir, s).ok()) {
-            newest = newest.max(Some(created));
-        }
-    }
-    Ok(newest)
-}
-
-fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(io_err(dir))
-}
-
-fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyError> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut file = options.open(path).map_err(io_err(path))?;
-    file.write_all(contents).map_err(io_err(path))?;
-    file.write_all(b"\n").map_err(io_err(path))?;
-    file.sync_all().map_err(io_err(path))
-}
-
-fn sync_dir(dir: &Path) -> Result<(), KeyError> {
-    #[cfg(unix)]
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
 }
 
 #[cfg(test)]
