@@ -5,11 +5,12 @@
 //! |---|---|
 //! | `auth` | the token a request carries, its verification, the super-admin gate |
 //! | `error` | [`ApiError`]: the JSON error shape and the status of every code |
-//! | `handlers` | the endpoints |
+//! | `handlers` | the management endpoints and health |
 //! | `metrics` | Prometheus counters and `/metrics` |
 //! | `state_feed` | `GET /v1/state` and the HTTP state source of verify-only instances |
 //! | `ui` | the API tokens web page at `/`, a client of the `/v1` API like any other |
 //! | `usage` | last use of each token, noted in memory and written in batches |
+//! | `verify` | forward authentication, introspection and the public keys |
 //!
 //! [`router`] is a plain function of an [`AppState`], so most tests drive it in process;
 //! [`serve`] takes the listener and the shutdown signal from its caller, so tests bind port 0.
@@ -24,6 +25,7 @@ mod openapi;
 mod state_feed;
 mod ui;
 mod usage;
+mod verify;
 
 pub use auth::{client_address, presented, Admin, Authenticated, ClientAddr};
 pub use error::ApiError;
@@ -362,8 +364,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/auth", forward_auth())
         .route("/v1/auth/", forward_auth())
         .route("/v1/auth/{*path}", forward_auth())
-        .route("/v1/verify", post(handlers::verify))
-        .route("/v1/keys", get(handlers::keys))
+        .route("/v1/verify", post(verify::verify))
+        .route("/v1/keys", get(verify::keys))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/openapi.json", get(openapi::document))
@@ -399,7 +401,7 @@ const FORWARD_AUTH_METHODS: MethodFilter = MethodFilter::GET
     .or(MethodFilter::OPTIONS);
 
 fn forward_auth() -> MethodRouter<AppState> {
-    on(FORWARD_AUTH_METHODS, handlers::forward_auth)
+    on(FORWARD_AUTH_METHODS, verify::forward_auth)
 }
 
 /// [`router`] with every request counted by route and status: what [`serve`] runs. The
