@@ -48,3 +48,5 @@ pub use pattern::Pattern;
 pub use resource::{ChartGroupRole, DevtronRole, HelmRole, KubernetesRole, Resource};
 #[cfg(feature = "server")]
 pub use schema::PermissionQuestion;
+#[cfg(feature = "server")]
+pub(crate) use schema::{all_role_names, constant, question_keys, question_scope};

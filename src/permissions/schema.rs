@@ -224,6 +224,19 @@ pub(crate) fn question_keys() -> Vec<&'static str> {
     keys
 }
 
+/// Every role name of any resource kind, each once.
+pub(crate) fn all_role_names() -> Vec<&'static str> {
+    let mut names = Vec::new();
+    for resource in Resource::ALL {
+        for role in resource.role_names() {
+            if !names.contains(role) {
+                names.push(*role);
+            }
+        }
+    }
+    names
+}
+
 /// The schema of a permission question as a JSON object of strings (`/v1/verify`'s
 /// `require`): nothing, or one resource kind with its role and scope.
 pub struct PermissionQuestion;

@@ -1,12 +1,16 @@
 //! The management endpoints and health; the verification ones are in `verify`. Management
 //! handlers take an [`Admin`], the only way to the token service. Request bodies are JSON with
-//! unknown fields refused; every failure is an [`ApiError`].
+//! unknown fields refused; every failure is an [`ApiError`]. Each handler's `#[utoipa::path]`
+//! is its route and its part of `/openapi.json` (see `openapi`).
 
 use super::auth::Admin;
 use super::error::ApiError;
+use super::openapi::{errors, schemas, IfMatch, TokenId};
 use super::{store_answers, AppState, MAX_BODY};
-use crate::lifecycle::{Expiry, Minted, NewToken, Status, TokenUpdate};
-use crate::model::TokenRecord;
+use crate::lifecycle::{
+    Description, Expires, Expiry, Minted, NewToken, RecordView, Status, TokenName, TokenUpdate,
+};
+use crate::model::{AuditRecord, TokenRecord};
 use crate::permissions::Permissions;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, Path, Query, Request, State};
@@ -15,8 +19,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http_body_util::Limited;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 /// JSON in, with serde's message (which names the field) in our error shape.
@@ -111,12 +115,23 @@ fn no_store() -> [(HeaderName, HeaderValue); 1] {
     [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))]
 }
 
+/// A new token, shown this once, and its record.
+#[derive(Serialize, ToSchema)]
+#[schema(as = MintedToken)]
+// For the schema (no other field); serializing ignores it.
+#[serde(deny_unknown_fields)]
+pub struct MintedView<'a> {
+    #[schema(pattern = r"^v4\.public\.")]
+    token: &'a str,
+    record: RecordView<'a>,
+}
+
 fn minted(admin: &Admin, minted: &Minted, status: StatusCode) -> Response {
     let now = admin.tokens().now();
-    let body = json!({
-        "token": minted.token.expose(),
-        "record": minted.record.view(now),
-    });
+    let body = MintedView {
+        token: minted.token.expose(),
+        record: minted.record.view(now),
+    };
     (
         status,
         no_store(),
@@ -126,17 +141,45 @@ fn minted(admin: &Admin, minted: &Minted, status: StatusCode) -> Response {
         .into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = CreateToken)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
+    #[schema(value_type = TokenName)]
     name: String,
     #[serde(default)]
+    #[schema(value_type = Description)]
     description: String,
+    #[schema(value_type = Expires)]
     expires: String,
     permissions: Permissions,
 }
 
 /// `POST /v1/tokens`
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    operation_id = "createToken",
+    tag = "tokens",
+    summary = "Create a token (super-admin).",
+    security(("bearer" = []), ("token" = [])),
+    request_body = CreateBody,
+    responses(
+        (status = CREATED, description = "Created: the token, shown this once, and its record.",
+         body = MintedView,
+         headers(
+             ("ETag" = inline(schemas::ETag), description = "The record revision, for `If-Match`."),
+             ("Cache-Control" = inline(schemas::NoStore), description = "The body holds a token: never cached.")
+         ),
+         links(
+             ("getToken" = (operation_id = "getToken", parameters(("id" = "$response.body#/record/id")))),
+             ("updateToken" = (operation_id = "updateToken", parameters(("id" = "$response.body#/record/id")))),
+             ("regenerateToken" = (operation_id = "regenerateToken", parameters(("id" = "$response.body#/record/id")))),
+             ("deleteToken" = (operation_id = "deleteToken", parameters(("id" = "$response.body#/record/id"))))
+         )),
+        errors::Management, errors::JsonBody, errors::Conflict
+    )
+)]
 pub async fn create(admin: Admin, Body(body): Body<CreateBody>) -> Result<Response, ApiError> {
     let new = NewToken {
         name: body.name,
@@ -148,11 +191,23 @@ pub async fn create(admin: Admin, Body(body): Body<CreateBody>) -> Result<Respon
     Ok(minted(&admin, &made, StatusCode::CREATED))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    #[param(value_type = Option<Status>, inline)]
     status: Option<String>,
+    /// Only tokens that expire within this duration from now (`7d`, `12h`, `30m`, `90s`).
+    #[param(pattern = "^[0-9]{1,9}[dhms]$")]
     expiring_within: Option<String>,
+}
+
+/// The records.
+#[derive(Serialize, ToSchema)]
+// For the schema (no other field); serializing ignores it.
+#[serde(deny_unknown_fields)]
+pub struct TokenList<'a> {
+    tokens: Vec<RecordView<'a>>,
 }
 
 /// A duration like `7d`, `12h`, `30m` or `90s`.
@@ -177,6 +232,19 @@ fn parse_duration(text: &str) -> Option<chrono::Duration> {
 }
 
 /// `GET /v1/tokens?status=active|expired&expiring_within=7d`
+#[utoipa::path(
+    get,
+    path = "/v1/tokens",
+    operation_id = "listTokens",
+    tag = "tokens",
+    summary = "List token records (super-admin).",
+    security(("bearer" = []), ("token" = [])),
+    params(ListQuery),
+    responses(
+        (status = OK, description = "The records.", body = TokenList),
+        errors::Management, errors::BadRequest
+    )
+)]
 pub async fn list(admin: Admin, Params(query): Params<ListQuery>) -> Result<Response, ApiError> {
     let status = match query.status.as_deref() {
         None => None,
@@ -202,7 +270,7 @@ pub async fn list(admin: Admin, Params(query): Params<ListQuery>) -> Result<Resp
     let tokens = admin.tokens();
     let now = tokens.now();
     let records = tokens.list().await?;
-    let views: Vec<_> = records
+    let tokens = records
         .iter()
         .filter(|r| status.is_none_or(|s| r.status(now) == s))
         .filter(|r| match within {
@@ -214,10 +282,24 @@ pub async fn list(admin: Admin, Params(query): Params<ListQuery>) -> Result<Resp
         })
         .map(|r| r.view(now))
         .collect();
-    Ok(Json(json!({ "tokens": views })).into_response())
+    Ok(Json(TokenList { tokens }).into_response())
 }
 
 /// `GET /v1/tokens/{id}`
+#[utoipa::path(
+    get,
+    path = "/v1/tokens/{id}",
+    operation_id = "getToken",
+    tag = "tokens",
+    summary = "A token record (super-admin).",
+    security(("bearer" = []), ("token" = [])),
+    params(TokenId),
+    responses(
+        (status = OK, description = "The record.", body = RecordView,
+         headers(("ETag" = inline(schemas::ETag), description = "The record revision, for `If-Match`."))),
+        errors::Management, errors::NotFound
+    )
+)]
 pub async fn show(admin: Admin, Path(id): Path<String>) -> Result<Response, ApiError> {
     let record = admin.tokens().get(token_id(&id)?).await?;
     Ok(record_response(&admin, &record))
@@ -233,12 +315,16 @@ fn record_response(admin: &Admin, record: &TokenRecord) -> Response {
         .into_response()
 }
 
-#[derive(Deserialize)]
+/// Give description, permissions or both.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = UpdateToken, min_properties = 1)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateBody {
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Description)]
     description: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Permissions)]
     permissions: Option<Permissions>,
 }
 
@@ -252,6 +338,22 @@ where
 }
 
 /// `PATCH /v1/tokens/{id}`
+#[utoipa::path(
+    patch,
+    path = "/v1/tokens/{id}",
+    operation_id = "updateToken",
+    tag = "tokens",
+    summary = "Change a token's description or permissions (super-admin); the token string \
+               stays valid and carries the new permissions.",
+    security(("bearer" = []), ("token" = [])),
+    params(TokenId, IfMatch),
+    request_body = UpdateBody,
+    responses(
+        (status = OK, description = "The changed record.", body = RecordView,
+         headers(("ETag" = inline(schemas::ETag), description = "The record revision, for `If-Match`."))),
+        errors::Management, errors::JsonBody, errors::NotFound, errors::PreconditionFailed
+    )
+)]
 pub async fn update(
     admin: Admin,
     Path(id): Path<String>,
@@ -278,13 +380,41 @@ pub async fn update(
     Ok(record_response(&admin, &record))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = RegenerateToken)]
 #[serde(deny_unknown_fields)]
 pub struct RegenerateBody {
+    #[schema(value_type = Expires)]
     expires: String,
 }
 
 /// `POST /v1/tokens/{id}/regenerate`
+#[utoipa::path(
+    post,
+    path = "/v1/tokens/{id}/regenerate",
+    operation_id = "regenerateToken",
+    tag = "tokens",
+    summary = "A new token string with a new expiry (super-admin).",
+    security(("bearer" = []), ("token" = [])),
+    params(TokenId, IfMatch),
+    request_body = RegenerateBody,
+    responses(
+        (status = OK,
+         description = "The new token (version + 1), shown this once; the old one stops working.",
+         body = MintedView,
+         headers(
+             ("ETag" = inline(schemas::ETag), description = "The record revision, for `If-Match`."),
+             ("Cache-Control" = inline(schemas::NoStore), description = "The body holds a token: never cached.")
+         ),
+         links(
+             ("getToken" = (operation_id = "getToken", parameters(("id" = "$response.body#/record/id")))),
+             ("updateToken" = (operation_id = "updateToken", parameters(("id" = "$response.body#/record/id")))),
+             ("regenerateToken" = (operation_id = "regenerateToken", parameters(("id" = "$response.body#/record/id")))),
+             ("deleteToken" = (operation_id = "deleteToken", parameters(("id" = "$response.body#/record/id"))))
+         )),
+        errors::Management, errors::JsonBody, errors::NotFound, errors::PreconditionFailed
+    )
+)]
 pub async fn regenerate(
     admin: Admin,
     Path(id): Path<String>,
@@ -302,6 +432,19 @@ pub async fn regenerate(
 }
 
 /// `DELETE /v1/tokens/{id}`
+#[utoipa::path(
+    delete,
+    path = "/v1/tokens/{id}",
+    operation_id = "deleteToken",
+    tag = "tokens",
+    summary = "Delete a token (super-admin): it stops working everywhere.",
+    security(("bearer" = []), ("token" = [])),
+    params(TokenId, IfMatch),
+    responses(
+        (status = NO_CONTENT, description = "Deleted."),
+        errors::Management, errors::BadRequest, errors::NotFound, errors::PreconditionFailed
+    )
+)]
 pub async fn delete(
     admin: Admin,
     Path(id): Path<String>,
@@ -313,17 +456,49 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
+    /// Entries after this `seq` (default 0: from the start).
+    #[param(minimum = 0, maximum = 18446744073709551615_u64)]
     after: Option<u64>,
+    /// Entries per page (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
 /// The most audit entries one page gives.
 const AUDIT_PAGE_MAX: usize = 1000;
 
+// `#[param]` takes literals only: `limit`'s `maximum` above must be the constant.
+const _: () = assert!(AUDIT_PAGE_MAX == 1000);
+
+/// A page of the audit trail.
+#[derive(Serialize, ToSchema)]
+// For the schema (no other field); serializing ignores it.
+#[serde(deny_unknown_fields)]
+pub struct AuditPage<'a> {
+    entries: &'a [AuditRecord],
+    /// Pass as `after` for the next page; `null` on the last.
+    #[schema(minimum = 1, required = true)]
+    next_after: Option<u64>,
+}
+
 /// `GET /v1/audit?after=SEQ&limit=N`
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    operation_id = "listAudit",
+    tag = "tokens",
+    summary = "The audit trail, oldest first, a page at a time (super-admin).",
+    security(("bearer" = []), ("token" = [])),
+    params(AuditQuery),
+    responses(
+        (status = OK, description = "A page of entries.", body = AuditPage),
+        errors::Management, errors::BadRequest
+    )
+)]
 pub async fn audit(admin: Admin, Params(query): Params<AuditQuery>) -> Result<Response, ApiError> {
     let limit = query.limit.unwrap_or(100);
     if !(1..=AUDIT_PAGE_MAX).contains(&limit) {
@@ -338,15 +513,62 @@ pub async fn audit(admin: Admin, Params(query): Params<AuditQuery>) -> Result<Re
     let next = (entries.len() == limit)
         .then(|| entries.last().map(|e| e.seq))
         .flatten();
-    Ok(Json(json!({ "entries": entries, "next_after": next })).into_response())
+    let page = AuditPage {
+        entries: &entries,
+        next_after: next,
+    };
+    Ok(Json(page).into_response())
+}
+
+/// The process answers.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Health)]
+// For the schema (no other field); serializing ignores it.
+#[serde(deny_unknown_fields)]
+pub struct Alive {
+    #[schema(schema_with = schemas::status_ok)]
+    status: &'static str,
 }
 
 /// `GET /healthz`: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    summary = "The process answers.",
+    security(),
+    responses((status = OK, description = "Alive.", body = Alive))
+)]
 pub async fn healthz() -> Response {
-    Json(json!({"status": "ok"})).into_response()
+    Json(Alive { status: "ok" }).into_response()
+}
+
+/// The store answers and the token state is fresh.
+#[derive(Serialize, ToSchema)]
+// For the schema (no other field); serializing ignores it.
+#[serde(deny_unknown_fields)]
+pub struct Ready {
+    #[schema(schema_with = schemas::status_ready)]
+    status: &'static str,
+    state_revision: u64,
+    #[schema(minimum = 0)]
+    state_age_secs: i64,
 }
 
 /// `GET /readyz`: the store answers and the token state is fresh.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    summary = "The store answers and the token state is fresh.",
+    security(),
+    responses(
+        (status = OK, description = "Ready.", body = Ready),
+        errors::NotReady
+    )
+)]
 pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
     if let Err(e) = store_answers(state.store()).await {
         tracing::warn!(error = %e, "not ready: the store does not answer");
@@ -364,12 +586,12 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError>
             format!("the token state was last heard {} s ago", mirror.age_secs()),
         ));
     }
-    Ok(Json(json!({
-        "status": "ready",
-        "state_revision": mirror.revision(),
-        "state_age_secs": mirror.age_secs(),
-    }))
-    .into_response())
+    let ready = Ready {
+        status: "ready",
+        state_revision: mirror.revision(),
+        state_age_secs: mirror.age_secs(),
+    };
+    Ok(Json(ready).into_response())
 }
 
 /// Any other path.

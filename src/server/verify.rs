@@ -5,20 +5,21 @@
 use super::auth::{authenticate, client_address, ClientAddr};
 use super::error::ApiError;
 use super::handlers::Body;
+use super::openapi::{errors, forward_auth as doc};
 use super::AppState;
 use crate::claims::Claims;
-use crate::permissions::Access;
+use crate::permissions::{Access, PermissionQuestion, Permissions};
 use crate::VerifiedToken;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// The scope keys a permission question may carry, besides `resource` and `role`.
@@ -165,6 +166,22 @@ impl<'a> Fields<'a> {
 /// method does not matter and the body is never read (gateways forward the client's method,
 /// and some its body). 401 and 403 carry no body, the reason in headers: nginx's
 /// `auth_request` never reads a denial's body, and closes a kept-alive connection that has one.
+///
+/// The three paths are three handlers only because each documented path needs its own; the
+/// decision is one.
+#[utoipa::path(
+    method(get, head, post, put, patch, delete, options),
+    path = "/v1/auth",
+    operation_id = "forwardAuth",
+    tag = "verify",
+    summary = "Forward authentication for gateways.",
+    description = doc::description(
+        "when `X-Tessera-Require` (or, without it, the query) asks a permission"
+    ),
+    security(("bearer" = []), ("token" = [])),
+    params(doc::Question, doc::RequireHeader),
+    responses(doc::Decision)
+)]
 pub async fn forward_auth(State(state): State<AppState>, request: Request) -> Response {
     // The request's parts are read in place: a gateway's hot path has no use for a copy of
     // its headers.
@@ -174,6 +191,39 @@ pub async fn forward_auth(State(state): State<AppState>, request: Request) -> Re
         decide(&state, from, &parts.headers, &fields)
     });
     decision.unwrap_or_else(ApiError::into_gateway_response)
+}
+
+/// `/v1/auth/`: [`forward_auth`], the question in `X-Tessera-Require` only.
+#[utoipa::path(
+    method(get, head, post, put, patch, delete, options),
+    path = "/v1/auth/",
+    operation_id = "forwardAuthSlash",
+    tag = "verify",
+    summary = "Forward authentication for gateways, with a trailing slash.",
+    description = doc::description("when `X-Tessera-Require` asks a permission"),
+    security(("bearer" = []), ("token" = [])),
+    params(doc::RequireHeader),
+    responses(doc::Decision)
+)]
+pub async fn forward_auth_slash(state: State<AppState>, request: Request) -> Response {
+    forward_auth(state, request).await
+}
+
+/// `/v1/auth/{*path}`: [`forward_auth`] for gateways that append the client's path; the
+/// question in `X-Tessera-Require` only.
+#[utoipa::path(
+    method(get, head, post, put, patch, delete, options),
+    path = "/v1/auth/{*path}",
+    operation_id = "forwardAuthPrefixed",
+    tag = "verify",
+    summary = "Forward authentication for gateways that append the client's path.",
+    description = doc::description("when `X-Tessera-Require` asks a permission"),
+    security(("bearer" = []), ("token" = [])),
+    params(doc::ClientPath, doc::RequireHeader),
+    responses(doc::Decision)
+)]
+pub async fn forward_auth_prefixed(state: State<AppState>, request: Request) -> Response {
+    forward_auth(state, request).await
 }
 
 /// The permission question of a forward-auth request.
@@ -269,26 +319,74 @@ fn header_value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("-"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = VerifyRequest)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyBody {
     token: String,
     #[serde(default)]
+    #[schema(value_type = Option<PermissionQuestion>)]
     require: Option<BTreeMap<String, String>>,
 }
 
-fn token_json(token: &VerifiedToken) -> Value {
-    json!({
-        "id": token.id(),
-        "name": token.name(),
-        "version": token.version(),
-        "expires_at": token.expires_at().as_ref().map(crate::claims::format_time),
-        "permissions": token.permissions(),
-        "permissions_updated": token.permissions_updated(),
-    })
+/// `/v1/verify`'s answer: a refusal's code, or the token's effective claims (and whether the
+/// required permission is allowed). Its schema is `VerifyResult` (`openapi::schemas`).
+#[derive(Serialize)]
+pub struct VerifyAnswer<'a> {
+    valid: bool,
+    code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<TokenView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allowed: Option<bool>,
+}
+
+/// A verified token's effective claims.
+#[derive(Serialize, ToSchema)]
+#[schema(as = VerifiedToken)]
+// For the schema (no other field); serializing ignores it.
+#[serde(deny_unknown_fields)]
+pub struct TokenView<'a> {
+    id: Uuid,
+    name: &'a str,
+    #[schema(minimum = 1)]
+    version: u32,
+    #[schema(format = DateTime, required = true)]
+    expires_at: Option<String>,
+    permissions: &'a Permissions,
+    /// Whether the permissions were updated after the token was signed (so differ from its
+    /// `perm` claim).
+    permissions_updated: bool,
+}
+
+impl<'a> TokenView<'a> {
+    fn of(token: &'a VerifiedToken) -> Self {
+        Self {
+            id: token.id(),
+            name: token.name(),
+            version: token.version(),
+            expires_at: token.expires_at().as_ref().map(crate::claims::format_time),
+            permissions: token.permissions(),
+            permissions_updated: token.permissions_updated(),
+        }
+    }
 }
 
 /// `POST /v1/verify`: introspection. Always 200 for a well-formed request.
+#[utoipa::path(
+    post,
+    path = "/v1/verify",
+    operation_id = "verifyToken",
+    tag = "verify",
+    summary = "Introspection: always 200 for a well-formed request, with the verdict, the \
+               reason code and the effective claims.",
+    security(),
+    request_body = VerifyBody,
+    responses(
+        (status = OK, description = "The verdict.", body = VerifyAnswer),
+        errors::JsonBody
+    )
+)]
 pub async fn verify(
     State(state): State<AppState>,
     ClientAddr(from): ClientAddr,
@@ -301,8 +399,14 @@ pub async fn verify(
         .transpose()?
         .unwrap_or_default();
     let access = fields.access()?;
-    let answer = match state.verify_from(&body.token, from) {
-        Err(e) => json!({"valid": false, "code": e.code()}),
+    let verified = state.verify_from(&body.token, from);
+    let answer = match &verified {
+        Err(e) => VerifyAnswer {
+            valid: false,
+            code: e.code(),
+            token: None,
+            allowed: None,
+        },
         Ok(token) => {
             let allowed = access.as_ref().map(|a| token.allows(a));
             let code = if allowed == Some(false) {
@@ -311,29 +415,58 @@ pub async fn verify(
             } else {
                 "ok"
             };
-            let mut answer = json!({"valid": true, "code": code, "token": token_json(&token)});
-            if let Some(allowed) = allowed {
-                answer["allowed"] = Value::from(allowed);
+            VerifyAnswer {
+                valid: true,
+                code,
+                token: Some(TokenView::of(token)),
+                allowed,
             }
-            answer
         }
     };
     Ok(Json(answer).into_response())
 }
 
+/// The public key set.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeySet<'a> {
+    #[schema(inline)]
+    keys: Vec<KeyView<'a>>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct KeyView<'a> {
+    #[schema(pattern = r"^k4\.pid\.")]
+    kid: &'a str,
+    #[schema(schema_with = super::openapi::schemas::key_status)]
+    status: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(pattern = r"^k4\.public\.")]
+    public_key: String,
+}
+
 /// `GET /v1/keys`: the public key set.
+#[utoipa::path(
+    get,
+    path = "/v1/keys",
+    operation_id = "listKeys",
+    tag = "verify",
+    summary = "The public keys that verify tokens.",
+    security(),
+    responses((status = OK, description = "The key set.", body = KeySet))
+)]
 pub async fn keys(State(state): State<AppState>) -> Response {
-    let keys: Vec<Value> = state
+    let keys = state
         .keys()
         .iter()
-        .map(|(key, status)| {
-            json!({
-                "kid": key.public.id().as_str(),
-                "status": status.to_string(),
-                "created_at": crate::claims::format_time(&key.created),
-                "public_key": key.public.to_paserk(),
-            })
+        .map(|(key, status)| KeyView {
+            kid: key.public.id().as_str(),
+            status: status.to_string(),
+            created_at: crate::claims::format_time(&key.created),
+            public_key: key.public.to_paserk(),
         })
         .collect();
-    Json(json!({ "keys": keys })).into_response()
+    Json(KeySet { keys }).into_response()
 }

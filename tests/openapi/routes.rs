@@ -1,78 +1,7 @@
-//! The document's paths and methods against the router's: each documented operation is
-//! served, and every other method on a documented path is the router's 405.
+//! Every documented operation is served, every other method on a documented path is the
+//! router's 405, and nothing near the documented paths is served but the web page.
 
 use super::*;
-
-/// The router's routes, read from its source: path -> methods. Fails if the router uses
-/// anything this reading does not understand, so it cannot silently miss a route.
-fn router_routes() -> BTreeMap<String, BTreeSet<String>> {
-    let source =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/server/mod.rs")).unwrap();
-    let start = source.find("pub fn router(").expect("the router function");
-    let body = &source[start..];
-    let body = &body[..body.find(".fallback(").expect("the router's fallback")];
-    // The web page (`/` and its assets, src/server/ui.rs) is a client of the API, not part of
-    // it: its one merge is the only one allowed, and its routes are not in the document.
-    let page = ".merge(ui::routes())";
-    assert_eq!(
-        body.matches(page).count(),
-        1,
-        "the router merges the page once"
-    );
-    let body = &body.replace(page, "");
-    let calls = |text: &str, name: &str| {
-        let needle = format!("{name}(");
-        text.match_indices(&needle).any(|(at, _)| {
-            let before = text[..at].chars().next_back();
-            !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
-        })
-    };
-    for unknown in [
-        "nest",
-        "nest_service",
-        "merge",
-        "route_service",
-        "any",
-        "on",
-        "fallback_service",
-    ] {
-        assert!(
-            !calls(body, unknown),
-            "the router uses {unknown}(): teach router_routes about it"
-        );
-    }
-    let mut routes = BTreeMap::new();
-    for chunk in body.split(".route(").skip(1) {
-        let path = chunk.split('"').nth(1).expect("a literal path");
-        assert!(path.starts_with('/'), "route {path:?}");
-        // axum's catch-all `{*name}` is OpenAPI's `{name}`.
-        let path = &path.replace("{*", "{");
-        // `forward_auth()` is the one method router for the forward-auth paths: every method a
-        // gateway may forward (FORWARD_AUTH_METHODS in the same file).
-        let methods: BTreeSet<String> = if calls(chunk, "forward_auth") {
-            let consts = &source[source.find("const FORWARD_AUTH_METHODS").unwrap()..];
-            let consts = &consts[..consts.find(';').unwrap()];
-            METHODS
-                .iter()
-                .filter(|m| consts.contains(&format!("MethodFilter::{}", m.to_uppercase())))
-                .map(|m| (*m).to_owned())
-                .collect()
-        } else {
-            METHODS
-                .iter()
-                .filter(|m| calls(chunk, m))
-                .map(|m| (*m).to_owned())
-                .collect()
-        };
-        assert!(!methods.is_empty(), "no method found for {path}");
-        assert!(
-            routes.insert(path.to_owned(), methods).is_none(),
-            "{path} routed twice"
-        );
-    }
-    assert!(routes.len() > 5, "too few routes read: {routes:?}");
-    routes
-}
 
 /// A path for a documented template: a fresh token id, a client path with slashes.
 fn concrete(template: &str) -> String {
@@ -86,14 +15,15 @@ fn probe_body(method: &str) -> Option<Value> {
     matches!(method, "post" | "put" | "patch").then(|| json!({}))
 }
 
-/// Call every documented path with every probed method on the server at `base`: a documented
+/// Call every documented path with every method on the server at `base`: a documented
 /// operation must not fall through to the router's fallbacks and must answer a status it
-/// documents; any other method must get the router's 405.
+/// documents; HEAD is answered wherever GET is (as in HTTP); any other method must get the
+/// router's 405.
 async fn probe(app: &App, base: &str, doc: &Document, what: &str) -> usize {
     let mut calls = 0;
     for (template, methods) in doc.operations() {
         let path = concrete(&template);
-        for method in PROBED {
+        for method in METHODS {
             let answer = app
                 .send(
                     base,
@@ -105,7 +35,13 @@ async fn probe(app: &App, base: &str, doc: &Document, what: &str) -> usize {
                 )
                 .await;
             calls += 1;
-            if methods.contains(method) {
+            if method == "head" && !methods.contains(method) && methods.contains("get") {
+                assert!(
+                    !answer.is_fallback(),
+                    "{what}: HEAD {template} is not answered like GET: {}",
+                    answer.status
+                );
+            } else if methods.contains(method) {
                 assert!(
                     !answer.is_fallback(),
                     "{what}: {method} {template} is documented but not served: {} {}",
@@ -120,7 +56,10 @@ async fn probe(app: &App, base: &str, doc: &Document, what: &str) -> usize {
                     "{what}: {method} {template} is served ({}) but not documented",
                     answer.text
                 );
-                assert_eq!(answer.json()["error"]["code"], "method_not_allowed");
+                if method != "head" {
+                    // (A response to HEAD has no body.)
+                    assert_eq!(answer.json()["error"]["code"], "method_not_allowed");
+                }
             }
         }
     }
@@ -131,24 +70,40 @@ async fn probe(app: &App, base: &str, doc: &Document, what: &str) -> usize {
     calls
 }
 
+/// Paths next to the documented ones that nothing serves.
+const UNSERVED: [&str; 8] = [
+    "/v1",
+    "/v1/token",
+    "/v1/tokens/",
+    "/v1/tokens/a/b",
+    "/v1/auths",
+    "/v1/verify/",
+    "/openapi.yaml",
+    "/ui/other.js",
+];
+
+/// The web page: served on an issuer, a client of the API rather than part of it, so not in
+/// the document.
+const PAGE: [&str; 3] = ["/", "/ui/app.js", "/ui/app.css"];
+
 #[tokio::test]
 async fn the_document_lists_exactly_the_routes_the_router_serves() {
     let app = App::start().await;
     let doc = app.document(&app.server.base).await;
     assert_eq!(doc.0["openapi"], "3.1.0");
 
-    // Both ways: every route in the document, every documented operation routed.
-    assert_eq!(
-        doc.operations(),
-        router_routes(),
-        "the document's paths and methods differ from the router's (src/server/mod.rs)"
-    );
+    // The router and the document come from one list of handlers (`server::api`): what is
+    // served is the document the router was built with, for this kind of instance.
+    let built = serde_json::to_value(server::api_document(false)).unwrap();
+    assert_eq!(doc.0, built, "the served document is the router's");
+    let mut ids = BTreeSet::new();
     for (path, methods) in doc.operations() {
         for method in methods {
             let op = &doc.0["paths"][&path][&method];
+            let id = op["operationId"].as_str().expect("an operationId");
             assert!(
-                op["operationId"].is_string(),
-                "{method} {path}: operationId"
+                ids.insert(id.to_owned()),
+                "{method} {path}: {id} is not unique"
             );
             assert!(op["security"].is_array(), "{method} {path}: security");
             assert!(
@@ -158,9 +113,30 @@ async fn the_document_lists_exactly_the_routes_the_router_serves() {
         }
     }
 
-    // And every one of them is served by the running server.
+    // Every documented operation is served, every other method is refused; nothing near the
+    // documented paths is served but the page.
     let calls = probe(&app, &app.server.base, &doc, "issuer").await;
-    assert!(calls >= 6 * 12, "{calls} probes");
+    assert!(calls >= 8 * 14, "{calls} probes");
+    for path in UNSERVED {
+        let answer = app
+            .send(
+                &app.server.base,
+                Method::GET,
+                path,
+                Some(&app.admin),
+                None,
+                &[],
+            )
+            .await;
+        assert!(answer.is_fallback(), "{path} is served: {}", answer.status);
+    }
+    for path in PAGE {
+        assert!(doc.0["paths"].get(path).is_none(), "{path} documented");
+        let answer = app
+            .send(&app.server.base, Method::GET, path, None, None, &[])
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}");
+    }
 
     // A verify-only instance (following the issuer over HTTP) documents and serves only what
     // verifies.
@@ -172,10 +148,13 @@ async fn the_document_lists_exactly_the_routes_the_router_serves() {
     })
     .await;
     let edge_doc = app.document(&edge.base).await;
+    let built = serde_json::to_value(server::api_document(true)).unwrap();
+    assert_eq!(edge_doc.0, built, "the served document is the router's");
     assert!(edge_doc.0["paths"].get("/v1/tokens").is_none());
     assert!(edge_doc.0["paths"].get("/v1/auth").is_some());
     probe(&app, &edge.base, &edge_doc, "verify-only").await;
-    for (template, _) in doc.operations() {
+    let page = PAGE.iter().map(|p| p.to_string());
+    for template in doc.operations().into_keys().chain(page) {
         if edge_doc.0["paths"].get(&template).is_none() {
             let path = concrete(&template);
             let answer = app
