@@ -190,10 +190,10 @@ pub struct RecordView<'a> {
     /// Current permissions.
     pub permissions: &'a Permissions,
     /// The token version, bumped by regenerate.
-    #[cfg_attr(feature = "server", schema(minimum = 1))]
+    #[cfg_attr(feature = "server", schema(format = "uint32", minimum = 1))]
     pub version: u32,
     /// The record revision, bumped by every change; `If-Match` takes it.
-    #[cfg_attr(feature = "server", schema(minimum = 1))]
+    #[cfg_attr(feature = "server", schema(format = "uint64", minimum = 1))]
     pub revision: u64,
     /// Creation time.
     #[cfg_attr(feature = "server", schema(format = DateTime))]

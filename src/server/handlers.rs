@@ -461,7 +461,7 @@ pub async fn delete(
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Entries after this `seq` (default 0: from the start).
-    #[param(minimum = 0, maximum = 18446744073709551615_u64)]
+    #[param(format = "uint64", minimum = 0, maximum = 18446744073709551615_u64)]
     after: Option<u64>,
     /// Entries per page (default 100).
     #[param(minimum = 1, maximum = 1000)]
@@ -481,7 +481,7 @@ const _: () = assert!(AUDIT_PAGE_MAX == 1000);
 pub struct AuditPage<'a> {
     entries: &'a [AuditRecord],
     /// Pass as `after` for the next page; `null` on the last.
-    #[schema(minimum = 1, required = true)]
+    #[schema(format = "uint64", minimum = 1, required = true)]
     next_after: Option<u64>,
 }
 
@@ -551,6 +551,7 @@ pub async fn healthz() -> Response {
 pub struct Ready {
     #[schema(schema_with = schemas::status_ready)]
     status: &'static str,
+    #[schema(format = "uint64")]
     state_revision: u64,
     #[schema(minimum = 0)]
     state_age_secs: i64,

@@ -33,10 +33,10 @@ pub const MAX_WAIT_SECS: u64 = 30;
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StateQuery {
-    #[param(minimum = 0, maximum = 18446744073709551615_u64)]
+    #[param(format = "uint64", minimum = 0, maximum = 18446744073709551615_u64)]
     since: Option<u64>,
     /// Seconds to wait for a change (with `since`); default 0.
-    #[param(minimum = 0, maximum = 30)]
+    #[param(format = "uint64", minimum = 0, maximum = 30)]
     wait: Option<u64>,
 }
 
@@ -47,6 +47,7 @@ const _: () = assert!(MAX_WAIT_SECS == 30);
 #[schema(as = StateSnapshot)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SnapshotBody {
+    #[schema(format = "uint64")]
     revision: u64,
     #[schema(inline)]
     entries: Vec<EntryBody>,

@@ -349,7 +349,7 @@ pub struct VerifyAnswer<'a> {
 pub struct TokenView<'a> {
     id: Uuid,
     name: &'a str,
-    #[schema(minimum = 1)]
+    #[schema(format = "uint32", minimum = 1)]
     version: u32,
     #[schema(format = DateTime, required = true)]
     expires_at: Option<String>,

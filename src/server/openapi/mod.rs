@@ -11,7 +11,9 @@
 //! against it in CI (`.ci/schemathesis.sh`).
 //!
 //! OpenAPI 3.1 is used so that every schema is plain JSON Schema 2020-12 (`null` as a type),
-//! which generic validators check as written.
+//! which generic validators check as written. Unsigned fields name their format (`uint32`,
+//! `uint64`): utoipa's default for `u32` and `u64` is the signed `int32` and `int64`, whose
+//! ranges are narrower.
 
 pub mod errors;
 pub mod forward_auth;
