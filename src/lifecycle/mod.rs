@@ -21,12 +21,16 @@
 
 mod error;
 mod request;
+#[cfg(feature = "server")]
+mod schema;
 mod validate;
 
 pub use error::LifecycleError;
 pub use request::{
     Caller, Expiry, Minted, NewToken, Policy, RecordView, Status, TokenUpdate, EXPIRY_DAYS,
 };
+#[cfg(feature = "server")]
+pub use schema::{Description, Expires, TokenName};
 use validate::invalid;
 pub use validate::{validate_description, validate_name};
 

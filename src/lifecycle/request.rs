@@ -126,6 +126,7 @@ pub struct Minted {
 
 /// A token's status at a moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Not expired.
@@ -165,36 +166,55 @@ impl TokenRecord {
 }
 
 /// A token record as clients see it: times as RFC 3339 with `Z`, and the status at the time
-/// of asking.
+/// of asking. Also the `Record` schema of `/openapi.json` (doc comments on fields are its
+/// descriptions).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(
+    feature = "server",
+    derive(utoipa::ToSchema),
+    schema(
+        as = Record,
+        description = "A token record. The token string itself is never stored."
+    )
+)]
+// For the schema (no other field); serializing ignores it.
+#[serde(deny_unknown_fields)]
 pub struct RecordView<'a> {
     /// Token id.
     pub id: Uuid,
     /// Name.
+    #[cfg_attr(feature = "server", schema(value_type = super::TokenName))]
     pub name: &'a str,
     /// Description.
     pub description: &'a str,
     /// Current permissions.
     pub permissions: &'a Permissions,
-    /// Token version (bumped by regenerate).
+    /// The token version, bumped by regenerate.
+    #[cfg_attr(feature = "server", schema(format = "uint32", minimum = 1))]
     pub version: u32,
-    /// Record revision (bumped by every change).
+    /// The record revision, bumped by every change; `If-Match` takes it.
+    #[cfg_attr(feature = "server", schema(format = "uint64", minimum = 1))]
     pub revision: u64,
     /// Creation time.
+    #[cfg_attr(feature = "server", schema(format = DateTime))]
     pub created_at: String,
     /// Who created it.
     pub created_by: &'a str,
     /// Last change.
+    #[cfg_attr(feature = "server", schema(format = DateTime))]
     pub updated_at: String,
     /// Who changed it last.
     pub updated_by: &'a str,
     /// Expiry of the current version; `null` for never.
+    #[cfg_attr(feature = "server", schema(format = DateTime, required = true))]
     pub expires_at: Option<String>,
     /// `active` or `expired`.
     pub status: Status,
     /// When a verifier of this service last accepted the token (`null`: not since records
     /// began).
+    #[cfg_attr(feature = "server", schema(format = DateTime, required = true))]
     pub last_used_at: Option<String>,
     /// The client address of that use.
+    #[cfg_attr(feature = "server", schema(required = true))]
     pub last_used_from: Option<&'a str>,
 }

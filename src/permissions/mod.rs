@@ -33,6 +33,8 @@ mod error;
 mod grant;
 mod pattern;
 mod resource;
+#[cfg(feature = "server")]
+mod schema;
 #[cfg(test)]
 mod tests;
 mod wire;
@@ -44,3 +46,7 @@ pub(crate) use grant::{check_grant_count, check_list_len};
 pub use grant::{AppGrant, ChartGroupGrant, Grant, KubernetesGrant, Patterns, Permissions};
 pub use pattern::Pattern;
 pub use resource::{ChartGroupRole, DevtronRole, HelmRole, KubernetesRole, Resource};
+#[cfg(feature = "server")]
+pub use schema::PermissionQuestion;
+#[cfg(feature = "server")]
+pub(crate) use schema::{all_role_names, constant, question_keys, question_scope};

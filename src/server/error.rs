@@ -8,7 +8,8 @@ use crate::store::StoreError;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// An error answered to a client.
 #[derive(Debug)]
@@ -149,9 +150,33 @@ impl From<LifecycleError> for ApiError {
     }
 }
 
+/// The body of every error response: `{"error": {"code", "message"}}`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+// For the schema (no other field); serializing ignores it.
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody<'a> {
+    #[schema(inline)]
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ErrorDetail<'a> {
+    /// A stable, machine-readable code.
+    code: &'a str,
+    /// What went wrong, for a person.
+    message: &'a str,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        let body = Json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+            },
+        });
         let mut response = (self.status, body).into_response();
         if let Some(challenge) = self.challenge {
             response

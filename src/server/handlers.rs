@@ -1,28 +1,26 @@
-//! The endpoints. Management handlers take an [`Admin`], the only way to the token service;
-//! `/v1/auth` and `/v1/verify` only verify. Request bodies are JSON with unknown fields
-//! refused; every failure is an [`ApiError`].
+//! The management endpoints and health; the verification ones are in `verify`. Management
+//! handlers take an [`Admin`], the only way to the token service. Request bodies are JSON with
+//! unknown fields refused; every failure is an [`ApiError`]. Each handler's `#[utoipa::path]`
+//! is its route and its part of `/openapi.json` (see `openapi`).
 
-use super::auth::{authenticate, client_address, Admin, ClientAddr};
+use super::auth::Admin;
 use super::error::ApiError;
+use super::openapi::{errors, schemas, IfMatch, TokenId};
 use super::{store_answers, AppState, MAX_BODY};
-use crate::claims::Claims;
-use crate::lifecycle::{Expiry, Minted, NewToken, Status, TokenUpdate};
-use crate::model::TokenRecord;
-use crate::permissions::{Access, Permissions};
-use crate::VerifiedToken;
+use crate::lifecycle::{
+    Description, Expires, Expiry, Minted, NewToken, RecordView, Status, TokenName, TokenUpdate,
+};
+use crate::model::{AuditRecord, TokenRecord};
+use crate::permissions::Permissions;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http_body_util::Limited;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::{json, Value};
-use std::borrow::Cow;
-use std::collections::BTreeMap;
-use std::net::IpAddr;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 /// JSON in, with serde's message (which names the field) in our error shape.
@@ -117,12 +115,23 @@ fn no_store() -> [(HeaderName, HeaderValue); 1] {
     [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))]
 }
 
+/// A new token, shown this once, and its record.
+#[derive(Serialize, ToSchema)]
+#[schema(as = MintedToken)]
+// For the schema (no other field); serializing ignores it.
+#[serde(deny_unknown_fields)]
+pub struct MintedView<'a> {
+    #[schema(pattern = r"^v4\.public\.")]
+    token: &'a str,
+    record: RecordView<'a>,
+}
+
 fn minted(admin: &Admin, minted: &Minted, status: StatusCode) -> Response {
     let now = admin.tokens().now();
-    let body = json!({
-        "token": minted.token.expose(),
-        "record": minted.record.view(now),
-    });
+    let body = MintedView {
+        token: minted.token.expose(),
+        record: minted.record.view(now),
+    };
     (
         status,
         no_store(),
@@ -132,17 +141,45 @@ fn minted(admin: &Admin, minted: &Minted, status: StatusCode) -> Response {
         .into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = CreateToken)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
+    #[schema(value_type = TokenName)]
     name: String,
     #[serde(default)]
+    #[schema(value_type = Description)]
     description: String,
+    #[schema(value_type = Expires)]
     expires: String,
     permissions: Permissions,
 }
 
 /// `POST /v1/tokens`
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    operation_id = "createToken",
+    tag = "tokens",
+    summary = "Create a token (super-admin).",
+    security(("bearer" = []), ("token" = [])),
+    request_body = CreateBody,
+    responses(
+        (status = CREATED, description = "Created: the token, shown this once, and its record.",
+         body = MintedView,
+         headers(
+             ("ETag" = inline(schemas::ETag), description = "The record revision, for `If-Match`."),
+             ("Cache-Control" = inline(schemas::NoStore), description = "The body holds a token: never cached.")
+         ),
+         links(
+             ("getToken" = (operation_id = "getToken", parameters(("id" = "$response.body#/record/id")))),
+             ("updateToken" = (operation_id = "updateToken", parameters(("id" = "$response.body#/record/id")))),
+             ("regenerateToken" = (operation_id = "regenerateToken", parameters(("id" = "$response.body#/record/id")))),
+             ("deleteToken" = (operation_id = "deleteToken", parameters(("id" = "$response.body#/record/id"))))
+         )),
+        errors::Management, errors::JsonBody, errors::Conflict
+    )
+)]
 pub async fn create(admin: Admin, Body(body): Body<CreateBody>) -> Result<Response, ApiError> {
     let new = NewToken {
         name: body.name,
@@ -154,11 +191,23 @@ pub async fn create(admin: Admin, Body(body): Body<CreateBody>) -> Result<Respon
     Ok(minted(&admin, &made, StatusCode::CREATED))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    #[param(value_type = Option<Status>, inline)]
     status: Option<String>,
+    /// Only tokens that expire within this duration from now (`7d`, `12h`, `30m`, `90s`).
+    #[param(pattern = "^[0-9]{1,9}[dhms]$")]
     expiring_within: Option<String>,
+}
+
+/// The records.
+#[derive(Serialize, ToSchema)]
+// For the schema (no other field); serializing ignores it.
+#[serde(deny_unknown_fields)]
+pub struct TokenList<'a> {
+    tokens: Vec<RecordView<'a>>,
 }
 
 /// A duration like `7d`, `12h`, `30m` or `90s`.
@@ -183,6 +232,19 @@ fn parse_duration(text: &str) -> Option<chrono::Duration> {
 }
 
 /// `GET /v1/tokens?status=active|expired&expiring_within=7d`
+#[utoipa::path(
+    get,
+    path = "/v1/tokens",
+    operation_id = "listTokens",
+    tag = "tokens",
+    summary = "List token records (super-admin).",
+    security(("bearer" = []), ("token" = [])),
+    params(ListQuery),
+    responses(
+        (status = OK, description = "The records.", body = TokenList),
+        errors::Management, errors::BadRequest
+    )
+)]
 pub async fn list(admin: Admin, Params(query): Params<ListQuery>) -> Result<Response, ApiError> {
     let status = match query.status.as_deref() {
         None => None,
@@ -208,7 +270,7 @@ pub async fn list(admin: Admin, Params(query): Params<ListQuery>) -> Result<Resp
     let tokens = admin.tokens();
     let now = tokens.now();
     let records = tokens.list().await?;
-    let views: Vec<_> = records
+    let tokens = records
         .iter()
         .filter(|r| status.is_none_or(|s| r.status(now) == s))
         .filter(|r| match within {
@@ -220,10 +282,24 @@ pub async fn list(admin: Admin, Params(query): Params<ListQuery>) -> Result<Resp
         })
         .map(|r| r.view(now))
         .collect();
-    Ok(Json(json!({ "tokens": views })).into_response())
+    Ok(Json(TokenList { tokens }).into_response())
 }
 
 /// `GET /v1/tokens/{id}`
+#[utoipa::path(
+    get,
+    path = "/v1/tokens/{id}",
+    operation_id = "getToken",
+    tag = "tokens",
+    summary = "A token record (super-admin).",
+    security(("bearer" = []), ("token" = [])),
+    params(TokenId),
+    responses(
+        (status = OK, description = "The record.", body = RecordView,
+         headers(("ETag" = inline(schemas::ETag), description = "The record revision, for `If-Match`."))),
+        errors::Management, errors::NotFound
+    )
+)]
 pub async fn show(admin: Admin, Path(id): Path<String>) -> Result<Response, ApiError> {
     let record = admin.tokens().get(token_id(&id)?).await?;
     Ok(record_response(&admin, &record))
@@ -239,12 +315,16 @@ fn record_response(admin: &Admin, record: &TokenRecord) -> Response {
         .into_response()
 }
 
-#[derive(Deserialize)]
+/// Give description, permissions or both.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = UpdateToken, min_properties = 1)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateBody {
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Description)]
     description: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Permissions)]
     permissions: Option<Permissions>,
 }
 
@@ -258,6 +338,22 @@ where
 }
 
 /// `PATCH /v1/tokens/{id}`
+#[utoipa::path(
+    patch,
+    path = "/v1/tokens/{id}",
+    operation_id = "updateToken",
+    tag = "tokens",
+    summary = "Change a token's description or permissions (super-admin); the token string \
+               stays valid and carries the new permissions.",
+    security(("bearer" = []), ("token" = [])),
+    params(TokenId, IfMatch),
+    request_body = UpdateBody,
+    responses(
+        (status = OK, description = "The changed record.", body = RecordView,
+         headers(("ETag" = inline(schemas::ETag), description = "The record revision, for `If-Match`."))),
+        errors::Management, errors::JsonBody, errors::NotFound, errors::PreconditionFailed
+    )
+)]
 pub async fn update(
     admin: Admin,
     Path(id): Path<String>,
@@ -284,13 +380,41 @@ pub async fn update(
     Ok(record_response(&admin, &record))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = RegenerateToken)]
 #[serde(deny_unknown_fields)]
 pub struct RegenerateBody {
+    #[schema(value_type = Expires)]
     expires: String,
 }
 
 /// `POST /v1/tokens/{id}/regenerate`
+#[utoipa::path(
+    post,
+    path = "/v1/tokens/{id}/regenerate",
+    operation_id = "regenerateToken",
+    tag = "tokens",
+    summary = "A new token string with a new expiry (super-admin).",
+    security(("bearer" = []), ("token" = [])),
+    params(TokenId, IfMatch),
+    request_body = RegenerateBody,
+    responses(
+        (status = OK,
+         description = "The new token (version + 1), shown this once; the old one stops working.",
+         body = MintedView,
+         headers(
+             ("ETag" = inline(schemas::ETag), description = "The record revision, for `If-Match`."),
+             ("Cache-Control" = inline(schemas::NoStore), description = "The body holds a token: never cached.")
+         ),
+         links(
+             ("getToken" = (operation_id = "getToken", parameters(("id" = "$response.body#/record/id")))),
+             ("updateToken" = (operation_id = "updateToken", parameters(("id" = "$response.body#/record/id")))),
+             ("regenerateToken" = (operation_id = "regenerateToken", parameters(("id" = "$response.body#/record/id")))),
+             ("deleteToken" = (operation_id = "deleteToken", parameters(("id" = "$response.body#/record/id"))))
+         )),
+        errors::Management, errors::JsonBody, errors::NotFound, errors::PreconditionFailed
+    )
+)]
 pub async fn regenerate(
     admin: Admin,
     Path(id): Path<String>,
@@ -308,6 +432,19 @@ pub async fn regenerate(
 }
 
 /// `DELETE /v1/tokens/{id}`
+#[utoipa::path(
+    delete,
+    path = "/v1/tokens/{id}",
+    operation_id = "deleteToken",
+    tag = "tokens",
+    summary = "Delete a token (super-admin): it stops working everywhere.",
+    security(("bearer" = []), ("token" = [])),
+    params(TokenId, IfMatch),
+    responses(
+        (status = NO_CONTENT, description = "Deleted."),
+        errors::Management, errors::BadRequest, errors::NotFound, errors::PreconditionFailed
+    )
+)]
 pub async fn delete(
     admin: Admin,
     Path(id): Path<String>,
@@ -319,17 +456,49 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
+    /// Entries after this `seq` (default 0: from the start).
+    #[param(format = "uint64", minimum = 0, maximum = 18446744073709551615_u64)]
     after: Option<u64>,
+    /// Entries per page (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
 /// The most audit entries one page gives.
 const AUDIT_PAGE_MAX: usize = 1000;
 
+// `#[param]` takes literals only: `limit`'s `maximum` above must be the constant.
+const _: () = assert!(AUDIT_PAGE_MAX == 1000);
+
+/// A page of the audit trail.
+#[derive(Serialize, ToSchema)]
+// For the schema (no other field); serializing ignores it.
+#[serde(deny_unknown_fields)]
+pub struct AuditPage<'a> {
+    entries: &'a [AuditRecord],
+    /// Pass as `after` for the next page; `null` on the last.
+    #[schema(format = "uint64", minimum = 1, required = true)]
+    next_after: Option<u64>,
+}
+
 /// `GET /v1/audit?after=SEQ&limit=N`
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    operation_id = "listAudit",
+    tag = "tokens",
+    summary = "The audit trail, oldest first, a page at a time (super-admin).",
+    security(("bearer" = []), ("token" = [])),
+    params(AuditQuery),
+    responses(
+        (status = OK, description = "A page of entries.", body = AuditPage),
+        errors::Management, errors::BadRequest
+    )
+)]
 pub async fn audit(admin: Admin, Params(query): Params<AuditQuery>) -> Result<Response, ApiError> {
     let limit = query.limit.unwrap_or(100);
     if !(1..=AUDIT_PAGE_MAX).contains(&limit) {
@@ -344,332 +513,63 @@ pub async fn audit(admin: Admin, Params(query): Params<AuditQuery>) -> Result<Re
     let next = (entries.len() == limit)
         .then(|| entries.last().map(|e| e.seq))
         .flatten();
-    Ok(Json(json!({ "entries": entries, "next_after": next })).into_response())
-}
-
-/// The scope keys a permission question may carry, besides `resource` and `role`.
-const SCOPE_KEYS: [&str; 8] = [
-    "project",
-    "environment",
-    "app",
-    "cluster",
-    "namespace",
-    "group",
-    "kind",
-    "name",
-];
-
-/// The fields of a permission question, as a gateway gives them (in the query or in
-/// `X-Tessera-Require`), borrowed from the request unless they had to be unescaped. A key
-/// given twice is refused: a client must not be able to add a second `resource` to the
-/// gateway's question and hope one of them wins.
-#[derive(Default)]
-struct Fields<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
-
-impl<'a> Fields<'a> {
-    fn from_query(query: &'a str) -> Result<Self, ApiError> {
-        let mut fields = Self(Vec::with_capacity(2 + SCOPE_KEYS.len()));
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = match pair.contains(['%', '+']) {
-                // What gateways send: nothing to unescape, so nothing to copy.
-                false => {
-                    let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                    (key.into(), value.into())
-                }
-                true => match form_urlencoded::parse(pair.as_bytes()).next() {
-                    Some((key, value)) => (key.into_owned().into(), value.into_owned().into()),
-                    None => continue,
-                },
-            };
-            fields.insert(key, value, "the query")?;
-        }
-        Ok(fields)
-    }
-
-    /// `/v1/verify`'s `require` object.
-    fn from_map(map: &'a BTreeMap<String, String>) -> Result<Self, ApiError> {
-        let mut fields = Self::default();
-        for (key, value) in map {
-            fields.insert(key.into(), value.into(), "require")?;
-        }
-        Ok(fields)
-    }
-
-    /// `X-Tessera-Require`: comma-separated `key=value` pairs, or [`ANY_VALID_TOKEN`].
-    fn from_header(value: &'a HeaderValue) -> Result<Self, ApiError> {
-        let text = value
-            .to_str()
-            .map_err(|_| ApiError::bad_request("X-Tessera-Require is not visible ASCII text"))?;
-        if text.trim() == ANY_VALID_TOKEN {
-            return Ok(Self::default());
-        }
-        let mut fields = Self::default();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (key, value) = part.split_once('=').ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "X-Tessera-Require: {part:?} is not key=value, e.g. \
-                     resource=devtron-app,role=trigger,project=p,environment=e,app=a"
-                ))
-            })?;
-            fields.insert(key.trim().into(), value.trim().into(), "X-Tessera-Require")?;
-        }
-        if fields.0.is_empty() {
-            return Err(ApiError::bad_request(format!(
-                "X-Tessera-Require is empty: give resource=...,role=... and the scope, or \
-                 {ANY_VALID_TOKEN:?} for no permission beyond a valid token"
-            )));
-        }
-        Ok(fields)
-    }
-
-    fn insert(
-        &mut self,
-        key: Cow<'a, str>,
-        value: Cow<'a, str>,
-        source: &str,
-    ) -> Result<(), ApiError> {
-        // Unknown keys are refused as they come, so the list never outgrows the ten known ones
-        // and the search for a duplicate stays short, however long the query.
-        Self::known(&key)?;
-        if self.get(&key).is_some() {
-            return Err(ApiError::bad_request(format!(
-                "{source} names {key:?} twice"
-            )));
-        }
-        self.0.push((key, value));
-        Ok(())
-    }
-
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| &**v)
-    }
-
-    fn known(key: &str) -> Result<(), ApiError> {
-        if key == "resource" || key == "role" || SCOPE_KEYS.contains(&key) {
-            return Ok(());
-        }
-        Err(ApiError::bad_request(format!(
-            "unknown parameter {key:?}: a permission question takes resource, role and {}",
-            SCOPE_KEYS.join(", ")
-        )))
-    }
-
-    /// The question they ask (every key is a known one: `insert` saw to it); `Ok(None)` when
-    /// they ask none.
-    fn access(&self) -> Result<Option<Access<'_>>, ApiError> {
-        let (Some(resource), Some(role)) = (self.get("resource"), self.get("role")) else {
-            if self.0.is_empty() {
-                return Ok(None);
-            }
-            return Err(ApiError::bad_request(
-                "a permission question needs both resource and role",
-            ));
-        };
-        Access::from_fields(resource, role, |key| self.get(key))
-            .map(Some)
-            .map_err(|e| ApiError::bad_request(e.to_string()))
-    }
-
-    /// The role and scope asked, for a refusal's message.
-    fn describe_role(&self) -> String {
-        self.0
-            .iter()
-            .filter(|(k, _)| k != "resource")
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-}
-
-/// `/v1/auth`, `/v1/auth/` and `/v1/auth/{*path}`, for every method: forward authentication
-/// for gateways. 200 with identity headers when the token is valid (and allowed, when a question
-/// is asked); 401 with a Bearer challenge when it is missing or refused; 403 when not allowed;
-/// 400 for a malformed question, which is the gateway's configuration, not the client's. Never
-/// a 5xx for a decision: a stale token state is a refusal (`stale_state`).
-///
-/// Nothing the client controls may weaken, widen or break the question: see [`question`]. The
-/// method does not matter and the body is never read (gateways forward the client's method,
-/// and some its body). 401 and 403 carry no body, the reason in headers: nginx's
-/// `auth_request` never reads a denial's body, and closes a kept-alive connection that has one.
-pub async fn forward_auth(State(state): State<AppState>, request: Request) -> Response {
-    // The request's parts are read in place: a gateway's hot path has no use for a copy of
-    // its headers.
-    let (parts, _body) = request.into_parts();
-    let decision = question(&parts).and_then(|fields| {
-        let from = client_address(&parts, state.trusted_proxies());
-        decide(&state, from, &parts.headers, &fields)
-    });
-    decision.unwrap_or_else(ApiError::into_gateway_response)
-}
-
-/// The permission question of a forward-auth request.
-///
-/// - One `X-Tessera-Require` header, which the gateway sets: the question, and the path and
-///   query are ignored (a gateway may pass the client's own, as Caddy does with `uri /v1/auth`
-///   and Envoy with `path_prefix`). Two of them are refused: with the weaker one first, a
-///   client that adds its own would otherwise choose.
-/// - Otherwise, on exactly `/v1/auth`, the query: for gateways that fix it in the
-///   authorization URL (nginx's `proxy_pass`, Traefik's `address`).
-/// - Otherwise (`/v1/auth/...`, the client's path appended), no question: any valid token.
-fn question(parts: &Parts) -> Result<Fields<'_>, ApiError> {
-    let mut given = parts.headers.get_all(&REQUIRE).iter();
-    match (given.next(), given.next()) {
-        (Some(_), Some(_)) => Err(ApiError::bad_request(
-            "X-Tessera-Require is given more than once; the gateway must set it (replacing \
-             any the client sent), not add to it",
-        )),
-        (Some(value), None) => Fields::from_header(value),
-        (None, _) if parts.uri.path() == "/v1/auth" => match parts.uri.query() {
-            Some(query) if !query.is_empty() => Fields::from_query(query),
-            _ => Ok(Fields::default()),
-        },
-        (None, _) => Ok(Fields::default()),
-    }
-}
-
-fn decide(
-    state: &AppState,
-    from: Option<IpAddr>,
-    headers: &HeaderMap,
-    fields: &Fields<'_>,
-) -> Result<Response, ApiError> {
-    let access = fields.access()?;
-    let verified = authenticate(state, headers, from)?;
-    if let Some(access) = &access {
-        if !verified.allows(access) {
-            state.count_forbidden();
-            return Err(ApiError::forbidden(format!(
-                "token {:?} does not allow {} {}",
-                verified.name(),
-                access.resource(),
-                fields.describe_role()
-            )));
-        }
-    }
-    let identity = verified.memo(Identity::of);
-    let mut response = StatusCode::OK.into_response();
-    let headers = response.headers_mut();
-    headers.insert(TOKEN_ID, identity.id.clone());
-    headers.insert(TOKEN_NAME, identity.name.clone());
-    let super_admin = if verified.is_super_admin() {
-        "true"
-    } else {
-        "false"
+    let page = AuditPage {
+        entries: &entries,
+        next_after: next,
     };
-    headers.insert(SUPER_ADMIN, HeaderValue::from_static(super_admin));
-    Ok(response)
+    Ok(Json(page).into_response())
 }
 
-const REQUIRE: HeaderName = HeaderName::from_static("x-tessera-require");
-/// `X-Tessera-Require`'s value for a route that needs a valid token and no permission.
-const ANY_VALID_TOKEN: &str = "any-valid-token";
-const TOKEN_ID: HeaderName = HeaderName::from_static("x-tessera-token-id");
-const TOKEN_NAME: HeaderName = HeaderName::from_static("x-tessera-token-name");
-const SUPER_ADMIN: HeaderName = HeaderName::from_static("x-tessera-super-admin");
-
-/// The identity headers of an accepted token: made once per token while it stays in the
-/// signature cache, not on every request. Super-admin is not here: the token state can change
-/// it.
-#[derive(Clone)]
-struct Identity {
-    id: HeaderValue,
-    name: HeaderValue,
-}
-
-impl Identity {
-    fn of(claims: &Claims) -> Self {
-        Self {
-            id: header_value(
-                claims
-                    .jti
-                    .hyphenated()
-                    .encode_lower(&mut Uuid::encode_buffer()),
-            ),
-            name: header_value(claims.name()),
-        }
-    }
-}
-
-fn header_value(text: &str) -> HeaderValue {
-    // Token names are [a-z0-9_-] and ids are UUIDs, so this never falls back.
-    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("-"))
-}
-
-#[derive(Deserialize)]
+/// The process answers.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Health)]
+// For the schema (no other field); serializing ignores it.
 #[serde(deny_unknown_fields)]
-pub struct VerifyBody {
-    token: String,
-    #[serde(default)]
-    require: Option<BTreeMap<String, String>>,
-}
-
-fn token_json(token: &VerifiedToken) -> Value {
-    json!({
-        "id": token.id(),
-        "name": token.name(),
-        "version": token.version(),
-        "expires_at": token.expires_at().as_ref().map(crate::claims::format_time),
-        "permissions": token.permissions(),
-        "permissions_updated": token.permissions_updated(),
-    })
-}
-
-/// `POST /v1/verify`: introspection. Always 200 for a well-formed request.
-pub async fn verify(
-    State(state): State<AppState>,
-    ClientAddr(from): ClientAddr,
-    Body(body): Body<VerifyBody>,
-) -> Result<Response, ApiError> {
-    let fields = body
-        .require
-        .as_ref()
-        .map(Fields::from_map)
-        .transpose()?
-        .unwrap_or_default();
-    let access = fields.access()?;
-    let answer = match state.verify_from(&body.token, from) {
-        Err(e) => json!({"valid": false, "code": e.code()}),
-        Ok(token) => {
-            let allowed = access.as_ref().map(|a| token.allows(a));
-            let code = if allowed == Some(false) {
-                state.count_forbidden();
-                "forbidden"
-            } else {
-                "ok"
-            };
-            let mut answer = json!({"valid": true, "code": code, "token": token_json(&token)});
-            if let Some(allowed) = allowed {
-                answer["allowed"] = Value::from(allowed);
-            }
-            answer
-        }
-    };
-    Ok(Json(answer).into_response())
-}
-
-/// `GET /v1/keys`: the public key set.
-pub async fn keys(State(state): State<AppState>) -> Response {
-    let keys: Vec<Value> = state
-        .keys()
-        .iter()
-        .map(|(key, status)| {
-            json!({
-                "kid": key.public.id().as_str(),
-                "status": status.to_string(),
-                "created_at": crate::claims::format_time(&key.created),
-                "public_key": key.public.to_paserk(),
-            })
-        })
-        .collect();
-    Json(json!({ "keys": keys })).into_response()
+pub struct Alive {
+    #[schema(schema_with = schemas::status_ok)]
+    status: &'static str,
 }
 
 /// `GET /healthz`: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    summary = "The process answers.",
+    security(),
+    responses((status = OK, description = "Alive.", body = Alive))
+)]
 pub async fn healthz() -> Response {
-    Json(json!({"status": "ok"})).into_response()
+    Json(Alive { status: "ok" }).into_response()
+}
+
+/// The store answers and the token state is fresh.
+#[derive(Serialize, ToSchema)]
+// For the schema (no other field); serializing ignores it.
+#[serde(deny_unknown_fields)]
+pub struct Ready {
+    #[schema(schema_with = schemas::status_ready)]
+    status: &'static str,
+    #[schema(format = "uint64")]
+    state_revision: u64,
+    #[schema(minimum = 0)]
+    state_age_secs: i64,
 }
 
 /// `GET /readyz`: the store answers and the token state is fresh.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    summary = "The store answers and the token state is fresh.",
+    security(),
+    responses(
+        (status = OK, description = "Ready.", body = Ready),
+        errors::NotReady
+    )
+)]
 pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
     if let Err(e) = store_answers(state.store()).await {
         tracing::warn!(error = %e, "not ready: the store does not answer");
@@ -687,12 +587,12 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError>
             format!("the token state was last heard {} s ago", mirror.age_secs()),
         ));
     }
-    Ok(Json(json!({
-        "status": "ready",
-        "state_revision": mirror.revision(),
-        "state_age_secs": mirror.age_secs(),
-    }))
-    .into_response())
+    let ready = Ready {
+        status: "ready",
+        state_revision: mirror.revision(),
+        state_age_secs: mirror.age_secs(),
+    };
+    Ok(Json(ready).into_response())
 }
 
 /// Any other path.

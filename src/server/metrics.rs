@@ -281,6 +281,18 @@ where
 }
 
 /// `GET /metrics`
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    summary = "Prometheus metrics.",
+    security(),
+    responses(
+        (status = OK, description = "The Prometheus text exposition format 0.0.4.",
+         content_type = "text/plain", body = String)
+    )
+)]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let body = state.metrics().render(&state);
     (
@@ -296,6 +308,27 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every documented route has its own series (the forward-auth paths share one), and
+    /// every series but `other` is a documented route.
+    #[test]
+    fn the_labels_are_the_documented_routes() {
+        let doc = super::super::api_document(false);
+        let mut labelled = std::collections::BTreeSet::new();
+        for path in doc.paths.paths.keys() {
+            let concrete = path.replace("{id}", "0").replace("{path}", "a/b");
+            let label = ROUTES[route_of(&concrete)];
+            let expected = if path.starts_with("/v1/auth") {
+                "/v1/auth"
+            } else {
+                path.as_str()
+            };
+            assert_eq!(label, expected, "{path}");
+            labelled.insert(label);
+        }
+        labelled.insert("other");
+        assert_eq!(labelled, ROUTES.into_iter().collect());
+    }
 
     #[test]
     fn paths_map_to_their_route_and_nothing_else_makes_a_series() {

@@ -5,11 +5,13 @@
 //! |---|---|
 //! | `auth` | the token a request carries, its verification, the super-admin gate |
 //! | `error` | [`ApiError`]: the JSON error shape and the status of every code |
-//! | `handlers` | the endpoints |
+//! | `handlers` | the management endpoints and health |
 //! | `metrics` | Prometheus counters and `/metrics` |
+//! | `openapi` | `/openapi.json`: what the handlers' annotations do not say |
 //! | `state_feed` | `GET /v1/state` and the HTTP state source of verify-only instances |
 //! | `ui` | the API tokens web page at `/`, a client of the `/v1` API like any other |
 //! | `usage` | last use of each token, noted in memory and written in batches |
+//! | `verify` | forward authentication, introspection and the public keys |
 //!
 //! [`router`] is a plain function of an [`AppState`], so most tests drive it in process;
 //! [`serve`] takes the listener and the shutdown signal from its caller, so tests bind port 0.
@@ -24,6 +26,7 @@ mod openapi;
 mod state_feed;
 mod ui;
 mod usage;
+mod verify;
 
 pub use auth::{client_address, presented, Admin, Authenticated, ClientAddr};
 pub use error::ApiError;
@@ -37,12 +40,13 @@ use crate::verifier::Verifier;
 use crate::{VerifiedToken, VerifyError};
 pub(crate) use auth::Tokens;
 use axum::extract::Request;
-use axum::routing::{get, on, post, MethodFilter, MethodRouter};
 use axum::{Router, ServiceExt};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -184,51 +188,48 @@ impl AppState {
     }
 }
 
-/// Every route of the service: an issuer serves the management API and the state feed, a
-/// verify-only instance only what verifies.
+/// Every route of the API with its documentation: an issuer serves the management API and the
+/// state feed, a verify-only instance only what verifies. `routes!` routes each handler for the
+/// methods and path of its `#[utoipa::path]` and documents it there, so nothing is served
+/// undocumented.
+fn api(verify_only: bool) -> OpenApiRouter<AppState> {
+    let mut api = OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(verify::forward_auth))
+        .routes(routes!(verify::forward_auth_slash))
+        .routes(routes!(verify::forward_auth_prefixed))
+        .routes(routes!(verify::verify))
+        .routes(routes!(verify::keys))
+        .routes(routes!(handlers::healthz))
+        .routes(routes!(handlers::readyz))
+        .routes(routes!(openapi::document))
+        .routes(routes!(metrics::metrics));
+    if !verify_only {
+        api = api
+            .routes(routes!(handlers::create, handlers::list))
+            .routes(routes!(handlers::show, handlers::update, handlers::delete))
+            .routes(routes!(handlers::regenerate))
+            .routes(routes!(handlers::audit))
+            .routes(routes!(state_feed::state));
+    }
+    api
+}
+
+/// The OpenAPI document of what [`router`] serves, on an issuer or a verify-only instance.
+pub fn api_document(verify_only: bool) -> utoipa::openapi::OpenApi {
+    openapi::finish(api(verify_only).into_openapi())
+}
+
+/// Every route of the service: the API, the web page on an issuer (a client of the API, not
+/// part of it), and the fallbacks: 404 for any other path, 405 for any other method.
 pub fn router(state: AppState) -> Router {
-    let mut router = Router::new()
-        .route("/v1/auth", forward_auth())
-        .route("/v1/auth/", forward_auth())
-        .route("/v1/auth/{*path}", forward_auth())
-        .route("/v1/verify", post(handlers::verify))
-        .route("/v1/keys", get(handlers::keys))
-        .route("/healthz", get(handlers::healthz))
-        .route("/readyz", get(handlers::readyz))
-        .route("/openapi.json", get(openapi::document))
-        .route("/metrics", get(metrics::metrics));
+    let (mut router, _) = api(state.verify_only()).split_for_parts();
     if !state.verify_only() {
-        router = router
-            .route("/v1/tokens", post(handlers::create).get(handlers::list))
-            .route(
-                "/v1/tokens/{id}",
-                get(handlers::show)
-                    .patch(handlers::update)
-                    .delete(handlers::delete),
-            )
-            .route("/v1/tokens/{id}/regenerate", post(handlers::regenerate))
-            .route("/v1/audit", get(handlers::audit))
-            .route("/v1/state", get(state_feed::state))
-            .merge(ui::routes());
+        router = router.merge(ui::routes());
     }
     router
         .fallback(handlers::no_route)
         .method_not_allowed_fallback(handlers::wrong_method)
         .with_state(state)
-}
-
-/// The methods `/v1/auth` answers, all with one decision: whatever a gateway forwards of the
-/// client's own. Others (TRACE, CONNECT) are 405.
-const FORWARD_AUTH_METHODS: MethodFilter = MethodFilter::GET
-    .or(MethodFilter::HEAD)
-    .or(MethodFilter::POST)
-    .or(MethodFilter::PUT)
-    .or(MethodFilter::PATCH)
-    .or(MethodFilter::DELETE)
-    .or(MethodFilter::OPTIONS);
-
-fn forward_auth() -> MethodRouter<AppState> {
-    on(FORWARD_AUTH_METHODS, handlers::forward_auth)
 }
 
 /// [`router`] with every request counted by route and status: what [`serve`] runs. The

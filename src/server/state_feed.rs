@@ -12,6 +12,7 @@
 use super::auth::Admin;
 use super::error::ApiError;
 use super::handlers::Params;
+use super::openapi::{errors, schemas};
 use crate::client::{ApiClient, ClientOptions};
 use crate::mirror::StateSource;
 use crate::model::{FeedPage, StateChange, StateRecord, StateSnapshot};
@@ -21,36 +22,49 @@ use axum::Json;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
 /// The longest a long-poll waits, in seconds.
 pub const MAX_WAIT_SECS: u64 = 30;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StateQuery {
+    #[param(format = "uint64", minimum = 0, maximum = 18446744073709551615_u64)]
     since: Option<u64>,
+    /// Seconds to wait for a change (with `since`); default 0.
+    #[param(format = "uint64", minimum = 0, maximum = 30)]
     wait: Option<u64>,
 }
 
-#[derive(Serialize, Deserialize)]
+// `#[param]` takes literals only: `wait`'s `maximum` above must be the constant.
+const _: () = assert!(MAX_WAIT_SECS == 30);
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[schema(as = StateSnapshot)]
 #[serde(deny_unknown_fields)]
-struct SnapshotBody {
+pub(super) struct SnapshotBody {
+    #[schema(format = "uint64")]
     revision: u64,
+    #[schema(inline)]
     entries: Vec<EntryBody>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EntryBody {
     id: Uuid,
     entry: StateRecord,
 }
 
+/// The changes after a revision, or a reload; its schema is `StateChanges`
+/// (`openapi::schemas`).
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ChangesBody {
+pub(super) struct ChangesBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     changes: Option<Vec<StateChange>>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -58,6 +72,26 @@ struct ChangesBody {
 }
 
 /// `GET /v1/state[?since=REV&wait=SECONDS]`
+#[utoipa::path(
+    get,
+    path = "/v1/state",
+    operation_id = "tokenState",
+    tag = "state",
+    summary = "The token state, for verifiers that should not hold store credentials \
+               (super-admin).",
+    description = format!(
+        "Without `since`: the snapshot of the state map. With `since`: the changes after that \
+         revision, waiting up to `wait` seconds (at most {MAX_WAIT_SECS}) for one, or \
+         `{{\"reload\": true}}` when the follower must load the snapshot again."
+    ),
+    security(("bearer" = []), ("token" = [])),
+    params(StateQuery),
+    responses(
+        (status = OK, description = "The snapshot (without `since`) or the changes.",
+         body = inline(schemas::SnapshotOrChanges)),
+        errors::Management, errors::BadRequest
+    )
+)]
 pub async fn state(admin: Admin, Params(query): Params<StateQuery>) -> Result<Response, ApiError> {
     let store = admin.tokens().store();
     let Some(since) = query.since else {

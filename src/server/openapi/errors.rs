@@ -1,0 +1,153 @@
+//! The error responses: each a component (`#/components/responses/...`) with the [`ErrorBody`]
+//! schema, and the sets of them an operation lists in its `responses(...)`.
+
+use super::super::error::ErrorBody;
+use super::super::MAX_BODY;
+use std::collections::BTreeMap;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{Content, Header, Ref, RefOr};
+use utoipa::{IntoResponses, ToSchema};
+
+/// A response with the error body.
+pub(super) fn error_response(description: &str) -> ResponseBuilder {
+    ResponseBuilder::new().description(description).content(
+        "application/json",
+        Content::new(Some(Ref::from_schema_name(ErrorBody::name()))),
+    )
+}
+
+/// The components, by name.
+pub(super) fn components() -> Vec<(String, RefOr<Response>)> {
+    let challenge = Header::builder()
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^Bearer")),
+        ))
+        .description(Some(
+            "`Bearer`, with `error=\"invalid_token\"` when a token was refused.",
+        ))
+        .build();
+    let responses = [
+        (
+            "BadRequest",
+            error_response(
+                "The request is malformed: bad JSON, a bad query parameter or `If-Match` header.",
+            ),
+        ),
+        (
+            "Unauthorized",
+            error_response(
+                "No token, or the token was refused; `error.code` is `missing_token` or the \
+                 refusal reason.",
+            )
+            .header("WWW-Authenticate", challenge),
+        ),
+        (
+            "Forbidden",
+            error_response(
+                "The token is valid but not allowed: not a super-admin token, or without the \
+                 required permission.",
+            ),
+        ),
+        ("NotFound", error_response("No token has that id.")),
+        (
+            "Conflict",
+            error_response("A live token already has that name (`name_taken`)."),
+        ),
+        (
+            "PreconditionFailed",
+            error_response("The record is not at the revision `If-Match` names (`conflict`)."),
+        ),
+        (
+            "PayloadTooLarge",
+            error_response(&format!("The body is larger than {MAX_BODY} bytes.")),
+        ),
+        (
+            "UnsupportedMediaType",
+            error_response("The body is not `application/json`."),
+        ),
+        (
+            "UnprocessableEntity",
+            error_response(
+                "The body is well-formed JSON but breaks a rule: a missing or unknown field, a \
+                 bad name, description, expiry or permission set, nothing to update, or a token \
+                 that would be larger than 4 KiB.",
+            ),
+        ),
+        (
+            "InternalError",
+            error_response("The store is corrupt or misconfigured; see the log."),
+        ),
+        (
+            "Unavailable",
+            error_response("The store does not answer, or the server cannot sign; see the log."),
+        ),
+    ];
+    responses
+        .into_iter()
+        .map(|(name, response)| (name.to_owned(), response.build().into()))
+        .collect()
+}
+
+/// A set of error responses, each a reference to its component.
+macro_rules! error_set {
+    ($(#[$doc:meta])* $name:ident: $($status:literal => $component:literal),+) => {
+        $(#[$doc])*
+        pub struct $name;
+
+        impl IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                [$(($status, $component)),+]
+                    .into_iter()
+                    .map(|(status, name)| {
+                        (status.to_owned(), Ref::from_response_name(name).into())
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
+error_set! {
+    /// What every management operation can answer.
+    Management: "401" => "Unauthorized", "403" => "Forbidden", "500" => "InternalError",
+    "503" => "Unavailable"
+}
+
+error_set! {
+    /// What an operation with a JSON body can answer besides.
+    JsonBody: "400" => "BadRequest", "413" => "PayloadTooLarge", "415" => "UnsupportedMediaType",
+    "422" => "UnprocessableEntity"
+}
+
+error_set! {
+    /// A malformed query or header.
+    BadRequest: "400" => "BadRequest"
+}
+
+error_set! {
+    /// No token has the id.
+    NotFound: "404" => "NotFound"
+}
+
+error_set! {
+    /// The name is taken.
+    Conflict: "409" => "Conflict"
+}
+
+error_set! {
+    /// `If-Match` names another revision.
+    PreconditionFailed: "412" => "PreconditionFailed"
+}
+
+/// `/readyz`'s refusal.
+pub struct NotReady;
+
+impl IntoResponses for NotReady {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let response = error_response("Not ready: `store_unavailable` or `stale_state`.");
+        BTreeMap::from([("503".to_owned(), response.build().into())])
+    }
+}
