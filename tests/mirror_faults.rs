@@ -5,10 +5,11 @@
 
 #![cfg(feature = "redis")]
 
-mod common;
+#[path = "support/mod.rs"]
+mod support;
 
-use common::redis_server::RedisServer;
-use common::{caller, new_token};
+use crate::support::backend::{caller, new_token};
+use crate::support::redis_server::RedisServer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera::lifecycle::TokenService;

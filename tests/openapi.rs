@@ -5,13 +5,16 @@
 
 #![cfg(feature = "cli")]
 
+#[path = "support/mod.rs"]
+mod support;
+
+use crate::support::app::{self, Answer, Base, Server};
 use reqwest::header::HeaderMap;
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::time::Duration;
-use tessera::server::{self, AppState, ServerConfig};
+use tessera::server::{self, ServerConfig};
 
 /// Every method a route could be given.
 const METHODS: [&str; 8] = [
@@ -31,74 +34,14 @@ const ALL_KINDS: &str = r#"{"grants": [
   {"resource": "chart-group", "role": "view", "groups": ["*"]}
 ]}"#;
 
-struct Server {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Server {
-    async fn start(config: ServerConfig) -> Self {
-        let (state, _) = AppState::open(&config).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(listener, state, async {
-            let _ = stopped.await;
-        }));
-        Self {
-            base: format!("http://{addr}"),
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
-            .await
-            .expect("the server stops")
-            .unwrap()
-            .unwrap();
-    }
-}
-
-/// An issuer with its first super-admin token, made with the binary as an operator would.
+/// An issuer with its first super-admin token (tests/support).
 struct App {
     server: Server,
     admin: String,
-    client: Client,
     dir: tempfile::TempDir,
 }
 
-fn tessera(dir: &std::path::Path, args: &[&str]) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .current_dir(dir)
-        .env_remove("TESSERA_STORE")
-        .env_remove("TESSERA_KEYS")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "tessera {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
-
-/// A response, kept whole for checking against the document.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    text: String,
-}
-
 impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|_| panic!("not JSON: {}", self.text))
-    }
-
     /// The router's own 404 (no route) or 405 (no such method on a route).
     fn is_fallback(&self) -> bool {
         let code = || serde_json::from_str::<Value>(&self.text).unwrap_or_default();
@@ -109,36 +52,20 @@ impl Answer {
 
 impl App {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        tessera(dir.path(), &["keys", "generate"]);
-        let admin = tessera(
-            dir.path(),
-            &["token", "create", "--name", "admin", "--super-admin"],
-        );
-        let config = ServerConfig {
-            keys_dir: dir.path().join("keys"),
-            store_url: format!("file:{}", dir.path().join("data/tessera.redb").display()),
-            usage_flush: Duration::from_millis(20),
-            ..ServerConfig::default()
-        };
-        Self {
-            server: Server::start(config).await,
-            admin,
-            client: Client::new(),
-            dir,
-        }
+        let app::App { server, admin, dir } = app::App::listen().await;
+        Self { server, admin, dir }
     }
 
     async fn send(
         &self,
-        base: &str,
+        base: &Base,
         method: Method,
         path: &str,
         token: Option<&str>,
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Answer {
-        let mut request = self.client.request(method, format!("{base}{path}"));
+        let mut request = base.request(method, path);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -146,14 +73,9 @@ impl App {
             request = request.json(&body);
         }
         for (name, value) in headers {
-            request = request.header(*name, *value);
+            request = request.header(name, value);
         }
-        let response = request.send().await.unwrap();
-        Answer {
-            status: response.status(),
-            headers: response.headers().clone(),
-            text: response.text().await.unwrap(),
-        }
+        request.send().await
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
@@ -168,7 +90,7 @@ impl App {
         .await
     }
 
-    async fn document(&self, base: &str) -> Document {
+    async fn document(&self, base: &Base) -> Document {
         let answer = self
             .send(base, Method::GET, "/openapi.json", None, None, &[])
             .await;
@@ -402,7 +324,7 @@ fn probe_body(method: &str) -> Option<Value> {
 /// Call every documented path with every probed method on the server at `base`: a documented
 /// operation must not fall through to the router's fallbacks and must answer a status it
 /// documents; any other method must get the router's 405.
-async fn probe(app: &App, base: &str, doc: &Document, what: &str) -> usize {
+async fn probe(app: &App, base: &Base, doc: &Document, what: &str) -> usize {
     let mut calls = 0;
     for (template, methods) in doc.operations() {
         let path = concrete(&template);
@@ -480,7 +402,7 @@ async fn the_document_lists_exactly_the_routes_the_router_serves() {
     let edge = Server::start(ServerConfig {
         keys_dir: app.dir.path().join("keys"),
         verify_only: true,
-        state_from: Some((app.server.base.clone(), app.admin.clone())),
+        state_from: Some((app.server.base.as_url().to_owned(), app.admin.clone())),
         ..ServerConfig::default()
     })
     .await;
