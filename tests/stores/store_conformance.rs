@@ -4,9 +4,6 @@
 //! A plain `cargo test` on a machine without `redis-server` skips the Redis half with a message
 //! naming the binary; with `CI=true` it fails instead.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use crate::support::backend::{
     caller, new_token, perms, start_time, super_admin, trigger, Backend, Kind,
 };

@@ -6,9 +6,6 @@
 
 #![cfg(feature = "redis")]
 
-#[path = "support/mod.rs"]
-mod support;
-
 use crate::support::free_port;
 use crate::support::redis_server::{Options, RedisServer, TlsFiles};
 use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Utc};

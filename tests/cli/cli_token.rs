@@ -3,9 +3,6 @@
 
 #![cfg(feature = "cli")]
 
-#[path = "support/mod.rs"]
-mod support;
-
 use crate::support::binary::{Run, Sandbox};
 use crate::support::DEPLOY_PROD;
 

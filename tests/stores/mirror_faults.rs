@@ -5,9 +5,6 @@
 
 #![cfg(feature = "redis")]
 
-#[path = "support/mod.rs"]
-mod support;
-
 use crate::support::backend::{caller, new_token};
 use crate::support::redis_server::RedisServer;
 use std::sync::Arc;

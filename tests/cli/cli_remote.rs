@@ -7,9 +7,6 @@
 
 #![cfg(feature = "cli")]
 
-#[path = "support/mod.rs"]
-mod support;
-
 use crate::support::app::{self, ServerThread};
 use crate::support::binary::{Run, Sandbox};
 use crate::support::redis_server::TlsFiles;

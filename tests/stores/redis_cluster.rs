@@ -8,9 +8,6 @@
 
 #![cfg(feature = "redis")]
 
-#[path = "support/mod.rs"]
-mod support;
-
 use crate::support::backend::{caller, new_token, start_time, trigger, Backend, Kind};
 use crate::support::free_port;
 use crate::support::redis_cluster::{Options, RedisCluster, TlsFiles};

@@ -10,9 +10,6 @@
 
 #![cfg(feature = "cli")]
 
-#[path = "support/mod.rs"]
-mod support;
-
 use crate::support::binary::Serve;
 use crate::support::free_port;
 use crate::support::gateways::{self, Echo, Gateway, Kind, Relay};

@@ -4,9 +4,6 @@
 
 #![cfg(feature = "cli")]
 
-#[path = "support/mod.rs"]
-mod support;
-
 use crate::support::app::Base;
 use crate::support::binary::{tessera, Serve};
 use crate::support::free_port;

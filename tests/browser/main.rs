@@ -14,7 +14,7 @@
 
 #![cfg(feature = "cli")]
 
-#[path = "support/mod.rs"]
+#[path = "../support/mod.rs"]
 mod support;
 
 use crate::support::app::Base;

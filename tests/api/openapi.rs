@@ -5,9 +5,6 @@
 
 #![cfg(feature = "cli")]
 
-#[path = "support/mod.rs"]
-mod support;
-
 use crate::support::app::{self, Answer, Base, Server};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};

@@ -5,9 +5,6 @@
 //! variable that turns `child_writer` into the load; it prints one line per acknowledged write,
 //! flushed, so the parent knows exactly what was acknowledged when it kills the child.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
@@ -120,7 +117,7 @@ fn a_killed_writer_leaves_every_acknowledged_write_and_a_consistent_store() {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            &support::test_name(module_path!(), "child_writer"),
+            &crate::support::test_name(module_path!(), "child_writer"),
             "--nocapture",
             "--test-threads",
             "1",

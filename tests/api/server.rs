@@ -4,9 +4,6 @@
 
 #![cfg(feature = "cli")]
 
-#[path = "support/mod.rs"]
-mod support;
-
 use crate::support::app::App;
 use crate::support::DEPLOY_PROD;
 use reqwest::StatusCode;
