@@ -1,8 +1,10 @@
-//! The HTTP service, black box over a real socket: each test starts an issuer of the harness
-//! (`support::app::App`: the embedded store and a key in a folder of its own, its first
-//! super-admin token) on port 0, and drives it with an HTTP client.
+//! The HTTP service, black box: each test starts an issuer of the harness (`support::app::App`:
+//! the embedded store and a key in a folder of its own, its first super-admin token) and sends
+//! it requests. In process (the router called with `oneshot`, each request from 127.0.0.1, as
+//! over loopback), except the seed flow, which runs over a real socket on port 0: the client
+//! address taken from the peer, and a graceful stop.
 
-#![cfg(feature = "cli")]
+#![cfg(feature = "server")]
 
 use crate::support::app::App;
 use crate::support::DEPLOY_PROD;
@@ -119,7 +121,7 @@ async fn the_seed_flow_works_over_http() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn management_needs_a_valid_super_admin_token() {
-    let app = App::listen().await;
+    let app = App::start().await;
     let (token, _) = app.create("limited", DEPLOY_PROD).await;
 
     let (status, headers, value) = app
@@ -170,7 +172,7 @@ async fn management_needs_a_valid_super_admin_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_mistakes_are_4xx_json_errors() {
-    let app = App::listen().await;
+    let app = App::start().await;
     let admin = Some(app.admin.as_str());
     let (_, record) = app.create("target", DEPLOY_PROD).await;
     let id = record["id"].as_str().unwrap();
@@ -351,7 +353,7 @@ async fn client_mistakes_are_4xx_json_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn introspection_keys_and_health_answer() {
-    let app = App::listen().await;
+    let app = App::start().await;
     let (token, _) = app.create("inspected", DEPLOY_PROD).await;
     let (status, _, value) = app
         .call(
@@ -436,7 +438,7 @@ async fn introspection_keys_and_health_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listings_filter_by_status_and_expiry() {
-    let app = App::listen().await;
+    let app = App::start().await;
     app.create("soon", DEPLOY_PROD).await;
     let body = json!({"name": "later", "expires": "90d", "permissions": {"super_admin": true}});
     app.call(
@@ -512,10 +514,12 @@ async fn a_first_start_generates_a_key_but_a_shared_store_needs_one() {
     assert!(startup.generated_key.is_none(), "only on the first start");
 }
 
-/// The listing's `last_used_at`/`last_used_from` of token `name`, once they are written.
+/// The listing's `last_used_at`/`last_used_from` of token `name`, once they are written (in
+/// process, by the flush a server would make on its timer).
 async fn last_use(app: &App, name: &str) -> (String, String) {
     let started = Instant::now();
     loop {
+        app.flush_usage().await;
         let (_, _, value) = app
             .call(reqwest::Method::GET, "/v1/tokens", Some(&app.admin), None)
             .await;
@@ -542,7 +546,7 @@ async fn last_use(app: &App, name: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_use_shows_in_listings_with_the_client_address() {
-    let app = App::listen().await;
+    let app = App::start().await;
     let (token, record) = app.create("used", DEPLOY_PROD).await;
     assert_eq!(record["last_used_at"], Value::Null);
     // A forwarded header from a peer that is not a trusted proxy is ignored.
@@ -561,7 +565,7 @@ async fn the_last_use_shows_in_listings_with_the_client_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_a_trusted_proxy_the_forwarded_client_is_recorded() {
-    let app = App::listen_with(|config| {
+    let app = App::start_with(|config| {
         config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
     })
     .await;
@@ -583,7 +587,7 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_state_feed_serves_a_snapshot_and_long_polls_for_changes() {
-    let app = App::listen().await;
+    let app = App::start().await;
     let (_, record) = app.create("followed", DEPLOY_PROD).await;
     let id = record["id"].as_str().unwrap().to_owned();
     let (status, _, snapshot) = app
@@ -654,7 +658,7 @@ async fn the_state_feed_serves_a_snapshot_and_long_polls_for_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_can_ask_in_a_header_and_append_the_client_path() {
-    let app = App::listen().await;
+    let app = App::start().await;
     let (token, _) = app.create("envoyed", DEPLOY_PROD).await;
     let ask = |path: &str, require: Option<&str>| {
         let mut request = app.get(path).bearer_auth(&token);
@@ -688,7 +692,7 @@ async fn a_gateway_can_ask_in_a_header_and_append_the_client_path() {
 /// `project` to the gateway's question).
 #[tokio::test]
 async fn the_query_decodes_escapes_and_refuses_a_key_given_twice() {
-    let app = App::listen().await;
+    let app = App::start().await;
     let spaced = r#"{"grants": [{"resource": "devtron-app", "role": "trigger",
         "project": "team a", "environments": ["prod"], "apps": ["*"]}]}"#;
     let (token, _) = app.create("escaped", spaced).await;
@@ -728,7 +732,7 @@ async fn the_query_decodes_escapes_and_refuses_a_key_given_twice() {
 /// question, which comes in `X-Tessera-Require` when the gateway sets it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_the_client_controls_changes_the_gateways_question() {
-    let app = App::listen().await;
+    let app = App::start().await;
     let (token, _) = app.create("deployer", DEPLOY_PROD).await;
     let view = DEPLOY_PROD.replace("trigger", "view");
     let (weak, _) = app.create("viewer", &view).await;
@@ -787,7 +791,7 @@ async fn nothing_the_client_controls_changes_the_gateways_question() {
 /// names the problem, for the operator who wrote the gateway's configuration.
 #[tokio::test]
 async fn a_malformed_question_header_is_a_400_that_names_the_problem() {
-    let app = App::listen().await;
+    let app = App::start().await;
     let (token, _) = app.create("deployer", DEPLOY_PROD).await;
     let ask = |require: &str| {
         app.get("/v1/auth")
@@ -829,7 +833,7 @@ async fn a_malformed_question_header_is_a_400_that_names_the_problem() {
 /// headers, so the gateway keeps its connection.
 #[tokio::test]
 async fn forward_auth_denials_have_no_body_and_say_why_in_headers() {
-    let app = App::listen().await;
+    let app = App::start().await;
     let (token, _) = app.create("deployer", DEPLOY_PROD).await;
     let cases = [
         (None, StatusCode::UNAUTHORIZED, "missing_token", "Bearer"),
@@ -867,7 +871,7 @@ async fn forward_auth_denials_have_no_body_and_say_why_in_headers() {
 /// the question from `headers_to_add`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoys_ext_authz_request_gets_the_recipes_decision() {
-    let app = App::listen_with(|config| {
+    let app = App::start_with(|config| {
         config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
     })
     .await;
