@@ -289,7 +289,7 @@ pub struct ServerThread {
 impl ServerThread {
     pub fn start(config: ServerConfig) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (bound, address) = std::sync::mpsc::channel::<SocketAddr>();
+        let (bound, address) = std::sync::mpsc::channel::<String>();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
@@ -298,18 +298,14 @@ impl ServerThread {
                 .unwrap();
             runtime.block_on(async move {
                 let (state, _) = AppState::open(&config).await.unwrap();
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                bound.send(listener.local_addr().unwrap()).unwrap();
-                server::serve(listener, state, async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
+                let listening = Listening::start(state).await;
+                bound.send(listening.base.clone()).unwrap();
+                let _ = stopped.await;
+                listening.stop().await;
             });
         });
-        let addr = address.recv().expect("the server starts");
         Self {
-            base: format!("http://{addr}"),
+            base: address.recv().expect("the server starts"),
             stop: Some(stop),
             thread: Some(thread),
         }
