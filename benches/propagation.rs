@@ -10,8 +10,8 @@
 //!
 //! Run: `cargo bench --bench propagation` (prints percentiles; target p99 under 50 ms).
 
-#[path = "../tests/support/redis_server.rs"]
-mod redis_server;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -134,13 +134,16 @@ fn main() {
     keys::generate_into(&dir.path().join("keys"), chrono::Utc::now()).unwrap();
     let ring = Arc::new(KeyRing::load_dir(&dir.path().join("keys")).unwrap());
 
-    match redis_server::RedisServer::start_or_skip() {
+    match support::redis_server::RedisServer::start_or_skip() {
         Some(server) => {
             let issuer_store = rt.block_on(AnyStore::open(&server.url())).unwrap();
             let verifier_store = rt.block_on(AnyStore::open(&server.url())).unwrap();
             run("redis", &rt, issuer_store, verifier_store, ring.clone());
         }
-        None => println!("propagation redis: skipped ({})", redis_server::MISSING),
+        None => println!(
+            "propagation redis: skipped ({})",
+            support::redis_server::MISSING
+        ),
     }
 
     let url = format!("file:{}", dir.path().join("tessera.redb").display());

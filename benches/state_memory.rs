@@ -21,8 +21,8 @@
 //!
 //! Run: `cargo bench --bench state_memory` (target: under 200 MB).
 
-#[path = "../tests/support/redis_server.rs"]
-mod redis_server;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
@@ -267,14 +267,14 @@ fn main() {
     for scenario in ["mixed", "revocations", "distinct-updates"] {
         child(format!("--scenario={scenario}"));
     }
-    match redis_server::RedisServer::start_or_skip() {
+    match support::redis_server::RedisServer::start_or_skip() {
         Some(server) => {
             populate_redis(&server.url());
             child(format!("--mirror={}", server.url()));
         }
         None => println!(
             "state memory mixed-via-redis: skipped ({})",
-            redis_server::MISSING
+            support::redis_server::MISSING
         ),
     }
 }

@@ -14,8 +14,8 @@
 //!
 //! Run: `cargo bench --bench store`.
 
-#[path = "../tests/support/redis_server.rs"]
-mod redis_server;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use redb::{ReadableDatabase as _, TableDefinition};
@@ -155,7 +155,7 @@ fn bench(c: &mut Criterion) {
         .is_ok());
 
     // Redis.
-    let server = redis_server::RedisServer::start_or_skip();
+    let server = support::redis_server::RedisServer::start_or_skip();
     let redis = server.as_ref().map(|server| {
         let creator = Creator::new(
             rt.block_on(AnyStore::open(&server.url())).unwrap(),

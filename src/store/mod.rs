@@ -10,7 +10,7 @@
 //! | [`EmbeddedStore`] | `file:data/tessera.redb` | one machine: a redb file, fsync on every commit |
 //! | [`RedisStore`] | `redis://…`, `rediss://…`, `redis+cluster://…` | several issuers and many verifiers |
 //!
-//! [`AnyStore`] picks one by URL. One conformance suite (`tests/store_conformance.rs`) runs
+//! [`AnyStore`] picks one by URL. One conformance suite (`tests/stores/store_conformance.rs`) runs
 //! against both.
 
 mod embedded;

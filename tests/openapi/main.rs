@@ -20,7 +20,8 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
-use tessera::server::{self, AppState, ServerConfig};
+use tessera::server;
+use tessera::startup::{self, ServerConfig};
 
 /// Every method a route could be given.
 const METHODS: [&str; 8] = [
@@ -35,7 +36,7 @@ struct Server {
 
 impl Server {
     async fn start(config: ServerConfig) -> Self {
-        let (state, _) = AppState::open(&config).await.unwrap();
+        let (state, _) = startup::open(&config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

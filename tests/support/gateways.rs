@@ -7,8 +7,7 @@
 //! Where a gateway's binary is missing, [`Gateway::start_or_skip`] prints why and returns
 //! `None`; with `CI=true` it panics instead, so CI cannot go green by skipping.
 
-#![allow(dead_code)]
-
+use super::{free_port, in_ci};
 use axum::extract::Request;
 use axum::Json;
 use serde_json::{json, Map, Value};
@@ -30,20 +29,6 @@ pub const CADDY_ADMIN_ADDR: &str = "127.0.0.1:2019";
 /// The recipes' folder.
 pub fn recipes() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/gateways")
-}
-
-/// Whether `CI` says this is a CI run.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
-
-/// A free loopback port (bound, then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A gateway with a recipe.

@@ -3,15 +3,12 @@
 //! subfolder per node), each with an append-only file synced on every write, joined with
 //! `redis-cli --cluster create`, stopped on drop.
 //!
-//! Include it with `#[path = "support/redis_cluster.rs"] mod redis_cluster;` from a test that
-//! also has `mod common;` (whose `redis_server` module gives the port, `PATH` and CI helpers it
-//! shares with a single server). It uses only `std` and `tempfile` besides.
+//! Part of the harness (`support::redis_cluster`), beside the single server of
+//! `support::redis_server`, whose rules it shares. It uses only `std` and `tempfile` besides.
 //!
 //! Where `redis-server` or `redis-cli` is not installed, [`RedisCluster::start_or_skip`] prints
 //! why and returns `None`, so a plain `cargo test` still passes; with `CI=true` it panics
 //! instead, so CI cannot go green by skipping.
-
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -65,10 +62,10 @@ impl std::fmt::Debug for RedisCluster {
     }
 }
 
-// The same rules as a single server: `redis_server.rs` is already in the test crate (through
-// `common`), so its helpers are used rather than copied.
-pub use crate::common::redis_server::TlsFiles;
-use crate::common::redis_server::{free_port, in_ci, on_path, pings, url_encode};
+// The same rules as a single server.
+pub use super::redis_server::TlsFiles;
+use super::redis_server::{pings, url_encode};
+use super::{free_port, in_ci, on_path};
 
 /// A loopback port nothing listens on, whose cluster bus port (`port + 10000`) is free too.
 fn free_cluster_port(taken: &[u16]) -> u16 {

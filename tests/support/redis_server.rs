@@ -1,18 +1,16 @@
 //! A throwaway `redis-server` for tests and benches: its own process on a free loopback port,
 //! its own temporary folder, an append-only file synced on every write, stopped on drop.
 //!
-//! Include it with `#[path = "support/redis_server.rs"] mod redis_server;` (from `tests/`) or
-//! `#[path = "../tests/support/redis_server.rs"] mod redis_server;` (from `benches/`). It uses
-//! `std`, `tempfile` and (for TLS certificates) `rcgen`.
+//! Part of the harness (`support::redis_server`), for the benches too. Besides the harness's
+//! own helpers it uses `std`, `tempfile` and (for TLS certificates) `rcgen`.
 //!
 //! Where `redis-server` is not installed, [`RedisServer::start_or_skip`] prints why and returns
 //! `None`, so a plain `cargo test` still passes; with `CI=true` it panics instead, so CI cannot
 //! go green by skipping.
 
-#![allow(dead_code)]
-
+use super::{free_port, in_ci, on_path};
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -93,30 +91,6 @@ impl std::fmt::Debug for RedisServer {
             .field("dir", &self.dir.path())
             .finish()
     }
-}
-
-/// Whether `CI` says this is a CI run.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
-
-/// Whether an executable named `name` is on `PATH`.
-pub fn on_path(name: &str) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| {
-            std::fs::metadata(dir.join(name))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-    })
-}
-
-/// A loopback port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
 }
 
 /// `s` percent-encoded for the user-info part of a URL.

@@ -1,16 +1,10 @@
-//! Shared harness for tests that run the lifecycle on a store: a key ring, a manual clock, a
-//! store of either backend (each test gets a fresh one), a token service, a verifier that
-//! follows the store's feed through a state mirror.
-
-#![allow(dead_code)]
+//! The lifecycle on a store, for the tests that run it without HTTP: a key ring, a manual
+//! clock, a store of either backend (each test gets a fresh one), a token service, a verifier
+//! that follows the store's feed through a state mirror.
 
 #[cfg(feature = "redis")]
-#[path = "../support/redis_server.rs"]
-pub mod redis_server;
-
+use super::redis_server::RedisServer;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-#[cfg(feature = "redis")]
-use redis_server::RedisServer;
 use std::sync::Arc;
 use std::time::Instant;
 use tessera::lifecycle::{Caller, Expiry, NewToken, TokenService};

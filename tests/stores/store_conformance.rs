@@ -4,10 +4,10 @@
 //! A plain `cargo test` on a machine without `redis-server` skips the Redis half with a message
 //! naming the binary; with `CI=true` it fails instead.
 
-mod common;
-
+use crate::support::backend::{
+    caller, new_token, perms, start_time, super_admin, trigger, Backend, Kind,
+};
 use chrono::Duration;
-use common::{caller, new_token, perms, super_admin, trigger, Backend, Kind};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use tessera::lifecycle::{Expiry, LifecycleError, Policy, TokenUpdate};
@@ -88,11 +88,8 @@ async fn create_returns_a_working_token_and_a_record_without_it(b: Backend) {
     assert_eq!(record, minted.record);
     assert_eq!((record.version, record.revision), (1, 1));
     assert_eq!(record.created_by, "local:tester");
-    assert_eq!(record.created_at, common::start_time());
-    assert_eq!(
-        record.expires_at,
-        Some(common::start_time() + Duration::days(30))
-    );
+    assert_eq!(record.created_at, start_time());
+    assert_eq!(record.expires_at, Some(start_time() + Duration::days(30)));
     assert_eq!(
         service.get_by_name("ci-bot").await.unwrap().as_ref(),
         Some(&record)
@@ -192,7 +189,7 @@ async fn descriptions_are_limited(b: Backend) {
 
 async fn expiry_choices_resolve_exactly(b: Backend) {
     let service = b.service();
-    let now = common::start_time();
+    let now = start_time();
     for (i, text) in ["7d", "30d", "60d", "90d"].into_iter().enumerate() {
         let mut token = new_token(&format!("preset-{i}"));
         token.expires = text.parse().unwrap();
@@ -359,7 +356,7 @@ async fn regenerate_issues_a_new_version_and_the_old_one_stops(b: Backend) {
     assert_eq!((second.record.version, second.record.revision), (2, 3));
     assert_eq!(
         second.record.expires_at,
-        Some(common::start_time() + Duration::hours(1) + Duration::days(60))
+        Some(start_time() + Duration::hours(1) + Duration::days(60))
     );
     // The new token carries the updated permissions itself.
     assert_eq!(second.token.claims().perm, trigger("billing"));
@@ -505,7 +502,7 @@ async fn the_audit_trail_records_actions_and_refusals_with_paging(b: Backend) {
     for record in &all {
         assert_eq!(record.entry.actor.as_str(), "local:tester");
         assert_eq!(record.entry.target_name.as_deref(), Some("audited"));
-        assert_eq!(record.entry.at, common::start_time());
+        assert_eq!(record.entry.at, start_time());
     }
     assert_eq!(all[0].entry.target, Some(id));
     assert_eq!(all[1].entry.target, None);
@@ -603,7 +600,7 @@ async fn every_state_change_gets_the_next_revision_in_the_feed(b: Backend) {
 async fn state_entries_are_dropped_only_when_nothing_they_restrict_can_pass(b: Backend) {
     let service = b.service();
     let margin = tessera::lifecycle::Policy::default().retention_margin;
-    let now = common::start_time();
+    let now = start_time();
 
     // A 7-day token regenerated for 90 days: the min_ver entry matters until the 7-day
     // version expires.
@@ -789,7 +786,11 @@ fn a_missing_redis_server_skips_outside_ci_and_fails_under_ci() {
     let run = |ci: Option<&str>| {
         let mut command = std::process::Command::new(std::env::current_exe().unwrap());
         command
-            .args(["--exact", "redis::names_follow_the_rules", "--nocapture"])
+            .args([
+                "--exact",
+                &crate::support::test_name(module_path!(), "redis::names_follow_the_rules"),
+                "--nocapture",
+            ])
             .env("PATH", "/nonexistent");
         match ci {
             Some(value) => command.env("CI", value),
@@ -818,7 +819,7 @@ async fn the_last_use_is_kept_apart_and_never_goes_back(b: Backend) {
     let minted = service.create(&caller(), new_token("used")).await.unwrap();
     let id = minted.record.id;
     assert_eq!(minted.record.last_used_at, None);
-    let t = common::start_time();
+    let t = start_time();
     let usage = |secs: i64, from: &str, id| Usage {
         id,
         at: t + Duration::seconds(secs),

@@ -6,12 +6,10 @@
 
 #![cfg(feature = "redis")]
 
-#[path = "support/redis_server.rs"]
-mod redis_server;
-
+use crate::support::free_port;
+use crate::support::redis_server::{Options, RedisServer, TlsFiles};
 use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Utc};
 use redis::aio::MultiplexedConnection;
-use redis_server::{Options, RedisServer, TlsFiles};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -266,7 +264,7 @@ async fn a_bad_url_or_prefix_is_a_config_error_that_hides_the_password() {
 
 #[tokio::test]
 async fn an_unreachable_server_is_unavailable_and_named() {
-    let port = redis_server::free_port();
+    let port = free_port();
     let started = Instant::now();
     let err = RedisStore::open(&format!("redis://:pw-unseen@127.0.0.1:{port}/0"))
         .await

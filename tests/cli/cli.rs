@@ -3,9 +3,8 @@
 
 #![cfg(feature = "cli")]
 
-mod cli_support;
-
-use cli_support::{Sandbox, DEPLOY_PROD};
+use crate::support::binary::Sandbox;
+use crate::support::DEPLOY_PROD;
 
 use chrono::{Duration, Utc};
 use std::os::unix::fs::PermissionsExt as _;

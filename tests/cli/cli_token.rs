@@ -3,9 +3,8 @@
 
 #![cfg(feature = "cli")]
 
-mod cli_support;
-
-use cli_support::{Run, Sandbox, DEPLOY_PROD};
+use crate::support::binary::{Run, Sandbox};
+use crate::support::DEPLOY_PROD;
 
 const STORE: &str = "file:data/tessera.redb";
 

@@ -5,10 +5,8 @@
 
 #![cfg(feature = "redis")]
 
-mod common;
-
-use common::redis_server::RedisServer;
-use common::{caller, new_token};
+use crate::support::backend::{caller, new_token};
+use crate::support::redis_server::RedisServer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera::lifecycle::TokenService;

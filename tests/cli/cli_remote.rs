@@ -7,20 +7,13 @@
 
 #![cfg(feature = "cli")]
 
-mod cli_support;
-#[path = "support/redis_server.rs"]
-mod redis_server;
-
-use cli_support::{Run, Sandbox, DEPLOY_PROD};
+use crate::support::app::{self, ServerThread};
+use crate::support::binary::{Run, Sandbox};
+use crate::support::redis_server::TlsFiles;
+use crate::support::{free_port, DEPLOY_PROD};
 use std::io::{Read as _, Write as _};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tessera::server;
-use tessera::startup::{self, ServerConfig};
-
-/// Variables of the remote mode, which the shared harness does not clear.
-const REMOTE_ENV: [&str; 2] = ["TESSERA_SERVER", "TESSERA_SERVER_CA"];
 
 /// `deployer`, with a description, an expiry and specific permissions.
 const CREATE_DEPLOYER: [&str; 9] = [
@@ -36,74 +29,18 @@ const CREATE_DEPLOYER: [&str; 9] = [
 ];
 
 /// A server on the sandbox's store and keys, stopped (and its store released) on drop.
-struct Server {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+fn server(s: &Sandbox) -> ServerThread {
+    let mut config = app::config(s.dir.path());
+    // Last use stays in memory for the test's length, so records read the same before and
+    // while the server runs.
+    config.usage_flush = Duration::from_secs(3600);
+    ServerThread::start(config)
 }
 
-impl Server {
-    fn start(s: &Sandbox) -> Self {
-        let config = ServerConfig {
-            keys_dir: s.path("keys"),
-            store_url: format!("file:{}", s.path("data/tessera.redb").display()),
-            // Last use stays in memory for the test's length, so records read the same before
-            // and while the server runs.
-            usage_flush: Duration::from_secs(3600),
-            ..ServerConfig::default()
-        };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (bound, address) = std::sync::mpsc::channel::<SocketAddr>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let (state, _) = startup::open(&config).await.unwrap();
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                bound.send(listener.local_addr().unwrap()).unwrap();
-                server::serve(listener, state, async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-            });
-        });
-        let addr = address.recv().expect("the server starts");
-        Self {
-            base: format!("http://{addr}"),
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// The binary in the sandbox with `env` and nothing of the remote mode from outside.
+/// The binary in the sandbox with `env` (and, as always, nothing of the remote mode from
+/// outside).
 fn run_env(s: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = s.command(args);
-    for var in REMOTE_ENV {
-        cmd.env_remove(var);
-    }
-    cmd.envs(env.iter().copied()).write_stdin("");
-    let out = cmd.output().expect("the binary runs");
-    Run {
-        code: out.status.code().expect("exited, not killed"),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    s.run_with(args, None, env)
 }
 
 /// `tessera token ARGS` on the sandbox's store.
@@ -143,7 +80,7 @@ fn bootstrapped() -> (Sandbox, String) {
 /// A bootstrapped sandbox with a server running on its store.
 struct Fixture {
     // Dropped first: the server lets go of the store before the folder goes.
-    server: Server,
+    server: ServerThread,
     s: Sandbox,
     admin: String,
 }
@@ -152,7 +89,7 @@ impl Fixture {
     fn start() -> Self {
         let (s, admin) = bootstrapped();
         Self {
-            server: Server::start(&s),
+            server: server(&s),
             s,
             admin,
         }
@@ -459,7 +396,7 @@ fn local_and_remote_modes_print_the_same() {
     assert_eq!(here[5].stdout.lines().count(), 1004);
     assert_eq!(here[6].json()["entries"].as_array().unwrap().len(), 1001);
 
-    let server = Server::start(&s);
+    let server = server(&s);
     for (args, here) in commands.iter().zip(&here) {
         let there = remote(&s, &server.base, &admin, args);
         assert_eq!(there.code, here.code, "{args:?}: {}", there.stderr);
@@ -545,7 +482,7 @@ fn without_tessera_token_the_command_exits_2() {
 fn an_unreachable_server_exits_2_naming_the_url_and_never_the_token() {
     let (s, admin) = bootstrapped();
     // A port that was just free: nothing listens there.
-    let base = format!("http://127.0.0.1:{}", redis_server::free_port());
+    let base = format!("http://127.0.0.1:{}", free_port());
     for args in [
         &["list"][..],
         &["show", "admin", "--json"],
@@ -637,7 +574,7 @@ fn https_listing(
 ) -> (String, std::path::PathBuf, std::thread::JoinHandle<String>) {
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let (files, _) = redis_server::TlsFiles::generate(dir);
+    let (files, _) = TlsFiles::generate(dir);
     let certs = CertificateDer::pem_file_iter(&files.cert)
         .unwrap()
         .collect::<Result<Vec<_>, _>>()

@@ -8,15 +8,11 @@
 
 #![cfg(feature = "redis")]
 
-mod common;
-
-#[path = "support/redis_cluster.rs"]
-mod redis_cluster;
-
+use crate::support::backend::{caller, new_token, start_time, trigger, Backend, Kind};
+use crate::support::free_port;
+use crate::support::redis_cluster::{Options, RedisCluster, TlsFiles};
+use crate::support::redis_server::RedisServer;
 use chrono::Utc;
-use common::redis_server::RedisServer;
-use common::{caller, new_token, trigger, Backend, Kind};
-use redis_cluster::{Options, RedisCluster, TlsFiles};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,7 +35,7 @@ async fn backend(url: &str) -> Backend {
         kind: Kind::Redis,
         store: Arc::new(store),
         ring,
-        clock: Arc::new(ManualClock::new(common::start_time())),
+        clock: Arc::new(ManualClock::new(start_time())),
         dir,
         redis: None,
     }
@@ -415,7 +411,7 @@ async fn a_dead_first_seed_a_password_and_concurrent_creates_of_one_name() {
         return;
     };
     let ports = cluster.ports();
-    let dead = common::redis_server::free_port();
+    let dead = free_port();
 
     // The first seed is down: the next one answers.
     let url = cluster.url_with(&[dead, ports[1], ports[2]]);
@@ -494,10 +490,7 @@ async fn a_dead_first_seed_a_password_and_concurrent_creates_of_one_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opening_errors_name_the_seeds_and_never_the_password() {
     // No seed answers: unavailable, naming each seed, soon.
-    let (a, b) = (
-        common::redis_server::free_port(),
-        common::redis_server::free_port(),
-    );
+    let (a, b) = (free_port(), free_port());
     let started = Instant::now();
     let err = RedisStore::open(&format!(
         "redis+cluster://:pw-unseen@127.0.0.1:{a},127.0.0.1:{b}"

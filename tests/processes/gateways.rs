@@ -10,15 +10,11 @@
 
 #![cfg(feature = "cli")]
 
-#[path = "support/gateways.rs"]
-mod gateways;
-#[path = "support/serve_process.rs"]
-mod serve_process;
-
-use gateways::{free_port, Echo, Gateway, Kind, Relay};
+use crate::support::binary::Serve;
+use crate::support::free_port;
+use crate::support::gateways::{self, Echo, Gateway, Kind, Relay};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
-use serve_process::Serve;
 use std::time::{Duration, Instant};
 
 /// The route every recipe protects, and the permission it asks.

@@ -4,37 +4,26 @@
 
 #![cfg(feature = "cli")]
 
-mod common;
-#[path = "support/gateway.rs"]
-mod gateway;
-#[path = "support/serve_process.rs"]
-mod serve_process;
-
-use common::redis_server::{free_port, RedisServer};
+use crate::support::app::Base;
+use crate::support::binary::{tessera, Serve};
+use crate::support::free_port;
+use crate::support::redis_server::RedisServer;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
-use serve_process::{tessera, Serve};
-use std::path::Path;
 use std::time::Duration;
 
 const DEPLOY: &str = "resource=devtron-app&role=trigger&project=payments&environment=prod&app=api";
-
-fn serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Serve {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let mut all = vec!["--listen", &listen];
-    all.extend_from_slice(args);
-    Serve::spawn(dir, &all, env, &listen)
-}
 
 async fn ready(client: &Client, server: &Serve) {
     server.ready(client).await;
 }
 
 /// Wait until every server in `servers` gives `want`.
-async fn enforced(client: &Client, servers: &[&Serve], token: &str, query: &str, want: StatusCode) {
+async fn enforced(servers: &[&Serve], token: &str, query: &str, want: StatusCode) {
     for server in servers {
         let patience = Duration::from_secs(10);
-        gateway::auth_becomes(client, &server.base, token, query, want, patience).await;
+        let base = Base::url(&server.base);
+        base.auth_becomes(token, query, want, patience).await;
     }
 }
 
@@ -82,12 +71,12 @@ async fn a_change_through_one_instance_is_enforced_by_the_others() {
     );
     let admin = String::from_utf8(out.stdout).unwrap().trim().to_owned();
 
-    let a = serve(dir.path(), &["--store", &store], &[]);
-    let b = serve(dir.path(), &["--store", &store], &[]);
+    let a = Serve::start(dir.path(), &["--store", &store], &[]);
+    let b = Serve::start(dir.path(), &["--store", &store], &[]);
     let client = Client::new();
     ready(&client, &a).await;
     ready(&client, &b).await;
-    let edge = serve(
+    let edge = Serve::start(
         dir.path(),
         &["--verify-only", "--keys", "public", "--state-from", &a.base],
         &[("TESSERA_STATE_TOKEN", &admin)],
@@ -111,7 +100,7 @@ async fn a_change_through_one_instance_is_enforced_by_the_others() {
         .unwrap();
     let token = created["token"].as_str().unwrap().to_owned();
     let id = created["record"]["id"].as_str().unwrap().to_owned();
-    enforced(&client, &[&b, &edge], &token, DEPLOY, StatusCode::OK).await;
+    enforced(&[&b, &edge], &token, DEPLOY, StatusCode::OK).await;
 
     // Re-permissioned through B: A and the edge stop allowing it, with the same token string.
     let response = client
@@ -125,7 +114,7 @@ async fn a_change_through_one_instance_is_enforced_by_the_others() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    enforced(&client, &[&a, &edge], &token, DEPLOY, StatusCode::FORBIDDEN).await;
+    enforced(&[&a, &edge], &token, DEPLOY, StatusCode::FORBIDDEN).await;
 
     // Deleted through A: B and the edge refuse it.
     let response = client
@@ -135,7 +124,7 @@ async fn a_change_through_one_instance_is_enforced_by_the_others() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    enforced(&client, &[&b, &edge], &token, "", StatusCode::UNAUTHORIZED).await;
+    enforced(&[&b, &edge], &token, "", StatusCode::UNAUTHORIZED).await;
 
     // The edge serves no management API.
     let response = client
@@ -152,7 +141,7 @@ async fn a_first_start_can_make_the_first_super_admin_token() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
     let client = Client::new();
-    let first = serve(dir.path(), &["--bootstrap-token", "admin.token"], &[]);
+    let first = Serve::start(dir.path(), &["--bootstrap-token", "admin.token"], &[]);
     ready(&client, &first).await;
     let path = dir.path().join("admin.token");
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
@@ -171,7 +160,7 @@ async fn a_first_start_can_make_the_first_super_admin_token() {
 
     // Once there are tokens, a restart with the same option makes none.
     std::fs::remove_file(&path).unwrap();
-    let second = serve(dir.path(), &["--bootstrap-token", "admin.token"], &[]);
+    let second = Serve::start(dir.path(), &["--bootstrap-token", "admin.token"], &[]);
     ready(&client, &second).await;
     assert!(!path.exists());
 }

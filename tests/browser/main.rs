@@ -14,20 +14,20 @@
 
 #![cfg(feature = "cli")]
 
-#[path = "support/gateway.rs"]
-mod gateway;
-#[path = "support/redis_server.rs"]
-mod redis_server;
+#[path = "../support/mod.rs"]
+mod support;
 
+use crate::support::app::Base;
+use crate::support::binary::Serve;
+use crate::support::{free_port, in_ci, Process};
 use fantoccini::elements::Element;
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
-use redis_server::{free_port, in_ci};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -65,69 +65,26 @@ fn browser_installed() -> bool {
     false
 }
 
-/// A child process, killed on drop.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `tessera serve` on a free port, with its own store and keys, and its bootstrap token.
-struct Serve {
-    _process: Process,
+struct Tessera {
+    _serve: Serve,
     base: String,
     admin: String,
     _dir: tempfile::TempDir,
 }
 
-impl Serve {
+impl Tessera {
     async fn start(http: &reqwest::Client) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let listen = format!("127.0.0.1:{}", free_port());
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("TESSERA_") {
-                command.env_remove(key);
-            }
-        }
-        let child = command
-            .current_dir(dir.path())
-            .args([
-                "serve",
-                "--listen",
-                &listen,
-                "--bootstrap-token",
-                "admin.token",
-            ])
-            .env("TESSERA_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let process = Process(child);
-        let base = format!("http://{listen}");
-        let started = Instant::now();
-        loop {
-            let ready = http.get(format!("{base}/readyz")).send().await;
-            if ready.is_ok_and(|r| r.status() == StatusCode::OK) {
-                break;
-            }
-            assert!(
-                started.elapsed() < PATIENCE,
-                "tessera serve never got ready"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let serve = Serve::start(dir.path(), &["--bootstrap-token", "admin.token"], &[]);
+        serve.ready(http).await;
         let admin = std::fs::read_to_string(dir.path().join("admin.token"))
             .unwrap()
             .trim()
             .to_owned();
         Self {
-            _process: process,
-            base,
+            base: serve.base.clone(),
+            _serve: serve,
             admin,
             _dir: dir,
         }
@@ -205,7 +162,9 @@ impl Browser {
 /// A served page in a browser, and a plain HTTP client for what the page's work should do.
 struct Page {
     browser: Browser,
-    serve: Serve,
+    serve: Tessera,
+    /// `serve`'s API, for `/v1/auth`.
+    api: Base,
     http: reqwest::Client,
 }
 
@@ -333,13 +292,12 @@ impl Page {
 
     /// `/v1/auth`'s answer for `token` to the question in `query`.
     async fn auth(&self, token: &str, query: &str) -> StatusCode {
-        gateway::auth(&self.http, &self.serve.base, token, query).await
+        self.api.auth(token, query).await
     }
 
     /// Wait until `/v1/auth` gives `want`.
     async fn auth_becomes(&self, token: &str, query: &str, want: StatusCode) {
-        let base = &self.serve.base;
-        gateway::auth_becomes(&self.http, base, token, query, want, PATIENCE).await;
+        self.api.auth_becomes(token, query, want, PATIENCE).await;
     }
 
     /// A management call with the bootstrap token.
@@ -406,10 +364,11 @@ where
         return;
     }
     let http = reqwest::Client::new();
-    let serve = Serve::start(&http).await;
+    let serve = Tessera::start(&http).await;
     let browser = Browser::start(&http, width, height).await;
     let page = Arc::new(Page {
         browser,
+        api: Base::url(&serve.base),
         serve,
         http,
     });

@@ -117,7 +117,7 @@ fn a_killed_writer_leaves_every_acknowledged_write_and_a_consistent_store() {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "child_writer",
+            &crate::support::test_name(module_path!(), "child_writer"),
             "--nocapture",
             "--test-threads",
             "1",

@@ -1,0 +1,12 @@
+//! The token stores: every lifecycle rule on each backend (`store_conformance`), the Redis
+//! store itself (`redis_store`) and on a cluster (`redis_cluster`), the embedded store killed
+//! mid-write (`embedded_crash`), and a state mirror whose Redis goes away (`mirror_faults`).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod embedded_crash;
+mod mirror_faults;
+mod redis_cluster;
+mod redis_store;
+mod store_conformance;

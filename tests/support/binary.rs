@@ -1,0 +1,156 @@
+//! The `tessera` binary, black box: run in a folder of the test's own with none of the caller's
+//! `TESSERA_*` variables, either to completion in a [`Sandbox`] or as a `tessera serve` child
+//! ([`Serve`]), killed on drop.
+
+use super::{free_port, Process};
+use chrono::{Duration, Utc};
+use reqwest::{Client, StatusCode};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// The `tessera` binary, run in `dir` with none of the caller's `TESSERA_*` variables: the one
+/// way the tests run it.
+pub fn tessera(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command.current_dir(dir);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("TESSERA_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// What a run of the binary printed, and how it exited.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn expect(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).expect("stdout is one JSON value")
+    }
+}
+
+/// A fresh working folder, the binary run inside it.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temporary folder"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn command(&self, args: &[&str]) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::from_std(tessera(self.dir.path()));
+        cmd.args(args);
+        cmd
+    }
+
+    pub fn run_with(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command(args);
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        // Always give stdin, so nothing waits on a terminal.
+        cmd.write_stdin(stdin.unwrap_or(""));
+        let out = cmd.output().expect("the binary runs");
+        Run {
+            code: out.status.code().expect("exited, not killed"),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, None, &[])
+    }
+
+    /// A key folder made by the library, `keys` in the sandbox.
+    pub fn keys(&self) -> PathBuf {
+        let dir = self.path("keys");
+        tessera::keys::generate_into(&dir, Utc::now() - Duration::hours(1)).expect("key");
+        dir
+    }
+}
+
+/// A `tessera serve` child, killed on drop.
+pub struct Serve {
+    process: Process,
+    /// `http://ADDR`.
+    pub base: String,
+}
+
+impl Serve {
+    /// `tessera serve --listen 127.0.0.1:PORT ARGS` in `dir` with `env`, on a free port.
+    pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let mut all = vec!["--listen", &listen];
+        all.extend_from_slice(args);
+        Self::spawn(dir, &all, env, &listen)
+    }
+
+    /// `tessera serve ARGS` in `dir` with `env`, expected to listen on `listen` (which the
+    /// caller passes in `args`, the environment or a configuration file).
+    pub fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)], listen: &str) -> Self {
+        let mut command = tessera(dir);
+        command
+            .arg("serve")
+            .args(args)
+            .env("TESSERA_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Self {
+            process: Process(command.spawn().unwrap()),
+            base: format!("http://{listen}"),
+        }
+    }
+
+    /// Wait until `/readyz` answers 200.
+    pub async fn ready(&self, client: &Client) {
+        let started = Instant::now();
+        loop {
+            if let Ok(response) = client.get(format!("{}/readyz", self.base)).send().await {
+                if response.status() == StatusCode::OK {
+                    return;
+                }
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "{} never got ready",
+                self.base
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stop it now (SIGKILL), as a crash or an outage would.
+    pub fn kill(&mut self) {
+        let _ = self.process.0.kill();
+        let _ = self.process.0.wait();
+    }
+}
