@@ -62,6 +62,7 @@ pub struct Usage {
     pub from: Option<String>,
 }
 
+#[cfg(feature = "store")]
 impl TokenRecord {
     /// Fill in the last use from a stored usage entry.
     pub(crate) fn with_usage(mut self, usage: Option<Usage>) -> Self {
