@@ -324,7 +324,9 @@ caddy_version="not installed"
 [[ -z $caddy ]] || caddy_version=$("$caddy" version 2>&1 | head -n 1)
 echo "- caddy: $caddy_version"
 echo "- wrk: $(wrk -v 2>&1 | head -n 1 | awk '{ print $1, $2 }')"
-echo "- tessera: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$dirty"
+# With SKIP_BUILD=1 the binary may be older than HEAD: its time tells.
+echo "- tessera: HEAD $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$dirty;" \
+    "binary built $(date -r "$target/release/tessera" '+%Y-%m-%d %H:%M:%S %Z')"
 niced=
 [[ $NICE == 0 ]] || niced="; nice -n $NICE"
 echo "- load: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency, one token;" \
