@@ -201,6 +201,16 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
+        // SIGTERM, not SIGKILL: a killed nginx master leaves its workers running.
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
