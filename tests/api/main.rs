@@ -6,4 +6,5 @@
 mod support;
 
 mod hostile;
+mod openapi;
 mod server;

@@ -6,7 +6,7 @@
 //! undocumented or documented unserved. Request and response bodies are the types the handlers
 //! read and write (derived `ToSchema`); where a derive cannot describe the JSON, the type's
 //! schema is written by hand from the same tables the code uses (`permissions::schema`,
-//! `lifecycle::schema`, [`schemas`], [`forward_auth`]). `tests/openapi.rs` validates real
+//! `lifecycle::schema`, [`schemas`], [`forward_auth`]). `tests/api/openapi/` validates real
 //! responses against the document and calls every documented operation; schemathesis runs
 //! against it in CI (`.ci/schemathesis.sh`).
 //!

@@ -37,13 +37,13 @@ async fn probe(app: &App, base: &str, doc: &Document, what: &str) -> usize {
             calls += 1;
             if method == "head" && !methods.contains(method) && methods.contains("get") {
                 assert!(
-                    !answer.is_fallback(),
+                    !is_fallback(&answer),
                     "{what}: HEAD {template} is not answered like GET: {}",
                     answer.status
                 );
             } else if methods.contains(method) {
                 assert!(
-                    !answer.is_fallback(),
+                    !is_fallback(&answer),
                     "{what}: {method} {template} is documented but not served: {} {}",
                     answer.status,
                     answer.text
@@ -66,7 +66,7 @@ async fn probe(app: &App, base: &str, doc: &Document, what: &str) -> usize {
     let answer = app
         .send(base, Method::GET, "/v1/nothing-here", None, None, &[])
         .await;
-    assert!(answer.is_fallback(), "{what}: the fallback is recognised");
+    assert!(is_fallback(&answer), "{what}: the fallback is recognised");
     calls
 }
 
@@ -88,8 +88,8 @@ const PAGE: [&str; 3] = ["/", "/ui/app.js", "/ui/app.css"];
 
 #[tokio::test]
 async fn the_document_lists_exactly_the_routes_the_router_serves() {
-    let app = App::start().await;
-    let doc = app.document(&app.server.base).await;
+    let app = App::listen().await;
+    let doc = app.document(app.server.base.as_url()).await;
     assert_eq!(doc.0["openapi"], "3.1.0");
 
     // The router and the document come from one list of handlers (`server::api`): what is
@@ -115,12 +115,12 @@ async fn the_document_lists_exactly_the_routes_the_router_serves() {
 
     // Every documented operation is served, every other method is refused; nothing near the
     // documented paths is served but the page.
-    let calls = probe(&app, &app.server.base, &doc, "issuer").await;
+    let calls = probe(&app, app.server.base.as_url(), &doc, "issuer").await;
     assert!(calls >= 8 * 14, "{calls} probes");
     for path in UNSERVED {
         let answer = app
             .send(
-                &app.server.base,
+                app.server.base.as_url(),
                 Method::GET,
                 path,
                 Some(&app.admin),
@@ -128,40 +128,47 @@ async fn the_document_lists_exactly_the_routes_the_router_serves() {
                 &[],
             )
             .await;
-        assert!(answer.is_fallback(), "{path} is served: {}", answer.status);
+        assert!(is_fallback(&answer), "{path} is served: {}", answer.status);
     }
     for path in PAGE {
         assert!(doc.0["paths"].get(path).is_none(), "{path} documented");
         let answer = app
-            .send(&app.server.base, Method::GET, path, None, None, &[])
+            .send(app.server.base.as_url(), Method::GET, path, None, None, &[])
             .await;
         assert_eq!(answer.status, StatusCode::OK, "{path}");
     }
 
     // A verify-only instance (following the issuer over HTTP) documents and serves only what
     // verifies.
-    let edge = Server::start(ServerConfig {
+    let edge = Server::listen(ServerConfig {
         keys_dir: app.dir.path().join("keys"),
         verify_only: true,
-        state_from: Some((app.server.base.clone(), app.admin.clone())),
+        state_from: Some((app.server.base.as_url().to_owned(), app.admin.clone())),
         ..ServerConfig::default()
     })
     .await;
-    let edge_doc = app.document(&edge.base).await;
+    let edge_doc = app.document(edge.base.as_url()).await;
     let built = serde_json::to_value(server::api_document(true)).unwrap();
     assert_eq!(edge_doc.0, built, "the served document is the router's");
     assert!(edge_doc.0["paths"].get("/v1/tokens").is_none());
     assert!(edge_doc.0["paths"].get("/v1/auth").is_some());
-    probe(&app, &edge.base, &edge_doc, "verify-only").await;
+    probe(&app, edge.base.as_url(), &edge_doc, "verify-only").await;
     let page = PAGE.iter().map(|p| p.to_string());
     for template in doc.operations().into_keys().chain(page) {
         if edge_doc.0["paths"].get(&template).is_none() {
             let path = concrete(&template);
             let answer = app
-                .send(&edge.base, Method::GET, &path, Some(&app.admin), None, &[])
+                .send(
+                    edge.base.as_url(),
+                    Method::GET,
+                    &path,
+                    Some(&app.admin),
+                    None,
+                    &[],
+                )
                 .await;
             assert!(
-                answer.is_fallback(),
+                is_fallback(&answer),
                 "verify-only: {template} is served but not documented: {} {}",
                 answer.status,
                 answer.text
@@ -169,5 +176,5 @@ async fn the_document_lists_exactly_the_routes_the_router_serves() {
         }
     }
     edge.stop().await;
-    app.server.stop().await;
+    app.stop().await;
 }

@@ -15,8 +15,8 @@ const ALL_KINDS: &str = r#"{"grants": [
 
 #[tokio::test]
 async fn real_responses_match_the_document() {
-    let app = App::start().await;
-    let doc = app.document(&app.server.base).await;
+    let app = App::listen().await;
+    let doc = app.document(app.server.base.as_url()).await;
     let check = |path: &str, method: &str, answer: &Answer, what: &str| {
         doc.check(path, method, answer, what)
     };
@@ -27,7 +27,7 @@ async fn real_responses_match_the_document() {
                "permissions": serde_json::from_str::<Value>(permissions).unwrap()})
     };
     let made = app
-        .call(
+        .admin_call(
             Method::POST,
             "/v1/tokens",
             Some(create("ci-deployer", ALL_KINDS)),
@@ -41,7 +41,7 @@ async fn real_responses_match_the_document() {
         made["record"]["id"].as_str().unwrap().to_owned(),
     );
     let root = app
-        .call(
+        .admin_call(
             Method::POST,
             "/v1/tokens",
             Some(json!({"name": "root-2", "expires": "never",
@@ -53,7 +53,7 @@ async fn real_responses_match_the_document() {
 
     // Errors of create.
     let taken = app
-        .call(
+        .admin_call(
             Method::POST,
             "/v1/tokens",
             Some(create("ci-deployer", ALL_KINDS)),
@@ -62,12 +62,12 @@ async fn real_responses_match_the_document() {
     assert_eq!(taken.status, StatusCode::CONFLICT);
     check("/v1/tokens", "post", &taken, "name taken");
     let bad_name = app
-        .call(Method::POST, "/v1/tokens", Some(create("No", ALL_KINDS)))
+        .admin_call(Method::POST, "/v1/tokens", Some(create("No", ALL_KINDS)))
         .await;
     assert_eq!(bad_name.status, StatusCode::UNPROCESSABLE_ENTITY);
     check("/v1/tokens", "post", &bad_name, "bad name");
     let unknown_field = app
-        .call(
+        .admin_call(
             Method::POST,
             "/v1/tokens",
             Some(
@@ -78,7 +78,7 @@ async fn real_responses_match_the_document() {
         .await;
     assert_eq!(unknown_field.status, StatusCode::UNPROCESSABLE_ENTITY);
     check("/v1/tokens", "post", &unknown_field, "unknown field");
-    let base = &app.server.base;
+    let base = app.server.base.as_url();
     let admin = Some(app.admin.as_str());
     let not_json = app
         .send(
@@ -99,7 +99,7 @@ async fn real_responses_match_the_document() {
     check("/v1/tokens", "post", &no_type, "no content type");
     let huge = json!({"name": "big", "expires": "7d", "permissions": {"super_admin": true},
                       "description": "x".repeat(server::MAX_BODY)});
-    let too_large = app.call(Method::POST, "/v1/tokens", Some(huge)).await;
+    let too_large = app.admin_call(Method::POST, "/v1/tokens", Some(huge)).await;
     assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
     check("/v1/tokens", "post", &too_large, "too large");
 
@@ -140,11 +140,11 @@ async fn real_responses_match_the_document() {
     assert_eq!(devtron_header.status, StatusCode::OK);
 
     // Records.
-    let list = app.call(Method::GET, "/v1/tokens", None).await;
+    let list = app.admin_call(Method::GET, "/v1/tokens", None).await;
     check("/v1/tokens", "get", &list, "list");
     assert_eq!(list.json()["tokens"].as_array().unwrap().len(), 3);
     let filtered = app
-        .call(
+        .admin_call(
             Method::GET,
             "/v1/tokens?status=active&expiring_within=31d",
             None,
@@ -155,23 +155,25 @@ async fn real_responses_match_the_document() {
     // A window reaching past the end of representable time (it used to panic the handler),
     // and a unit that is not one byte (it used to panic on splitting).
     let endless = app
-        .call(Method::GET, "/v1/tokens?expiring_within=3000000000h", None)
+        .admin_call(Method::GET, "/v1/tokens?expiring_within=3000000000h", None)
         .await;
     check("/v1/tokens", "get", &endless, "list, endless window");
     assert_eq!(endless.status, StatusCode::OK);
     let odd_unit = app
-        .call(Method::GET, "/v1/tokens?expiring_within=7%C3%A9", None)
+        .admin_call(Method::GET, "/v1/tokens?expiring_within=7%C3%A9", None)
         .await;
     assert_eq!(odd_unit.status, StatusCode::BAD_REQUEST);
     check("/v1/tokens", "get", &odd_unit, "list, odd unit");
-    let bad_filter = app.call(Method::GET, "/v1/tokens?status=gone", None).await;
+    let bad_filter = app
+        .admin_call(Method::GET, "/v1/tokens?status=gone", None)
+        .await;
     assert_eq!(bad_filter.status, StatusCode::BAD_REQUEST);
     check("/v1/tokens", "get", &bad_filter, "bad filter");
     let item = format!("/v1/tokens/{id}");
-    let shown = app.call(Method::GET, &item, None).await;
+    let shown = app.admin_call(Method::GET, &item, None).await;
     check("/v1/tokens/{id}", "get", &shown, "show");
     let missing = app
-        .call(
+        .admin_call(
             Method::GET,
             &format!("/v1/tokens/{}", uuid::Uuid::new_v4()),
             None,
@@ -205,7 +207,7 @@ async fn real_responses_match_the_document() {
         .await;
     assert_eq!(bad_if_match.status, StatusCode::BAD_REQUEST);
     check("/v1/tokens/{id}", "patch", &bad_if_match, "bad If-Match");
-    let nothing = app.call(Method::PATCH, &item, Some(json!({}))).await;
+    let nothing = app.admin_call(Method::PATCH, &item, Some(json!({}))).await;
     assert_eq!(nothing.status, StatusCode::UNPROCESSABLE_ENTITY);
     check("/v1/tokens/{id}", "patch", &nothing, "nothing to update");
     let updated = app
@@ -225,7 +227,7 @@ async fn real_responses_match_the_document() {
 
     // Introspection and forward auth, while the token is still the old version, once the
     // server's verifier has the update (it follows the store's feed).
-    let verify = |body: Value| app.call(Method::POST, "/v1/verify", Some(body));
+    let verify = |body: Value| app.admin_call(Method::POST, "/v1/verify", Some(body));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let valid = loop {
         let valid = verify(json!({"token": token})).await;
@@ -260,7 +262,7 @@ async fn real_responses_match_the_document() {
         let app = &app;
         async move {
             app.send(
-                &app.server.base,
+                app.server.base.as_url(),
                 Method::GET,
                 &format!("/v1/auth{query}"),
                 Some(&token),
@@ -288,7 +290,7 @@ async fn real_responses_match_the_document() {
         let (app, token) = (&app, &token);
         async move {
             app.send(
-                &app.server.base,
+                app.server.base.as_url(),
                 Method::GET,
                 &path,
                 Some(token),
@@ -318,7 +320,7 @@ async fn real_responses_match_the_document() {
 
     // Regenerate, audit, delete.
     let regenerated = app
-        .call(
+        .admin_call(
             Method::POST,
             &format!("{item}/regenerate"),
             Some(json!({"expires": "2099-01-31T00:00:00Z"})),
@@ -332,7 +334,7 @@ async fn real_responses_match_the_document() {
         "regenerate",
     );
     let past = app
-        .call(
+        .admin_call(
             Method::POST,
             &format!("{item}/regenerate"),
             Some(json!({"expires": "2001-01-01T00:00:00Z"})),
@@ -347,32 +349,32 @@ async fn real_responses_match_the_document() {
     );
     let superseded = verify(json!({"token": token})).await;
     check("/v1/verify", "post", &superseded, "verify, superseded");
-    let audit = app.call(Method::GET, "/v1/audit?limit=2", None).await;
+    let audit = app.admin_call(Method::GET, "/v1/audit?limit=2", None).await;
     check("/v1/audit", "get", &audit, "audit page");
     assert_eq!(audit.json()["next_after"], 2);
-    let rest = app.call(Method::GET, "/v1/audit?after=2", None).await;
+    let rest = app.admin_call(Method::GET, "/v1/audit?after=2", None).await;
     check("/v1/audit", "get", &rest, "audit, last page");
-    let bad_limit = app.call(Method::GET, "/v1/audit?limit=0", None).await;
+    let bad_limit = app.admin_call(Method::GET, "/v1/audit?limit=0", None).await;
     assert_eq!(bad_limit.status, StatusCode::BAD_REQUEST);
     check("/v1/audit", "get", &bad_limit, "audit, bad limit");
 
-    let snapshot = app.call(Method::GET, "/v1/state", None).await;
+    let snapshot = app.admin_call(Method::GET, "/v1/state", None).await;
     check("/v1/state", "get", &snapshot, "state snapshot");
     assert!(!snapshot.json()["entries"].as_array().unwrap().is_empty());
-    let changes = app.call(Method::GET, "/v1/state?since=0", None).await;
+    let changes = app.admin_call(Method::GET, "/v1/state?since=0", None).await;
     check("/v1/state", "get", &changes, "state changes");
     let bad_wait = app
-        .call(Method::GET, "/v1/state?since=0&wait=3600", None)
+        .admin_call(Method::GET, "/v1/state?since=0&wait=3600", None)
         .await;
     assert_eq!(bad_wait.status, StatusCode::BAD_REQUEST);
     check("/v1/state", "get", &bad_wait, "state, wait too long");
 
-    let deleted = app.call(Method::DELETE, &item, None).await;
+    let deleted = app.admin_call(Method::DELETE, &item, None).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     check("/v1/tokens/{id}", "delete", &deleted, "delete");
-    let again = app.call(Method::DELETE, &item, None).await;
+    let again = app.admin_call(Method::DELETE, &item, None).await;
     check("/v1/tokens/{id}", "delete", &again, "delete again");
-    let changes = app.call(Method::GET, "/v1/state?since=0", None).await;
+    let changes = app.admin_call(Method::GET, "/v1/state?since=0", None).await;
     check("/v1/state", "get", &changes, "state changes after a delete");
 
     // The rest.
@@ -386,13 +388,13 @@ async fn real_responses_match_the_document() {
         assert_eq!(answer.status, StatusCode::OK, "{what}");
         check(path, "get", &answer, what);
     }
-    app.server.stop().await;
+    app.stop().await;
 }
 
 #[tokio::test]
 async fn the_checks_are_not_vacuous() {
-    let app = App::start().await;
-    let doc = app.document(&app.server.base).await;
+    let app = App::listen().await;
+    let doc = app.document(app.server.base.as_url()).await;
     let fails = |path: &str, method: &str, status: u16, content_type: &str, body: &str| {
         let mut headers = HeaderMap::new();
         headers.insert("content-type", content_type.parse().unwrap());
@@ -406,7 +408,7 @@ async fn the_checks_are_not_vacuous() {
     };
     let json = "application/json";
     // A record inside a list, wrong in one place each time.
-    let list = app.call(Method::GET, "/v1/tokens", None).await.json();
+    let list = app.admin_call(Method::GET, "/v1/tokens", None).await.json();
     let record = list["tokens"][0].clone();
     assert!(!fails("/v1/tokens", "get", 200, json, &list.to_string()));
     for (field, value) in [
@@ -451,5 +453,5 @@ async fn the_checks_are_not_vacuous() {
         json,
         r#"{"error": {"code": "x", "message": "y"}}"#
     ));
-    app.server.stop().await;
+    app.stop().await;
 }

@@ -9,123 +9,46 @@
 //! | `routes` | the document against the router, both ways, on both kinds of instance |
 //! | `responses` | real answers, successes and errors, against the document |
 
-#![cfg(feature = "cli")]
+#![cfg(feature = "server")]
 
 mod responses;
 mod routes;
 
+use crate::support::app::{Answer, App, Base, Server};
 use reqwest::header::HeaderMap;
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::time::Duration;
 use tessera::server;
-use tessera::startup::{self, ServerConfig};
+use tessera::startup::ServerConfig;
 
 /// Every method a route could be given.
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 
-struct Server {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+/// The requests these tests make: to a server's URL (the issuer is on a socket, since the
+/// verify-only edge follows its `/v1/state` over HTTP), answers kept whole for the document.
+trait Probe {
+    async fn send(
+        &self,
+        base: &str,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer;
+
+    /// `method path` on the issuer, as its super-admin.
+    async fn admin_call(&self, method: Method, path: &str, body: Option<Value>) -> Answer;
+
+    /// `GET /openapi.json` at `base`, itself checked against the document.
+    async fn document(&self, base: &str) -> Document;
 }
 
-impl Server {
-    async fn start(config: ServerConfig) -> Self {
-        let (state, _) = startup::open(&config).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(listener, state, async {
-            let _ = stopped.await;
-        }));
-        Self {
-            base: format!("http://{addr}"),
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
-            .await
-            .expect("the server stops")
-            .unwrap()
-            .unwrap();
-    }
-}
-
-/// An issuer with its first super-admin token, made with the binary as an operator would.
-struct App {
-    server: Server,
-    admin: String,
-    client: Client,
-    dir: tempfile::TempDir,
-}
-
-fn tessera(dir: &std::path::Path, args: &[&str]) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .current_dir(dir)
-        .env_remove("TESSERA_STORE")
-        .env_remove("TESSERA_KEYS")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "tessera {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
-
-/// A response, kept whole for checking against the document.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    text: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|_| panic!("not JSON: {}", self.text))
-    }
-
-    /// The router's own 404 (no route) or 405 (no such method on a route).
-    fn is_fallback(&self) -> bool {
-        let code = || serde_json::from_str::<Value>(&self.text).unwrap_or_default();
-        (self.status == StatusCode::NOT_FOUND && code()["error"]["message"] == "no such endpoint")
-            || self.status == StatusCode::METHOD_NOT_ALLOWED
-    }
-}
-
-impl App {
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        tessera(dir.path(), &["keys", "generate"]);
-        let admin = tessera(
-            dir.path(),
-            &["token", "create", "--name", "admin", "--super-admin"],
-        );
-        let config = ServerConfig {
-            keys_dir: dir.path().join("keys"),
-            store_url: format!("file:{}", dir.path().join("data/tessera.redb").display()),
-            usage_flush: Duration::from_millis(20),
-            ..ServerConfig::default()
-        };
-        Self {
-            server: Server::start(config).await,
-            admin,
-            client: Client::new(),
-            dir,
-        }
-    }
-
+impl Probe for App {
     async fn send(
         &self,
         base: &str,
@@ -135,7 +58,7 @@ impl App {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Answer {
-        let mut request = self.client.request(method, format!("{base}{path}"));
+        let mut request = Base::url(base).request(method, path);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -143,26 +66,15 @@ impl App {
             request = request.json(&body);
         }
         for (name, value) in headers {
-            request = request.header(*name, *value);
+            request = request.header(name, value);
         }
-        let response = request.send().await.unwrap();
-        Answer {
-            status: response.status(),
-            headers: response.headers().clone(),
-            text: response.text().await.unwrap(),
-        }
+        request.send().await
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
-        self.send(
-            &self.server.base,
-            method,
-            path,
-            Some(&self.admin),
-            body,
-            &[],
-        )
-        .await
+    async fn admin_call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        let base = self.server.base.as_url().to_owned();
+        self.send(&base, method, path, Some(&self.admin), body, &[])
+            .await
     }
 
     async fn document(&self, base: &str) -> Document {
@@ -180,6 +92,13 @@ impl App {
         );
         doc
     }
+}
+
+/// Whether `answer` is the router's own 404 (no route) or 405 (no such method on a route).
+fn is_fallback(answer: &Answer) -> bool {
+    let code = || serde_json::from_str::<Value>(&answer.text).unwrap_or_default();
+    (answer.status == StatusCode::NOT_FOUND && code()["error"]["message"] == "no such endpoint")
+        || answer.status == StatusCode::METHOD_NOT_ALLOWED
 }
 
 /// The OpenAPI document, and the checks of a response against it.
