@@ -35,11 +35,8 @@ if [[ -n ${RESULTS:-} ]]; then
     RESULTS=$(realpath -m "$RESULTS")
 fi
 
-say() { printf '%s\n' "$*" >&2; }
-die() {
-    say "run.sh: $*"
-    exit 1
-}
+# shellcheck source=SCRIPTDIR/../common/load.sh
+source "$here/../common/load.sh"
 
 # On PATH, or in the sbin folders Debian puts nginx in (a non-root PATH may leave them out).
 find_bin() {
@@ -63,36 +60,11 @@ if [[ $SKIP_BUILD != 1 ]]; then
     (cd "$root" && cargo build --release --bin tessera)
 fi
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/tessera-gateway-load.XXXXXX")
-pids=()
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    if [[ $KEEP == 1 ]]; then
-        say "work folder kept: $work"
-    else
-        rm -rf "$work"
-    fi
-}
-trap cleanup EXIT
+make_work tessera-gateway-load
 
 # A copy, so that a rebuild in the tree during the run changes nothing measured.
 cp "$target/release/tessera" "$work/tessera"
 cd "$work"
-
-nice=()
-if [[ $NICE != 0 ]]; then
-    nice=(nice -n "$NICE")
-fi
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 

@@ -40,11 +40,8 @@ if [[ -n ${RESULTS:-} ]]; then
     RESULTS=$(realpath -m "$RESULTS")
 fi
 
-say() { printf '%s\n' "$*" >&2; }
-die() {
-    say "run.sh: $*"
-    exit 1
-}
+# shellcheck source=SCRIPTDIR/../common/load.sh
+source "$here/../common/load.sh"
 
 command -v wrk >/dev/null || die "wrk is not installed: apt-get install wrk"
 command -v python3 >/dev/null || die "python3 is needed (token creation, free ports)"
@@ -55,41 +52,16 @@ if [[ $SKIP_BUILD != 1 ]]; then
     (cd "$root" && cargo build --release --bin tessera --example bare_axum)
 fi
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/tessera-http-load.XXXXXX")
-pids=()
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    if [[ $KEEP == 1 ]]; then
-        say "work folder kept: $work"
-    else
-        rm -rf "$work"
-    fi
-}
-trap cleanup EXIT
+make_work tessera-http-load
 
 # Copies, so that a rebuild in the tree during the run changes nothing measured.
 cp "$target/release/tessera" "$work/tessera"
 cp "$target/release/examples/bare_axum" "$work/bare_axum"
 cd "$work"
 
-nice=()
-if [[ $NICE != 0 ]]; then
-    nice=(nice -n "$NICE")
-fi
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 wait_http() { # URL
-    local i
-    for i in $(seq 1 100); do
+    local _
+    for _ in $(seq 1 100); do
         if curl -fsS -o /dev/null "$1" 2>/dev/null; then
             return 0
         fi

@@ -13,7 +13,7 @@ use super::report::{self, eprint_line, Failure, Out, EXIT_REFUSED};
 use crate::claims::Claims;
 use crate::keys::{KeyRing, PublicKey};
 use crate::paseto::{self, Body};
-use crate::permissions::Access;
+use crate::permissions::{question_scope, Access, QUESTION_SCOPE_KEYS};
 use crate::store::TokenStore as _;
 use crate::verifier::{DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS};
 use crate::{ManualClock, MemoryState, Reason, VerifiedToken, Verifier, VerifyError};
@@ -31,18 +31,6 @@ const MAX_LEEWAY_SECS: i64 = 86_400;
 /// The note printed after every successful verification.
 const NO_STATE_NOTE: &str = "note: no token state was consulted: a deleted or regenerated token \
                              still verifies until it expires";
-
-/// The scope fields `--require` accepts, besides `resource` and `role`.
-const SCOPE_FIELDS: [&str; 8] = [
-    "project",
-    "environment",
-    "app",
-    "cluster",
-    "namespace",
-    "group",
-    "kind",
-    "name",
-];
 
 const REQUIRE_EXAMPLE: &str =
     "--require resource=devtron-app,role=trigger,project=payments,environment=prod,app=api";
@@ -245,10 +233,10 @@ impl Requirement {
                 return Err(bad(format!("{part:?} is not key=value")));
             };
             let (key, value) = (key.trim(), value.trim());
-            if key != "resource" && key != "role" && !SCOPE_FIELDS.contains(&key) {
+            if key != "resource" && key != "role" && !QUESTION_SCOPE_KEYS.contains(&key) {
                 return Err(bad(format!(
                     "unknown key {key:?}; expected resource, role, {}",
-                    SCOPE_FIELDS.join(", ")
+                    QUESTION_SCOPE_KEYS.join(", ")
                 )));
             }
             if fields.iter().any(|(k, _)| k == key) {
@@ -258,13 +246,10 @@ impl Requirement {
         }
         let requirement = Self { fields };
         let access = requirement.access().map_err(bad)?;
-        let allowed: &[&str] = match access {
-            Access::DevtronApp { .. } | Access::HelmApp { .. } => {
-                &["project", "environment", "app"]
-            }
-            Access::Kubernetes { .. } => &["cluster", "namespace", "group", "kind", "name"],
-            Access::ChartGroup { .. } => &["group"],
-        };
+        let allowed: Vec<&str> = question_scope(access.resource())
+            .iter()
+            .map(|(field, _)| *field)
+            .collect();
         if let Some((key, _)) = requirement
             .fields
             .iter()

@@ -116,7 +116,7 @@ const MAX_KEY_FILE: u64 = 4096;
 /// owned by this process's user or by root, writable by no one else; a secret file readable by
 /// no one else either. Whoever can write a key folder or a public key file can make every
 /// verifier trust a key of their own, and so forge tokens.
-fn open_checked(path: &Path, kind: Kind) -> Result<fs::File, KeyError> {
+fn open_checked(path: &Path, kind: Kind) -> Result<(fs::File, fs::Metadata), KeyError> {
     use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
     let what = if kind == Kind::Folder {
         "folder"
@@ -169,15 +169,15 @@ fn open_checked(path: &Path, kind: Kind) -> Result<fs::File, KeyError> {
             mode,
         });
     }
-    Ok(file)
+    Ok((file, meta))
 }
 
 /// A key file's bytes, read from the checked handle into memory zeroized on drop, sized from
 /// the handle so the buffer never grows (and leaves no copy behind).
 fn read_checked(path: &Path, kind: Kind) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     use std::io::Read as _;
-    let file = open_checked(path, kind)?;
-    let len = file.metadata().map_err(io_err(path))?.len();
+    let (file, meta) = open_checked(path, kind)?;
+    let len = meta.len();
     if len > MAX_KEY_FILE {
         return Err(KeyError::BadFile {
             path: path.to_path_buf(),

@@ -108,3 +108,60 @@ impl<'a> Access<'a> {
         })
     }
 }
+
+/// The scope of a permission question about `resource` (`/v1/auth`'s query or
+/// `X-Tessera-Require`, `/v1/verify`'s `require`), as [`Access::from_fields`] reads it:
+/// (field, required).
+pub fn question_scope(resource: Resource) -> &'static [(&'static str, bool)] {
+    match resource {
+        Resource::DevtronApp | Resource::HelmApp => {
+            &[("project", true), ("environment", true), ("app", true)]
+        }
+        // `group` defaults to the core API group, "".
+        Resource::Kubernetes => &[
+            ("cluster", true),
+            ("namespace", true),
+            ("group", false),
+            ("kind", true),
+            ("name", true),
+        ],
+        Resource::ChartGroup => &[("group", true)],
+    }
+}
+
+/// Every scope key a permission question may carry, each once, besides `resource` and `role`.
+pub const QUESTION_SCOPE_KEYS: [&str; 8] = [
+    "project",
+    "environment",
+    "app",
+    "cluster",
+    "namespace",
+    "group",
+    "kind",
+    "name",
+];
+
+/// Every key a permission question may carry: `resource`, `role` and each scope key.
+pub fn question_keys() -> Vec<&'static str> {
+    let mut keys = vec!["resource", "role"];
+    keys.extend(QUESTION_SCOPE_KEYS);
+    keys
+}
+
+#[cfg(test)]
+mod question_tests {
+    use super::*;
+
+    #[test]
+    fn the_scope_keys_are_every_kinds_scope_and_nothing_else() {
+        let mut from_kinds: Vec<&str> = Resource::ALL
+            .into_iter()
+            .flat_map(|resource| question_scope(resource).iter().map(|(field, _)| *field))
+            .collect();
+        from_kinds.sort_unstable();
+        from_kinds.dedup();
+        let mut keys = QUESTION_SCOPE_KEYS.to_vec();
+        keys.sort_unstable();
+        assert_eq!(from_kinds, keys);
+    }
+}

@@ -39,7 +39,7 @@ mod schema;
 mod tests;
 mod wire;
 
-pub use decision::Access;
+pub use decision::{question_keys, question_scope, Access, QUESTION_SCOPE_KEYS};
 pub(crate) use error::shorten;
 pub use error::PermissionError;
 pub(crate) use grant::{check_grant_count, check_list_len};
@@ -49,4 +49,4 @@ pub use resource::{ChartGroupRole, DevtronRole, HelmRole, KubernetesRole, Resour
 #[cfg(feature = "server")]
 pub use schema::PermissionQuestion;
 #[cfg(feature = "server")]
-pub(crate) use schema::{all_role_names, constant, question_keys, question_scope};
+pub(crate) use schema::{all_role_names, constant};

@@ -191,39 +191,6 @@ impl ToSchema for Permissions {
     }
 }
 
-/// The scope of a permission question about `resource` (`/v1/auth`'s query or
-/// `X-Tessera-Require`, `/v1/verify`'s `require`), as [`Access::from_fields`] reads it:
-/// (field, required).
-pub(crate) fn question_scope(resource: Resource) -> &'static [(&'static str, bool)] {
-    match resource {
-        Resource::DevtronApp | Resource::HelmApp => {
-            &[("project", true), ("environment", true), ("app", true)]
-        }
-        // `group` defaults to the core API group, "".
-        Resource::Kubernetes => &[
-            ("cluster", true),
-            ("namespace", true),
-            ("group", false),
-            ("kind", true),
-            ("name", true),
-        ],
-        Resource::ChartGroup => &[("group", true)],
-    }
-}
-
-/// Every key a permission question may carry: `resource`, `role` and each scope key.
-pub(crate) fn question_keys() -> Vec<&'static str> {
-    let mut keys = vec!["resource", "role"];
-    for resource in Resource::ALL {
-        for (field, _) in question_scope(resource) {
-            if !keys.contains(field) {
-                keys.push(field);
-            }
-        }
-    }
-    keys
-}
-
 /// Every role name of any resource kind, each once.
 pub(crate) fn all_role_names() -> Vec<&'static str> {
     let mut names = Vec::new();

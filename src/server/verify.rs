@@ -8,7 +8,7 @@ use super::handlers::Body;
 use super::openapi::{errors, forward_auth as doc};
 use super::AppState;
 use crate::claims::Claims;
-use crate::permissions::{Access, PermissionQuestion, Permissions};
+use crate::permissions::{Access, PermissionQuestion, Permissions, QUESTION_SCOPE_KEYS};
 use crate::VerifiedToken;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
@@ -22,18 +22,6 @@ use std::net::IpAddr;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// The scope keys a permission question may carry, besides `resource` and `role`.
-const SCOPE_KEYS: [&str; 8] = [
-    "project",
-    "environment",
-    "app",
-    "cluster",
-    "namespace",
-    "group",
-    "kind",
-    "name",
-];
-
 /// The fields of a permission question, as a gateway gives them (in the query or in
 /// `X-Tessera-Require`), borrowed from the request unless they had to be unescaped. A key
 /// given twice is refused: a client must not be able to add a second `resource` to the
@@ -43,7 +31,7 @@ struct Fields<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
 
 impl<'a> Fields<'a> {
     fn from_query(query: &'a str) -> Result<Self, ApiError> {
-        let mut fields = Self(Vec::with_capacity(2 + SCOPE_KEYS.len()));
+        let mut fields = Self(Vec::with_capacity(2 + QUESTION_SCOPE_KEYS.len()));
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = match pair.contains(['%', '+']) {
                 // What gateways send: nothing to unescape, so nothing to copy.
@@ -120,12 +108,12 @@ impl<'a> Fields<'a> {
     }
 
     fn known(key: &str) -> Result<(), ApiError> {
-        if key == "resource" || key == "role" || SCOPE_KEYS.contains(&key) {
+        if key == "resource" || key == "role" || QUESTION_SCOPE_KEYS.contains(&key) {
             return Ok(());
         }
         Err(ApiError::bad_request(format!(
             "unknown parameter {key:?}: a permission question takes resource, role and {}",
-            SCOPE_KEYS.join(", ")
+            QUESTION_SCOPE_KEYS.join(", ")
         )))
     }
 

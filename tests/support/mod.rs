@@ -40,15 +40,23 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
-/// Whether an executable named `name` is on `PATH`.
-pub fn on_path(name: &str) -> bool {
+/// Where the executable `name` is: on `PATH`, or in the sbin folders Debian puts nginx in
+/// (which a non-root `PATH` may leave out).
+pub fn which(name: &str) -> Option<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| {
-            std::fs::metadata(dir.join(name))
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin"].map(std::path::PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
                 .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
-    })
+}
+
+/// Whether the executable `name` can be found (see [`which`]).
+pub fn on_path(name: &str) -> bool {
+    which(name).is_some()
 }
 
 /// A loopback port nothing listens on right now (bound, then released).

@@ -28,12 +28,12 @@ const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 
-/// The requests these tests make: to a server's URL (the issuer is on a socket, since the
-/// verify-only edge follows its `/v1/state` over HTTP), answers kept whole for the document.
+/// The requests these tests make, to the issuer or the verify-only edge (both on sockets: the
+/// edge follows the issuer's `/v1/state` over HTTP), answers kept whole for the document.
 trait Probe {
     async fn send(
         &self,
-        base: &str,
+        base: &Base,
         method: Method,
         path: &str,
         token: Option<&str>,
@@ -45,20 +45,20 @@ trait Probe {
     async fn admin_call(&self, method: Method, path: &str, body: Option<Value>) -> Answer;
 
     /// `GET /openapi.json` at `base`, itself checked against the document.
-    async fn document(&self, base: &str) -> Document;
+    async fn document(&self, base: &Base) -> Document;
 }
 
 impl Probe for App {
     async fn send(
         &self,
-        base: &str,
+        base: &Base,
         method: Method,
         path: &str,
         token: Option<&str>,
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Answer {
-        let mut request = Base::url(base).request(method, path);
+        let mut request = base.request(method, path);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -72,12 +72,18 @@ impl Probe for App {
     }
 
     async fn admin_call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
-        let base = self.server.base.as_url().to_owned();
-        self.send(&base, method, path, Some(&self.admin), body, &[])
-            .await
+        self.send(
+            &self.server.base,
+            method,
+            path,
+            Some(&self.admin),
+            body,
+            &[],
+        )
+        .await
     }
 
-    async fn document(&self, base: &str) -> Document {
+    async fn document(&self, base: &Base) -> Document {
         let answer = self
             .send(base, Method::GET, "/openapi.json", None, None, &[])
             .await;

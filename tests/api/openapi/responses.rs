@@ -16,7 +16,7 @@ const ALL_KINDS: &str = r#"{"grants": [
 #[tokio::test]
 async fn real_responses_match_the_document() {
     let app = App::listen().await;
-    let doc = app.document(app.server.base.as_url()).await;
+    let doc = app.document(&app.server.base).await;
     let check = |path: &str, method: &str, answer: &Answer, what: &str| {
         doc.check(path, method, answer, what)
     };
@@ -78,7 +78,7 @@ async fn real_responses_match_the_document() {
         .await;
     assert_eq!(unknown_field.status, StatusCode::UNPROCESSABLE_ENTITY);
     check("/v1/tokens", "post", &unknown_field, "unknown field");
-    let base = app.server.base.as_url();
+    let base = &app.server.base;
     let admin = Some(app.admin.as_str());
     let not_json = app
         .send(
@@ -262,7 +262,7 @@ async fn real_responses_match_the_document() {
         let app = &app;
         async move {
             app.send(
-                app.server.base.as_url(),
+                &app.server.base,
                 Method::GET,
                 &format!("/v1/auth{query}"),
                 Some(&token),
@@ -290,7 +290,7 @@ async fn real_responses_match_the_document() {
         let (app, token) = (&app, &token);
         async move {
             app.send(
-                app.server.base.as_url(),
+                &app.server.base,
                 Method::GET,
                 &path,
                 Some(token),
@@ -394,7 +394,7 @@ async fn real_responses_match_the_document() {
 #[tokio::test]
 async fn the_checks_are_not_vacuous() {
     let app = App::listen().await;
-    let doc = app.document(app.server.base.as_url()).await;
+    let doc = app.document(&app.server.base).await;
     let fails = |path: &str, method: &str, status: u16, content_type: &str, body: &str| {
         let mut headers = HeaderMap::new();
         headers.insert("content-type", content_type.parse().unwrap());

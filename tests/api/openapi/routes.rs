@@ -19,7 +19,7 @@ fn probe_body(method: &str) -> Option<Value> {
 /// operation must not fall through to the router's fallbacks and must answer a status it
 /// documents; HEAD is answered wherever GET is (as in HTTP); any other method must get the
 /// router's 405.
-async fn probe(app: &App, base: &str, doc: &Document, what: &str) -> usize {
+async fn probe(app: &App, base: &Base, doc: &Document, what: &str) -> usize {
     let mut calls = 0;
     for (template, methods) in doc.operations() {
         let path = concrete(&template);
@@ -89,7 +89,7 @@ const PAGE: [&str; 3] = ["/", "/ui/app.js", "/ui/app.css"];
 #[tokio::test]
 async fn the_document_lists_exactly_the_routes_the_router_serves() {
     let app = App::listen().await;
-    let doc = app.document(app.server.base.as_url()).await;
+    let doc = app.document(&app.server.base).await;
     assert_eq!(doc.0["openapi"], "3.1.0");
 
     // The router and the document come from one list of handlers (`server::api`): what is
@@ -115,12 +115,12 @@ async fn the_document_lists_exactly_the_routes_the_router_serves() {
 
     // Every documented operation is served, every other method is refused; nothing near the
     // documented paths is served but the page.
-    let calls = probe(&app, app.server.base.as_url(), &doc, "issuer").await;
+    let calls = probe(&app, &app.server.base, &doc, "issuer").await;
     assert!(calls >= 8 * 14, "{calls} probes");
     for path in UNSERVED {
         let answer = app
             .send(
-                app.server.base.as_url(),
+                &app.server.base,
                 Method::GET,
                 path,
                 Some(&app.admin),
@@ -133,7 +133,7 @@ async fn the_document_lists_exactly_the_routes_the_router_serves() {
     for path in PAGE {
         assert!(doc.0["paths"].get(path).is_none(), "{path} documented");
         let answer = app
-            .send(app.server.base.as_url(), Method::GET, path, None, None, &[])
+            .send(&app.server.base, Method::GET, path, None, None, &[])
             .await;
         assert_eq!(answer.status, StatusCode::OK, "{path}");
     }
@@ -147,25 +147,18 @@ async fn the_document_lists_exactly_the_routes_the_router_serves() {
         ..ServerConfig::default()
     })
     .await;
-    let edge_doc = app.document(edge.base.as_url()).await;
+    let edge_doc = app.document(&edge.base).await;
     let built = serde_json::to_value(server::api_document(true)).unwrap();
     assert_eq!(edge_doc.0, built, "the served document is the router's");
     assert!(edge_doc.0["paths"].get("/v1/tokens").is_none());
     assert!(edge_doc.0["paths"].get("/v1/auth").is_some());
-    probe(&app, edge.base.as_url(), &edge_doc, "verify-only").await;
+    probe(&app, &edge.base, &edge_doc, "verify-only").await;
     let page = PAGE.iter().map(|p| p.to_string());
     for template in doc.operations().into_keys().chain(page) {
         if edge_doc.0["paths"].get(&template).is_none() {
             let path = concrete(&template);
             let answer = app
-                .send(
-                    edge.base.as_url(),
-                    Method::GET,
-                    &path,
-                    Some(&app.admin),
-                    None,
-                    &[],
-                )
+                .send(&edge.base, Method::GET, &path, Some(&app.admin), None, &[])
                 .await;
             assert!(
                 is_fallback(&answer),
