@@ -6,7 +6,7 @@
 
 use crate::issuer::Issuer;
 use crate::keys::{self, KeyError, KeyId, KeyRing};
-use crate::lifecycle::{Caller, Expiry, NewToken, Policy, TokenService};
+use crate::lifecycle::{Caller, Expiry, NewToken, Policy, Service, TokenService, Upkeep};
 use crate::mirror::{MirrorOptions, StateMirror};
 use crate::server::{AppState, HttpStateSource, Parts, Tokens};
 use crate::store::{AnyStore, StoreError};
@@ -42,12 +42,16 @@ pub struct ServerConfig {
     /// [`ServerConfig::state_from`] or, when that is `None`, from a shared store.
     pub verify_only: bool,
     /// For a verify-only instance: an issuer's base URL whose `/v1/state` to follow, with a
-    /// super-admin token to read it.
+    /// `tessera` `read-state` token to read it.
     pub state_from: Option<(String, String)>,
-    /// On an issuer whose store holds no token: make the first super-admin token and write it
-    /// to this new file (mode 0600).
+    /// On an issuer with no live super-admin: make one and write it to this file (mode 0600).
     pub bootstrap_token: Option<PathBuf>,
+    /// The lifetime of that token.
+    pub bootstrap_expires: Expiry,
 }
+
+/// The lifetime of a token made by `--bootstrap-token`, unless `--bootstrap-expires` says.
+pub const BOOTSTRAP_EXPIRES_DAYS: u16 = 90;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -64,6 +68,7 @@ impl Default for ServerConfig {
             verify_only: false,
             state_from: None,
             bootstrap_token: None,
+            bootstrap_expires: Expiry::Days(BOOTSTRAP_EXPIRES_DAYS),
         }
     }
 }
@@ -94,10 +99,23 @@ pub enum StartError {
 pub struct Startup {
     /// The key id generated on a first start, if one was.
     pub generated_key: Option<String>,
-    /// The first super-admin token made for `--bootstrap-token`: its id and file.
-    pub bootstrapped: Option<(uuid::Uuid, PathBuf)>,
+    /// The super-admin token made for `--bootstrap-token`, because none was live.
+    pub bootstrapped: Option<Bootstrapped>,
     /// An issuer whose store holds no token at all, and was not asked to make one.
     pub no_tokens: bool,
+}
+
+/// A super-admin token made because none was live.
+#[derive(Debug, Clone)]
+pub struct Bootstrapped {
+    /// Its id.
+    pub id: uuid::Uuid,
+    /// Its name: `admin`, or `admin-<date>-<time>` when that is taken.
+    pub name: String,
+    /// When it expires.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The file that holds it.
+    pub path: PathBuf,
 }
 
 /// Open the store and keys named by `config`, start following the token state.
@@ -133,7 +151,9 @@ pub async fn open(config: &ServerConfig) -> Result<(AppState, Startup), StartErr
         .with_issuer(config.issuer.clone());
     let service = TokenService::new(store.clone(), issuer).with_policy(config.policy);
     match &config.bootstrap_token {
-        Some(path) => startup.bootstrapped = bootstrap(&service, path).await?,
+        Some(path) => {
+            startup.bootstrapped = bootstrap(&service, path, config.bootstrap_expires).await?
+        }
         None => startup.no_tokens = service.list().await.is_ok_and(|l| l.is_empty()),
     }
     let mirror = StateMirror::start(store.clone(), mirror_options(config)).await?;
@@ -153,6 +173,14 @@ async fn open_verify_only(config: &ServerConfig) -> Result<AppState, StartError>
     let ring = Arc::new(KeyRing::load_dir(&config.keys_dir)?);
     match &config.state_from {
         Some((url, token)) => {
+            let offline = Verifier::new(ring.clone()).with_issuer(config.issuer.clone());
+            if offline.verify(token).is_ok_and(|t| t.is_super_admin()) {
+                tracing::warn!(
+                    "the state token (TESSERA_STATE_TOKEN) is a super-admin: whoever takes this \
+                     edge can manage every token; give it a token with only \
+                     {{\"resource\": \"tessera\", \"role\": \"read-state\"}}"
+                );
+            }
             let source = Arc::new(HttpStateSource::new(url, token)?);
             let mirror = StateMirror::start(source, mirror_options(config)).await?;
             Ok(assemble(config, None, mirror, ring, None))
@@ -194,48 +222,105 @@ pub fn signing_keys(dir: &Path, store: &AnyStore) -> Result<(KeyRing, Option<Key
     }
 }
 
-/// When the store holds no token at all, make the first super-admin token, named `admin`,
-/// expiring in 30 days, and write it to a new file at `path` that only the owner can read.
-/// `None` when tokens exist already. The token never goes to the log.
+/// When no live super-admin exists (none was ever made, or the last one expired), make one
+/// expiring per `expires` and write it to `path`, readable by the owner only. `None` when a live
+/// super-admin exists. The token never goes to the log.
+///
+/// The token goes to a new file beside `path` first, which then replaces `path` (it can only
+/// hold a token that is no longer live). A token whose file cannot be written is withdrawn, so
+/// no super-admin exists that nobody holds, and the next start tries again.
 async fn bootstrap(
-    service: &TokenService<AnyStore>,
+    service: &Service,
     path: &Path,
-) -> Result<Option<(uuid::Uuid, PathBuf)>, StartError> {
+    expires: Expiry,
+) -> Result<Option<Bootstrapped>, StartError> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let failed = |e: &dyn std::fmt::Display| {
-        StartError::Bootstrap(format!("cannot make the first token: {e}"))
+        StartError::Bootstrap(format!("cannot make a super-admin token: {e}"))
     };
-    if !service.list().await.map_err(|e| failed(&e))?.is_empty() {
+    if !service
+        .live_super_admins()
+        .await
+        .map_err(|e| failed(&e))?
+        .is_empty()
+    {
         return Ok(None);
     }
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| failed(&format_args!("{} names no file", path.display())))?;
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let cannot_write = |e: &dyn std::fmt::Display| {
+        StartError::Bootstrap(format!(
+            "cannot write the super-admin token to {}: {e}",
+            path.display()
+        ))
+    };
+    // A leftover from a start that died before the rename holds a token never handed out.
+    let _ = std::fs::remove_file(&partial);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&partial)
+        .map_err(|e| cannot_write(&e))?;
+    let name = free_name(service).await.map_err(|e| failed(&e))?;
     let new = NewToken {
-        name: "admin".into(),
-        description: "the first super-admin token, made by `tessera serve --bootstrap-token`"
-            .into(),
-        expires: Expiry::Days(30),
+        name: name.clone(),
+        description: format!(
+            "a super-admin token made by `tessera serve --bootstrap-token` because none was \
+             live, written to {}",
+            file_name.to_string_lossy()
+        ),
+        expires,
         permissions: crate::Permissions::SuperAdmin,
     };
     let minted = service
         .create(&Caller::local(), new)
         .await
         .map_err(|e| failed(&e))?;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| {
-            StartError::Bootstrap(format!(
-                "the first token was made, but {} cannot be written: {e}; delete the token \
-                 `admin` with `tessera token delete admin` once the server is stopped",
-                path.display()
-            ))
-        })?;
-    file.write_all(format!("{}\n", minted.token.expose()).as_bytes())
+    let written = file
+        .write_all(format!("{}\n", minted.token.expose()).as_bytes())
         .and_then(|()| file.sync_all())
-        .map_err(|e| StartError::Bootstrap(format!("cannot write {}: {e}", path.display())))?;
-    Ok(Some((minted.record.id, path.to_owned())))
+        .and_then(|()| std::fs::rename(&partial, path))
+        .and_then(|()| sync_parent(path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&partial);
+        if let Err(undo) = service.withdraw(&Caller::local(), minted.record.id).await {
+            tracing::error!(
+                id = %minted.record.id,
+                error = %undo,
+                "a super-admin token whose file could not be written is still live; delete it"
+            );
+        }
+        return Err(cannot_write(&e));
+    }
+    Ok(Some(Bootstrapped {
+        id: minted.record.id,
+        name,
+        expires_at: minted.record.expires_at,
+        path: path.to_owned(),
+    }))
+}
+
+/// `admin`, or when a token has that name already, `admin-<date>-<time>`.
+async fn free_name(service: &Service) -> Result<String, crate::lifecycle::LifecycleError> {
+    if service.get_by_name("admin").await?.is_none() {
+        return Ok("admin".to_owned());
+    }
+    Ok(format!("admin-{}", service.now().format("%Y%m%d-%H%M%S")))
+}
+
+/// Make a rename in the folder of `path` durable.
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => std::fs::File::open(parent)?.sync_all(),
+        None => std::fs::File::open(".")?.sync_all(),
+    }
 }
 
 fn mirror_options(config: &ServerConfig) -> MirrorOptions {
@@ -253,6 +338,7 @@ fn assemble(
     ring: Arc<KeyRing>,
     store: Option<Arc<AnyStore>>,
 ) -> AppState {
+    let upkeep = store.map(Upkeep::new);
     let verifier = Verifier::new(ring.clone())
         .with_state(mirror.state())
         .with_issuer(config.issuer.clone())
@@ -262,7 +348,7 @@ fn assemble(
         verifier,
         mirror,
         ring,
-        store,
+        upkeep,
         trusted_proxies: config.trusted_proxies.clone(),
         usage_flush: config.usage_flush,
     })

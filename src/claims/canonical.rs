@@ -16,7 +16,7 @@
 use super::Claims;
 use crate::permissions::{
     check_grant_count, check_list_len, AppGrant, ChartGroupGrant, Grant, KubernetesGrant, Pattern,
-    Patterns, Permissions,
+    Patterns, Permissions, TesseraGrant,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
@@ -194,6 +194,9 @@ impl<'a> Reader<'a> {
             "chart-group" => Grant::ChartGroup(ChartGroupGrant {
                 role: role.parse().ok()?,
                 groups: self.list_field("groups")?,
+            }),
+            "tessera" => Grant::Tessera(TesseraGrant {
+                role: role.parse().ok()?,
             }),
             _ => return None,
         };

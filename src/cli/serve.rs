@@ -4,7 +4,7 @@
 
 use super::report::{eprint_line, Failure};
 use super::token::StoreArg;
-use crate::lifecycle::Policy;
+use crate::lifecycle::{Expiry, Policy};
 use crate::server;
 use crate::startup::{self, ServerConfig};
 use crate::verifier::{DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS};
@@ -81,9 +81,9 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "TESSERA_VERIFY_ONLY", value_parser = clap::builder::FalseyValueParser::new())]
     verify_only: bool,
 
-    /// On a first start (no token in the store yet), create a super-admin token named `admin`
-    /// and write it to this file (mode 0600, refused if the file exists): read it, then delete
-    /// the file
+    /// Whenever no live super-admin exists (a first start, or the last one expired), create
+    /// one named `admin` and write it to this file (mode 0600), replacing what the file held:
+    /// read it, then delete the file
     #[arg(
         long,
         value_name = "FILE",
@@ -91,6 +91,17 @@ pub(crate) struct ServeArgs {
         conflicts_with = "verify_only"
     )]
     bootstrap_token: Option<PathBuf>,
+
+    /// The lifetime of a token made by --bootstrap-token: 7d, 30d, 60d, 90d, never, or a
+    /// date or RFC 3339 time
+    #[arg(
+        long,
+        value_name = "EXPIRY",
+        env = "TESSERA_BOOTSTRAP_EXPIRES",
+        default_value = "90d",
+        value_parser = parse_expiry,
+    )]
+    bootstrap_expires: Expiry,
 
     /// With --verify-only: follow the token state of the issuer at this URL (its /v1/state),
     /// reading it with the super-admin token in TESSERA_STATE_TOKEN
@@ -106,7 +117,8 @@ pub(crate) struct ServeArgs {
 pub(crate) const AFTER_HELP: &str = "\
 Each option is taken from the command line, else its TESSERA_* variable, else the --config
 file (TOML, keys as the long names: listen, keys, store, issuer, leeway, staleness-bound,
-fail-open, max-lifetime-days, trusted-proxy, verify-only, state-from, bootstrap-token), else
+fail-open, max-lifetime-days, trusted-proxy, verify-only, state-from, bootstrap-token,
+bootstrap-expires), else
 its default.
 Logs go to stderr; set TESSERA_LOG (e.g. `debug`, `tessera=debug`) to change the level.
 Stop with Ctrl-C or SIGTERM: requests in flight are finished first.
@@ -159,14 +171,18 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         state_from: match args.state_from {
             Some(url) => {
                 let token = std::env::var("TESSERA_STATE_TOKEN").map_err(|_| {
-                    Failure::new("--state-from needs a super-admin token in TESSERA_STATE_TOKEN")
-                        .hint("the token is read from the environment so it stays out of `ps`")
+                    Failure::new(
+                        "--state-from needs a token in TESSERA_STATE_TOKEN that may read the \
+                         state: {\"resource\": \"tessera\", \"role\": \"read-state\"}",
+                    )
+                    .hint("the token is read from the environment so it stays out of `ps`")
                 })?;
                 Some((url, token.trim().to_owned()))
             }
             None => None,
         },
         bootstrap_token: args.bootstrap_token.clone(),
+        bootstrap_expires: args.bootstrap_expires,
         ..ServerConfig::default()
     };
     let (state, startup) = startup::open(&config)
@@ -194,15 +210,19 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         keys = %args.keys.display(),
         "tessera is listening"
     );
-    if let Some((id, path)) = &startup.bootstrapped {
-        tracing::info!(
-            file = %path.display(),
-            %id,
-            "first start: wrote a super-admin token named `admin` (30 days) to the file, mode \
-             0600; read it, then delete the file"
+    if let Some(made) = &startup.bootstrapped {
+        tracing::warn!(
+            file = %made.path.display(),
+            id = %made.id,
+            name = %made.name,
+            expires = %made
+                .expires_at
+                .map_or_else(|| "never".to_owned(), |at| crate::claims::format_time(&at)),
+            "no live super-admin: made one and wrote it to the file, mode 0600; read it, then \
+             delete the file"
         );
     } else if args.bootstrap_token.is_some() {
-        tracing::info!("tokens exist already: --bootstrap-token made none");
+        tracing::info!("a live super-admin exists: --bootstrap-token made none");
     } else if startup.no_tokens {
         eprint_line(
             "no tokens yet: start with --bootstrap-token FILE to make the first super-admin \
@@ -232,6 +252,7 @@ struct FileConfig {
     verify_only: Option<bool>,
     state_from: Option<String>,
     bootstrap_token: Option<PathBuf>,
+    bootstrap_expires: Option<String>,
 }
 
 /// Take from the file every option that neither the command line nor the environment set.
@@ -305,6 +326,14 @@ fn apply_file(
             args.bootstrap_token = Some(token_file);
         }
     }
+    if let Some(expiry) = file.bootstrap_expires {
+        let expiry = parse_expiry(&expiry).map_err(|e| {
+            Failure::new(format_args!("{}: bootstrap-expires: {e}", path.display()))
+        })?;
+        if unset("bootstrap_expires") {
+            args.bootstrap_expires = expiry;
+        }
+    }
     if args.state_from.is_some() && !args.verify_only {
         return Err(Failure::new("state-from needs verify-only"));
     }
@@ -314,4 +343,12 @@ fn apply_file(
         ));
     }
     Ok(())
+}
+
+/// An expiry as `--expires` takes it, with the message alone (not the field name).
+fn parse_expiry(text: &str) -> Result<Expiry, String> {
+    text.parse::<Expiry>().map_err(|e| match e {
+        crate::lifecycle::LifecycleError::Invalid { message, .. } => message,
+        e => e.to_string(),
+    })
 }

@@ -30,6 +30,12 @@ pub enum LifecycleError {
         /// The revision it has.
         actual: u64,
     },
+    /// The change would leave no live super-admin, and nobody could manage tokens again.
+    #[error(
+        "token {0} is the last live super-admin: make another super-admin token first, or \
+         regenerate this one instead"
+    )]
+    LastSuperAdmin(Uuid),
     /// The token would not fit a gateway's header.
     #[error("{0}")]
     TooLarge(String),
@@ -49,10 +55,22 @@ impl LifecycleError {
             LifecycleError::NameTaken(_) => "name_taken",
             LifecycleError::NotFound(_) => "not_found",
             LifecycleError::Conflict { .. } => "conflict",
+            LifecycleError::LastSuperAdmin(_) => "last_super_admin",
             LifecycleError::TooLarge(_) => "token_too_large",
             LifecycleError::NoSigningKey => "no_signing_key",
             LifecycleError::Store(e) => e.code(),
         }
+    }
+}
+
+impl LifecycleError {
+    /// Whether this is the server's fault rather than the store being out of reach: corrupt
+    /// data or a wrong configuration (a 500, where an unreachable store is a 503).
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            LifecycleError::Store(StoreError::Corrupt(_) | StoreError::Config(_))
+        )
     }
 }
 
@@ -61,6 +79,7 @@ impl From<StoreError> for LifecycleError {
         match e {
             StoreError::NameTaken(name) => LifecycleError::NameTaken(name),
             StoreError::NotFound(id) => LifecycleError::NotFound(id),
+            StoreError::LastSuperAdmin(id) => LifecycleError::LastSuperAdmin(id),
             StoreError::Conflict {
                 id,
                 expected,

@@ -23,6 +23,7 @@ mod error;
 mod request;
 #[cfg(feature = "server")]
 mod schema;
+mod upkeep;
 mod validate;
 
 pub use error::LifecycleError;
@@ -31,14 +32,16 @@ pub use request::{
 };
 #[cfg(feature = "server")]
 pub use schema::{Description, Expires, TokenName};
+pub use upkeep::{Service, Upkeep};
 use validate::invalid;
 pub use validate::{validate_description, validate_name};
 
 use crate::clock::{Clock, SystemClock};
 use crate::issuer::{IssueError, IssuedToken, Issuer, TokenSpec};
 use crate::model::{Action, Actor, AuditEntry, AuditRecord, StateRecord, TokenRecord};
+use crate::model::{FeedPage, StateSnapshot};
 use crate::permissions::Permissions;
-use crate::store::{StoreError, TokenStore, Write};
+use crate::store::{KeepSuperAdmin, StoreError, TokenStore, Write};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde::Serialize;
 use std::fmt;
@@ -111,11 +114,6 @@ impl<S: TokenStore> TokenService<S> {
     pub fn with_policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self
-    }
-
-    /// The store.
-    pub fn store(&self) -> &Arc<S> {
-        &self.store
     }
 
     /// The current time by the service's clock, in whole seconds.
@@ -231,7 +229,11 @@ impl<S: TokenStore> TokenService<S> {
                 record.description.clone_from(description);
             }
             let mut state = None;
+            let mut keep = None;
             if let Some(permissions) = &update.permissions {
+                if !permissions.is_super_admin() {
+                    keep = self.keep_if_live_super_admin(&current, now);
+                }
                 if *permissions != current.permissions {
                     // The token must still fit a gateway's header with them: sign one and
                     // throw it away.
@@ -265,6 +267,7 @@ impl<S: TokenStore> TokenService<S> {
                     record: record.clone(),
                     state,
                     audit,
+                    keep,
                 })
                 .await?;
             Ok(record)
@@ -327,6 +330,8 @@ impl<S: TokenStore> TokenService<S> {
                     record: record.clone(),
                     state: Some(Some(state)),
                     audit,
+                    // A regeneration leaves a live token with the same permissions.
+                    keep: None,
                 })
                 .await?;
             Ok(Minted { token, record })
@@ -336,14 +341,36 @@ impl<S: TokenStore> TokenService<S> {
 
     /// Delete a token: every version stops working at every verifier following the state
     /// feed; the record goes and its name is free again. Returns the record as it was.
+    /// Refused with [`LifecycleError::LastSuperAdmin`] for the last live super-admin.
     pub async fn delete(
         &self,
         caller: &Caller,
         id: Uuid,
         expect: Option<u64>,
     ) -> Result<TokenRecord, LifecycleError> {
+        self.delete_keeping(caller, id, expect, true).await
+    }
+
+    /// Delete a token whose string never left this process: nobody can hold it, so the
+    /// last-super-admin rule does not protect anything.
+    pub(crate) async fn withdraw(&self, caller: &Caller, id: Uuid) -> Result<(), LifecycleError> {
+        self.delete_keeping(caller, id, None, false).await.map(drop)
+    }
+
+    async fn delete_keeping(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        expect: Option<u64>,
+        keep_super_admin: bool,
+    ) -> Result<TokenRecord, LifecycleError> {
         let result = self
             .retrying_get(id, expect, |current| async move {
+                let keep = if keep_super_admin {
+                    self.keep_if_live_super_admin(&current, self.now())
+                } else {
+                    None
+                };
                 let state = StateRecord {
                     deleted: true,
                     min_ver: 0,
@@ -357,6 +384,7 @@ impl<S: TokenStore> TokenService<S> {
                         expect: current.revision,
                         state,
                         audit,
+                        keep,
                     })
                     .await?;
                 Ok(current)
@@ -373,6 +401,28 @@ impl<S: TokenStore> TokenService<S> {
         limit: usize,
     ) -> Result<Vec<AuditRecord>, LifecycleError> {
         Ok(self.store.audit(after, limit).await?)
+    }
+
+    /// The super-admin tokens live now (not expired), oldest first.
+    pub async fn live_super_admins(&self) -> Result<Vec<TokenRecord>, LifecycleError> {
+        let now = self.now();
+        let mut records = self.list().await?;
+        records.retain(|r| r.permissions.is_super_admin() && r.status(now) == Status::Active);
+        Ok(records)
+    }
+
+    /// The token state map as of its revision, for verifiers that follow this issuer.
+    pub async fn state_snapshot(&self) -> Result<StateSnapshot, LifecycleError> {
+        Ok(self.store.snapshot().await?)
+    }
+
+    /// The token state changes after `revision`, waiting up to `wait` for one.
+    pub async fn state_changes(
+        &self,
+        revision: u64,
+        wait: std::time::Duration,
+    ) -> Result<FeedPage, LifecycleError> {
+        Ok(self.store.changes_since(revision, wait).await?)
     }
 
     /// Drop the state entries that can no longer matter; returns how many went.
@@ -424,6 +474,16 @@ impl<S: TokenStore> TokenService<S> {
             }
         }
         Ok(at)
+    }
+
+    /// The precondition that keeps a super-admin alive, when `current` is a live one.
+    fn keep_if_live_super_admin(
+        &self,
+        current: &TokenRecord,
+        now: DateTime<Utc>,
+    ) -> Option<KeepSuperAdmin> {
+        (current.permissions.is_super_admin() && current.status(now) == Status::Active)
+            .then_some(KeepSuperAdmin { now })
     }
 
     fn drop_after(&self, issued_until: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {

@@ -50,6 +50,11 @@ pub enum Access<'a> {
         /// The chart group.
         group: &'a str,
     },
+    /// On Tessera itself.
+    Tessera {
+        /// The least role needed.
+        role: TesseraRole,
+    },
 }
 
 impl<'a> Access<'a> {
@@ -60,6 +65,7 @@ impl<'a> Access<'a> {
             Access::HelmApp { .. } => Resource::HelmApp,
             Access::Kubernetes { .. } => Resource::Kubernetes,
             Access::ChartGroup { .. } => Resource::ChartGroup,
+            Access::Tessera { .. } => Resource::Tessera,
         }
     }
 
@@ -105,6 +111,9 @@ impl<'a> Access<'a> {
                 role: role.parse()?,
                 group: need("group")?,
             },
+            Resource::Tessera => Access::Tessera {
+                role: role.parse()?,
+            },
         })
     }
 }
@@ -126,6 +135,7 @@ pub fn question_scope(resource: Resource) -> &'static [(&'static str, bool)] {
             ("name", true),
         ],
         Resource::ChartGroup => &[("group", true)],
+        Resource::Tessera => &[],
     }
 }
 

@@ -64,6 +64,13 @@ pub struct ChartGroupGrant {
     pub groups: Patterns,
 }
 
+/// A grant on Tessera itself: a role and no scope.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TesseraGrant {
+    /// The highest role granted.
+    pub role: TesseraRole,
+}
+
 /// One grant: a role on a scope of one resource kind.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Grant {
@@ -75,6 +82,8 @@ pub enum Grant {
     Kubernetes(KubernetesGrant),
     /// On chart groups.
     ChartGroup(ChartGroupGrant),
+    /// On Tessera itself.
+    Tessera(TesseraGrant),
 }
 
 impl Grant {
@@ -85,6 +94,7 @@ impl Grant {
             Grant::HelmApp(_) => Resource::HelmApp,
             Grant::Kubernetes(_) => Resource::Kubernetes,
             Grant::ChartGroup(_) => Resource::ChartGroup,
+            Grant::Tessera(_) => Resource::Tessera,
         }
     }
 
@@ -131,6 +141,7 @@ impl Grant {
             (Grant::ChartGroup(grant), Access::ChartGroup { role, group }) => {
                 grant.role >= role && any_matches(&grant.groups, group)
             }
+            (Grant::Tessera(grant), Access::Tessera { role }) => grant.role >= role,
             _ => false,
         }
     }
@@ -147,6 +158,7 @@ impl Grant {
                 check_list("names", &grant.names, false)
             }
             Grant::ChartGroup(grant) => check_list("groups", &grant.groups, false),
+            Grant::Tessera(_) => Ok(()),
         }
     }
 }
@@ -219,6 +231,7 @@ impl fmt::Display for Grant {
                     List(&grant.groups)
                 )
             }
+            Grant::Tessera(grant) => write!(f, "{resource}:{}", grant.role),
         }
     }
 }

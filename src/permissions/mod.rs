@@ -43,9 +43,11 @@ pub use decision::{question_keys, question_scope, Access, QUESTION_SCOPE_KEYS};
 pub(crate) use error::shorten;
 pub use error::PermissionError;
 pub(crate) use grant::{check_grant_count, check_list_len};
-pub use grant::{AppGrant, ChartGroupGrant, Grant, KubernetesGrant, Patterns, Permissions};
+pub use grant::{
+    AppGrant, ChartGroupGrant, Grant, KubernetesGrant, Patterns, Permissions, TesseraGrant,
+};
 pub use pattern::Pattern;
-pub use resource::{ChartGroupRole, DevtronRole, HelmRole, KubernetesRole, Resource};
+pub use resource::{ChartGroupRole, DevtronRole, HelmRole, KubernetesRole, Resource, TesseraRole};
 #[cfg(feature = "server")]
 pub use schema::PermissionQuestion;
 #[cfg(feature = "server")]

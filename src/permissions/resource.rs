@@ -2,7 +2,7 @@
 
 use super::*;
 
-/// The four kinds of resource a grant can apply to.
+/// The five kinds of resource a grant can apply to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Resource {
     /// Devtron applications (`devtron-app`).
@@ -13,19 +13,27 @@ pub enum Resource {
     Kubernetes,
     /// Chart groups (`chart-group`).
     ChartGroup,
+    /// Tessera itself (`tessera`), for verifiers: no scope, only a role.
+    Tessera,
 }
 
 impl Resource {
     /// Every resource kind.
-    pub const ALL: [Resource; 4] = [
+    pub const ALL: [Resource; 5] = [
         Resource::DevtronApp,
         Resource::HelmApp,
         Resource::Kubernetes,
         Resource::ChartGroup,
+        Resource::Tessera,
     ];
 
-    pub(super) const NAMES: [&'static str; 4] =
-        ["devtron-app", "helm-app", "kubernetes", "chart-group"];
+    pub(super) const NAMES: [&'static str; 5] = [
+        "devtron-app",
+        "helm-app",
+        "kubernetes",
+        "chart-group",
+        "tessera",
+    ];
 
     /// The JSON tag, e.g. `devtron-app`.
     pub fn as_str(self) -> &'static str {
@@ -34,6 +42,7 @@ impl Resource {
             Resource::HelmApp => "helm-app",
             Resource::Kubernetes => "kubernetes",
             Resource::ChartGroup => "chart-group",
+            Resource::Tessera => "tessera",
         }
     }
 
@@ -44,6 +53,7 @@ impl Resource {
             Resource::HelmApp => &HelmRole::NAMES,
             Resource::Kubernetes => &KubernetesRole::NAMES,
             Resource::ChartGroup => &ChartGroupRole::NAMES,
+            Resource::Tessera => &TesseraRole::NAMES,
         }
     }
 
@@ -53,6 +63,7 @@ impl Resource {
             Resource::DevtronApp | Resource::HelmApp => &["project", "environments", "apps"],
             Resource::Kubernetes => &["cluster", "namespaces", "groups", "kinds", "names"],
             Resource::ChartGroup => &["groups"],
+            Resource::Tessera => &[],
         }
     }
 }
@@ -182,5 +193,16 @@ role_ladder! {
         Update = "update",
         /// Also create and delete groups.
         Admin = "admin",
+    }
+}
+
+role_ladder! {
+    /// A role on Tessera itself, for the services around it: least privilege for what would
+    /// otherwise need a super-admin token.
+    TesseraRole for Tessera {
+        /// Ask whether a token is active (token introspection).
+        Introspect = "introspect",
+        /// Also read the token state (`GET /v1/state`), as a verify-only edge does.
+        ReadState = "read-state",
     }
 }

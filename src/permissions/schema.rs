@@ -89,7 +89,7 @@ fn single_valued(resource: Resource, field: &str) -> bool {
     match resource {
         Resource::DevtronApp | Resource::HelmApp => field == "project",
         Resource::Kubernetes => field == "cluster",
-        Resource::ChartGroup => false,
+        Resource::ChartGroup | Resource::Tessera => false,
     }
 }
 

@@ -29,6 +29,12 @@ impl Serialize for Grant {
                 map.serialize_entry("groups", grant.groups.as_slice())?;
                 map.end()
             }
+            Grant::Tessera(grant) => {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("resource", &resource)?;
+                map.serialize_entry("role", &grant.role)?;
+                map.end()
+            }
         }
     }
 }
@@ -253,6 +259,9 @@ impl TryFrom<RawGrant> for Grant {
             Resource::ChartGroup => Grant::ChartGroup(ChartGroupGrant {
                 role: role.parse()?,
                 groups: list(raw.groups, "groups", false)?,
+            }),
+            Resource::Tessera => Grant::Tessera(TesseraGrant {
+                role: role.parse()?,
             }),
         })
     }

@@ -1,15 +1,18 @@
-//! Who is asking: the token a request carries, verified, and the super-admin gate.
+//! Who is asking: the token a request carries, verified, and the permission gates.
 //!
-//! The token service lives inside [`Tokens`], whose field only this module can open, and the
-//! only way to it is the [`Admin`] extractor, which verifies the caller's token and refuses
-//! anything but a super-admin. So a management handler cannot be written without the check:
-//! without an `Admin` it has no way to reach the tokens.
+//! The token service lives inside [`Tokens`], whose field only this module can open. The only
+//! ways to it are the extractors here, each of which verifies the caller's token and checks
+//! one permission of the route table ([`super::routes`]) first: [`Admin`] (super-admin) gives
+//! the whole service, [`StateReader`] (`tessera` `read-state`) only the state map. So a handler
+//! cannot reach the tokens without the check: without the extractor it has no way to them.
 
 use super::error::ApiError;
+use super::routes::Need;
 use super::AppState;
-use crate::lifecycle::{Caller, TokenService};
+use crate::lifecycle::{Caller, LifecycleError, Service};
 use crate::model::Actor;
-use crate::store::AnyStore;
+use crate::model::{FeedPage, StateSnapshot};
+use crate::permissions::{Access, TesseraRole};
 use crate::VerifiedToken;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
@@ -20,16 +23,16 @@ const TOKEN: HeaderName = HeaderName::from_static("token");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The token service, sealed: see the module docs.
-pub struct Tokens(TokenService<AnyStore>);
+pub struct Tokens(Service);
 
 impl Tokens {
     /// Seal a service.
-    pub fn new(service: TokenService<AnyStore>) -> Self {
+    pub fn new(service: Service) -> Self {
         Self(service)
     }
 
-    /// For the server's own housekeeping (pruning, the first token), never for a request.
-    pub(super) fn housekeeping(&self) -> &TokenService<AnyStore> {
+    /// For the server's own housekeeping (pruning, expiry warnings), never for a request.
+    pub(super) fn housekeeping(&self) -> &Service {
         &self.0
     }
 }
@@ -142,6 +145,38 @@ pub fn authenticate(
     })
 }
 
+/// Whether `token` meets `need`: 403 when it is valid but not enough.
+pub(super) fn check(token: &VerifiedToken, need: Need) -> Result<(), ApiError> {
+    let met = match need {
+        Need::Nothing | Need::ValidToken => true,
+        Need::Tessera(role) => token.permissions().allows(&Access::Tessera { role }),
+        Need::SuperAdmin => token.is_super_admin(),
+    };
+    if met {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(format!("this needs {need}")))
+}
+
+/// The token service of an issuer, for a caller that met `need`.
+async fn gate(
+    parts: &mut Parts,
+    state: &AppState,
+    need: Need,
+) -> Result<(std::sync::Arc<Tokens>, Caller), ApiError> {
+    let Authenticated { token, from } = Authenticated::from_request_parts(parts, state).await?;
+    check(&token, need)?;
+    let tokens = state
+        .tokens()
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("this instance only verifies tokens"))?;
+    let caller = Caller {
+        actor: Actor::token(token.id()),
+        from: from.map(|ip| ip.to_string()),
+    };
+    Ok((tokens, caller))
+}
+
 /// A request by a super-admin, and with it the only way to the token service.
 pub struct Admin {
     tokens: std::sync::Arc<Tokens>,
@@ -150,8 +185,7 @@ pub struct Admin {
 
 impl Admin {
     /// The token service.
-    pub fn tokens(&self) -> &TokenService<AnyStore> {
-        // The extractor only makes an `Admin` where there is a service.
+    pub fn tokens(&self) -> &Service {
         &self.tokens.0
     }
 
@@ -165,22 +199,39 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Authenticated { token, from } = Authenticated::from_request_parts(parts, state).await?;
-        if !token.is_super_admin() {
-            return Err(ApiError::forbidden(
-                "managing tokens needs a super-admin token",
-            ));
-        }
-        let tokens = state
-            .tokens()
-            .cloned()
-            .ok_or_else(|| ApiError::not_found("this instance only verifies tokens"))?;
-        Ok(Self {
-            tokens,
-            caller: Caller {
-                actor: Actor::token(token.id()),
-                from: from.map(|ip| ip.to_string()),
-            },
-        })
+        let (tokens, caller) = gate(parts, state, Need::SuperAdmin).await?;
+        Ok(Self { tokens, caller })
+    }
+}
+
+/// A request by a token that may read the token state (`tessera` `read-state`, or a
+/// super-admin), and with it the state map and its feed, nothing else.
+pub struct StateReader {
+    tokens: std::sync::Arc<Tokens>,
+}
+
+impl StateReader {
+    /// The state map as of its revision.
+    pub async fn snapshot(&self) -> Result<StateSnapshot, LifecycleError> {
+        self.tokens.0.state_snapshot().await
+    }
+
+    /// The changes after `revision`, waiting up to `wait` for one.
+    pub async fn changes(
+        &self,
+        revision: u64,
+        wait: std::time::Duration,
+    ) -> Result<FeedPage, LifecycleError> {
+        self.tokens.0.state_changes(revision, wait).await
+    }
+}
+
+impl FromRequestParts<AppState> for StateReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let need = Need::Tessera(TesseraRole::ReadState);
+        let (tokens, _) = gate(parts, state, need).await?;
+        Ok(Self { tokens })
     }
 }

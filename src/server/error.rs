@@ -4,7 +4,6 @@
 //! what to fix; server-side failures say only that something failed, with the cause in the log.
 
 use crate::lifecycle::LifecycleError;
-use crate::store::StoreError;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -116,12 +115,6 @@ impl ApiError {
 /// The reason code of a forward-auth denial, which has no body to carry it.
 const ERROR_CODE: HeaderName = HeaderName::from_static("x-tessera-error");
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        LifecycleError::from(e).into()
-    }
-}
-
 impl From<LifecycleError> for ApiError {
     fn from(e: LifecycleError) -> Self {
         let message = e.to_string();
@@ -132,7 +125,9 @@ impl From<LifecycleError> for ApiError {
             LifecycleError::TooLarge(_) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), message)
             }
-            LifecycleError::NameTaken(_) => Self::new(StatusCode::CONFLICT, e.code(), message),
+            LifecycleError::NameTaken(_) | LifecycleError::LastSuperAdmin(_) => {
+                Self::new(StatusCode::CONFLICT, e.code(), message)
+            }
             LifecycleError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, e.code(), message),
             LifecycleError::Conflict { .. } => {
                 Self::new(StatusCode::PRECONDITION_FAILED, e.code(), message)
@@ -140,12 +135,12 @@ impl From<LifecycleError> for ApiError {
             LifecycleError::NoSigningKey => {
                 Self::internal(e.code(), StatusCode::SERVICE_UNAVAILABLE, &message)
             }
-            LifecycleError::Store(ref store) => match store {
-                StoreError::Corrupt(_) | StoreError::Config(_) => {
-                    Self::internal(e.code(), StatusCode::INTERNAL_SERVER_ERROR, &message)
-                }
-                _ => Self::internal(e.code(), StatusCode::SERVICE_UNAVAILABLE, &message),
-            },
+            LifecycleError::Store(_) if e.is_internal() => {
+                Self::internal(e.code(), StatusCode::INTERNAL_SERVER_ERROR, &message)
+            }
+            LifecycleError::Store(_) => {
+                Self::internal(e.code(), StatusCode::SERVICE_UNAVAILABLE, &message)
+            }
         }
     }
 }

@@ -6,7 +6,7 @@
 use super::auth::Admin;
 use super::error::ApiError;
 use super::openapi::{errors, schemas, IfMatch, TokenId};
-use super::{store_answers, AppState, MAX_BODY};
+use super::{AppState, MAX_BODY};
 use crate::lifecycle::{
     Description, Expires, Expiry, Minted, NewToken, RecordView, Status, TokenName, TokenUpdate,
 };
@@ -571,7 +571,7 @@ pub struct Ready {
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
-    if let Err(e) = store_answers(state.store()).await {
+    if let Err(e) = state.store_answers().await {
         tracing::warn!(error = %e, "not ready: the store does not answer");
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

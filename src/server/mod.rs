@@ -3,11 +3,12 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | `auth` | the token a request carries, its verification, the super-admin gate |
+//! | `auth` | the token a request carries, its verification, the permission gates |
 //! | `error` | [`ApiError`]: the JSON error shape and the status of every code |
 //! | `handlers` | the management endpoints and health |
 //! | `metrics` | Prometheus counters and `/metrics` |
 //! | `openapi` | `/openapi.json`: what the handlers' annotations do not say |
+//! | `routes` | what each route needs of its caller, in one table |
 //! | `state_feed` | `GET /v1/state` and the HTTP state source of verify-only instances |
 //! | `ui` | the API tokens web page at `/`, a client of the `/v1` API like any other |
 //! | `usage` | last use of each token, noted in memory and written in batches |
@@ -23,19 +24,21 @@ mod error;
 mod handlers;
 mod metrics;
 mod openapi;
+mod routes;
 mod state_feed;
 mod ui;
 mod usage;
 mod verify;
 
-pub use auth::{client_address, presented, Admin, Authenticated, ClientAddr};
+pub use auth::{client_address, presented, Admin, Authenticated, ClientAddr, StateReader};
 pub use error::ApiError;
 pub use metrics::Track;
+pub use routes::{table as route_table, Need, Route};
 pub use state_feed::HttpStateSource;
 
 use crate::keys::KeyRing;
+use crate::lifecycle::Upkeep;
 use crate::mirror::StateMirror;
-use crate::store::{AnyStore, StoreError, TokenStore};
 use crate::verifier::Verifier;
 use crate::{VerifiedToken, VerifyError};
 pub(crate) use auth::Tokens;
@@ -54,6 +57,12 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// How often the server drops state entries that can no longer matter.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
+/// How often the server looks at when the last super-admin expires.
+const SUPER_ADMIN_CHECK_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Warn when every live super-admin expires within this many days.
+pub const SUPER_ADMIN_WARN_DAYS: i64 = 14;
+
 /// What a server's state is made of.
 pub(crate) struct Parts {
     /// The token service, sealed; `None` on a verify-only instance.
@@ -64,8 +73,9 @@ pub(crate) struct Parts {
     pub mirror: StateMirror,
     /// The keys, for `/v1/keys`.
     pub ring: Arc<KeyRing>,
-    /// The store; `None` on a verify-only instance that follows an issuer over HTTP.
-    pub store: Option<Arc<AnyStore>>,
+    /// The store's upkeep (last uses, readiness); `None` on a verify-only instance that
+    /// follows an issuer over HTTP.
+    pub upkeep: Option<Upkeep>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<IpAddr>,
     /// How often the last use of tokens is written to the store.
@@ -89,7 +99,7 @@ struct Inner {
     mirror: StateMirror,
     ring: Arc<KeyRing>,
     /// `None` on a verify-only instance that follows an issuer over HTTP.
-    store: Option<Arc<AnyStore>>,
+    upkeep: Option<Upkeep>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -113,7 +123,7 @@ impl AppState {
                 verifier: parts.verifier,
                 mirror: parts.mirror,
                 ring: parts.ring,
-                store: parts.store,
+                upkeep: parts.upkeep,
             }),
         }
     }
@@ -154,8 +164,8 @@ impl AppState {
     /// Write the noted uses of tokens to the store now (an instance without a store keeps no
     /// record of use).
     pub async fn flush_usage(&self) {
-        if let Some(store) = &self.inner.store {
-            self.inner.usage.flush(store, chrono::Utc::now()).await;
+        if let Some(upkeep) = &self.inner.upkeep {
+            self.inner.usage.flush(upkeep, chrono::Utc::now()).await;
         }
     }
 
@@ -178,9 +188,12 @@ impl AppState {
         &self.inner.mirror
     }
 
-    /// The store, unless this instance follows an issuer over HTTP.
-    pub fn store(&self) -> Option<&AnyStore> {
-        self.inner.store.as_deref()
+    /// Whether the store answers; an instance without one has nothing to check.
+    async fn store_answers(&self) -> Result<(), crate::lifecycle::LifecycleError> {
+        match &self.inner.upkeep {
+            Some(upkeep) => upkeep.ping().await,
+            None => Ok(()),
+        }
     }
 
     fn tokens(&self) -> Option<&Arc<Tokens>> {
@@ -263,6 +276,19 @@ pub async fn serve(
             }
         })
     };
+    let outlook = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(SUPER_ADMIN_CHECK_EVERY);
+            loop {
+                every.tick().await;
+                let Some(tokens) = state.tokens() else {
+                    return;
+                };
+                warn_if_super_admins_expire(tokens.housekeeping()).await;
+            }
+        })
+    };
     let usage = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -283,6 +309,7 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await;
     pruner.abort();
+    outlook.abort();
     usage.abort();
     // The uses noted since the last write, so a clean stop loses none.
     state.flush_usage().await;
@@ -310,10 +337,51 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-/// Whether the store answers (a cheap read); an instance without one has nothing to check.
-async fn store_answers(store: Option<&AnyStore>) -> Result<(), StoreError> {
-    match store {
-        Some(store) => store.get(uuid::Uuid::nil()).await.map(drop),
-        None => Ok(()),
+/// Log a WARN when no live super-admin exists, or when every one expires within
+/// [`SUPER_ADMIN_WARN_DAYS`]: once they are gone, nobody can manage tokens until a restart
+/// with `--bootstrap-token`.
+async fn warn_if_super_admins_expire(service: &crate::lifecycle::Service) {
+    let live = match service.live_super_admins().await {
+        Ok(live) => live,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check when the super-admins expire");
+            return;
+        }
+    };
+    let now = service.now();
+    match last_super_admin_expiry(&live) {
+        LastExpiry::Never => {}
+        LastExpiry::NoneLive => tracing::warn!(
+            "no live super-admin: nobody can manage tokens; restart with --bootstrap-token FILE \
+             to make one"
+        ),
+        LastExpiry::At(at) if at - now <= chrono::Duration::days(SUPER_ADMIN_WARN_DAYS) => {
+            tracing::warn!(
+                expires = %crate::claims::format_time(&at),
+                days_left = (at - now).num_days(),
+                "the last live super-admin expires soon: regenerate it or make another, or \
+                 nobody can manage tokens after that"
+            );
+        }
+        LastExpiry::At(_) => {}
     }
+}
+
+/// When the last of these super-admins expires.
+enum LastExpiry {
+    NoneLive,
+    Never,
+    At(chrono::DateTime<chrono::Utc>),
+}
+
+fn last_super_admin_expiry(live: &[crate::model::TokenRecord]) -> LastExpiry {
+    let mut last = LastExpiry::NoneLive;
+    for record in live {
+        last = match (last, record.expires_at) {
+            (LastExpiry::Never, _) | (_, None) => LastExpiry::Never,
+            (LastExpiry::At(a), Some(b)) => LastExpiry::At(a.max(b)),
+            (LastExpiry::NoneLive, Some(b)) => LastExpiry::At(b),
+        };
+    }
+    last
 }

@@ -7,16 +7,17 @@
 //! `{"changes": [{"revision", "id", "entry"}]}` (empty after the wait when nothing changed), or
 //! `{"reload": true}` when the follower must load the snapshot again. Entries are the store's
 //! own ([`StateRecord`]), so the follower applies exactly what the store holds. Reading the
-//! state takes a super-admin token: it names every deleted token and every updated permission.
+//! state takes a `tessera` `read-state` token (or a super-admin): it names every deleted token
+//! and every updated permission, but it changes nothing, so an edge needs no more.
 
-use super::auth::Admin;
+use super::auth::StateReader;
 use super::error::ApiError;
 use super::handlers::Params;
 use super::openapi::{errors, schemas};
 use crate::client::{ApiClient, ClientOptions};
 use crate::mirror::StateSource;
 use crate::model::{FeedPage, StateChange, StateRecord, StateSnapshot};
-use crate::store::{StoreError, TokenStore};
+use crate::store::StoreError;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use reqwest::Method;
@@ -78,7 +79,7 @@ pub(super) struct ChangesBody {
     operation_id = "tokenState",
     tag = "state",
     summary = "The token state, for verifiers that should not hold store credentials \
-               (super-admin).",
+               (tessera read-state, or super-admin).",
     description = format!(
         "Without `since`: the snapshot of the state map. With `since`: the changes after that \
          revision, waiting up to `wait` seconds (at most {MAX_WAIT_SECS}) for one, or \
@@ -92,15 +93,17 @@ pub(super) struct ChangesBody {
         errors::Management, errors::BadRequest
     )
 )]
-pub async fn state(admin: Admin, Params(query): Params<StateQuery>) -> Result<Response, ApiError> {
-    let store = admin.tokens().store();
+pub async fn state(
+    reader: StateReader,
+    Params(query): Params<StateQuery>,
+) -> Result<Response, ApiError> {
     let Some(since) = query.since else {
         if query.wait.is_some() {
             return Err(ApiError::bad_request(
                 "wait goes with since: a snapshot does not wait",
             ));
         }
-        let snapshot = TokenStore::snapshot(store.as_ref()).await?;
+        let snapshot = reader.snapshot().await?;
         let entries = snapshot
             .entries
             .into_iter()
@@ -118,17 +121,16 @@ pub async fn state(admin: Admin, Params(query): Params<StateQuery>) -> Result<Re
             "wait is at most {MAX_WAIT_SECS} seconds"
         )));
     }
-    let body =
-        match TokenStore::changes_since(store.as_ref(), since, Duration::from_secs(wait)).await? {
-            FeedPage::Changes(changes) => ChangesBody {
-                changes: Some(changes),
-                reload: false,
-            },
-            FeedPage::Reload => ChangesBody {
-                changes: None,
-                reload: true,
-            },
-        };
+    let body = match reader.changes(since, Duration::from_secs(wait)).await? {
+        FeedPage::Changes(changes) => ChangesBody {
+            changes: Some(changes),
+            reload: false,
+        },
+        FeedPage::Reload => ChangesBody {
+            changes: None,
+            reload: true,
+        },
+    };
     Ok(Json(body).into_response())
 }
 

@@ -6,8 +6,8 @@
 //! background task writes what changed to the store in one batch every few seconds, and once
 //! more at shutdown. If the store is down, the batch is kept and retried with the next one.
 
+use crate::lifecycle::Upkeep;
 use crate::model::Usage;
-use crate::store::{AnyStore, TokenStore};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -125,8 +125,8 @@ impl UsageRecorder {
         }
     }
 
-    /// Write what changed to `store`; on failure keep it for the next time.
-    pub async fn flush(&self, store: &AnyStore, now: DateTime<Utc>) {
+    /// Write what changed to the store; on failure keep it for the next time.
+    pub async fn flush(&self, upkeep: &Upkeep, now: DateTime<Utc>) {
         let batch = self.take(now);
         if batch.is_empty() {
             return;
@@ -139,7 +139,7 @@ impl UsageRecorder {
                 from: p.from.map(|ip| ip.to_string()),
             })
             .collect();
-        if let Err(e) = store.record_usage(uses).await {
+        if let Err(e) = upkeep.record_usage(uses).await {
             tracing::warn!(error = %e, uses = batch.len(), "could not record token use; will retry");
             self.restore(batch);
         }

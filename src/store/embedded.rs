@@ -7,7 +7,9 @@
 //! process: a second process (say `tessera token` while `tessera serve` runs) gets a clear
 //! error naming the file.
 
-use super::{Committed, StateDecoder, StoreError, TokenStore, Write, FEED_RETENTION};
+use super::{
+    Committed, KeepSuperAdmin, StateDecoder, StoreError, TokenStore, Write, FEED_RETENTION,
+};
 use crate::model::{
     AuditEntry, AuditRecord, FeedPage, StateChange, StateRecord, StateSnapshot, TokenRecord, Usage,
 };
@@ -227,6 +229,23 @@ fn current_record(
     Ok(record)
 }
 
+/// Refuse the write to `written` unless another record keeps a super-admin alive.
+fn check_keep(
+    records: &Table<'_, u128, &'static [u8]>,
+    written: Uuid,
+    keep: Option<KeepSuperAdmin>,
+) -> Result<(), StoreError> {
+    let Some(keep) = keep else { return Ok(()) };
+    for entry in records.iter().map_err(db_err)? {
+        let (_, value) = entry.map_err(db_err)?;
+        let record: TokenRecord = decode("token record", value.value())?;
+        if keep.kept_by(&record, written) {
+            return Ok(());
+        }
+    }
+    Err(StoreError::LastSuperAdmin(written))
+}
+
 impl Inner {
     fn commit(&self, write: Write) -> Result<Committed, StoreError> {
         let txn = self.db.begin_write().map_err(db_err)?;
@@ -264,8 +283,10 @@ impl Inner {
                     record,
                     state: entry,
                     audit: a,
+                    keep,
                 } => {
                     current_record(&records, record.id, *expect)?;
+                    check_keep(&records, record.id, *keep)?;
                     records
                         .insert(record.id.as_u128(), encode(record)?.as_slice())
                         .map_err(db_err)?;
@@ -286,8 +307,10 @@ impl Inner {
                     expect,
                     state: entry,
                     audit: a,
+                    keep,
                 } => {
                     let record = current_record(&records, *id, *expect)?;
+                    check_keep(&records, *id, *keep)?;
                     records.remove(id.as_u128()).map_err(db_err)?;
                     txn.open_table(USAGE)
                         .map_err(db_err)?

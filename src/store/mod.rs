@@ -91,6 +91,8 @@ pub enum Write {
         state: Option<Option<StateRecord>>,
         /// Appended with the record.
         audit: AuditEntry,
+        /// See [`KeepSuperAdmin`].
+        keep: Option<KeepSuperAdmin>,
     },
     /// A deleted token: the record goes, its name is freed, its state entry is set. Refused
     /// like [`Write::Replace`].
@@ -103,7 +105,28 @@ pub enum Write {
         state: StateRecord,
         /// Appended with the deletion.
         audit: AuditEntry,
+        /// See [`KeepSuperAdmin`].
+        keep: Option<KeepSuperAdmin>,
     },
+}
+
+/// A precondition on the other records, checked in the same atomic step as the write: some
+/// record other than the one written must be a super-admin that is live at `now` (it never
+/// expires, or expires after `now`). Refused with [`StoreError::LastSuperAdmin`]. Two
+/// administrators deleting the last two super-admins at once therefore cannot both succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepSuperAdmin {
+    /// The time at which the other super-admin must be live, in whole seconds.
+    pub now: DateTime<Utc>,
+}
+
+impl KeepSuperAdmin {
+    /// Whether `record`, other than `written`, keeps a super-admin alive at `self.now`.
+    pub fn kept_by(&self, record: &TokenRecord, written: Uuid) -> bool {
+        record.id != written
+            && record.permissions.is_super_admin()
+            && record.expires_at.is_none_or(|at| at > self.now)
+    }
 }
 
 /// What a committed write changed.
@@ -133,6 +156,9 @@ pub enum StoreError {
         /// The revision the record has (0 when it exists but no revision applies).
         actual: u64,
     },
+    /// The write would leave no live super-admin (see [`KeepSuperAdmin`]).
+    #[error("token {0} is the last live super-admin")]
+    LastSuperAdmin(Uuid),
     /// The store could not be reached or did not answer; the write may or may not have been
     /// applied only if it said so (see each backend).
     #[error("token store unavailable: {0}")]
@@ -155,6 +181,7 @@ impl StoreError {
             StoreError::NameTaken(_) => "name_taken",
             StoreError::NotFound(_) => "not_found",
             StoreError::Conflict { .. } => "conflict",
+            StoreError::LastSuperAdmin(_) => "last_super_admin",
             StoreError::Unavailable(_) => "store_unavailable",
             StoreError::Locked(_) => "store_locked",
             StoreError::Corrupt(_) => "store_corrupt",

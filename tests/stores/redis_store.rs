@@ -80,6 +80,7 @@ fn replace(record: &TokenRecord, state: Option<Option<StateRecord>>) -> (Write, 
             record: next.clone(),
             state,
             audit: audit(Action::Update, record),
+            keep: None,
         },
         next,
     )
@@ -91,6 +92,7 @@ fn delete(record: &TokenRecord) -> Write {
         expect: record.revision,
         state: deleted_entry(Some(now() + ChronoDuration::days(30))),
         audit: audit(Action::Delete, record),
+        keep: None,
     }
 }
 

@@ -5,7 +5,7 @@
 //! naming the binary; with `CI=true` it fails instead.
 
 use crate::support::backend::{
-    caller, new_token, perms, start_time, super_admin, trigger, Backend, Kind,
+    caller, new_super_admin, new_token, perms, start_time, super_admin, trigger, Backend, Kind,
 };
 use chrono::Duration;
 use std::collections::BTreeSet;
@@ -63,6 +63,8 @@ conformance!(
     concurrent_regenerates_leave_exactly_one_working_token,
     concurrent_updates_with_expected_revisions_lose_nothing,
     the_last_use_is_kept_apart_and_never_goes_back,
+    the_last_live_super_admin_is_never_deleted_or_demoted,
+    concurrent_deletes_of_the_last_two_super_admins_leave_one,
 );
 
 fn is_invalid(result: Result<impl std::fmt::Debug, LifecycleError>, field: &str) -> String {
@@ -75,7 +77,7 @@ fn is_invalid(result: Result<impl std::fmt::Debug, LifecycleError>, field: &str)
 async fn create_returns_a_working_token_and_a_record_without_it(b: Backend) {
     let service = b.service();
     let minted = service
-        .create(&caller(), new_token("ci-bot"))
+        .create(&caller(), new_super_admin("ci-bot"))
         .await
         .unwrap();
     let verified = b.offline_verifier().verify(minted.token.expose()).unwrap();
@@ -321,7 +323,10 @@ async fn update_changes_permissions_without_a_new_token(b: Backend) {
 
 async fn update_of_description_alone_leaves_the_state_map_alone(b: Backend) {
     let service = b.service();
-    let minted = service.create(&caller(), new_token("quiet")).await.unwrap();
+    let minted = service
+        .create(&caller(), new_super_admin("quiet"))
+        .await
+        .unwrap();
     let before = b.store.snapshot().await.unwrap();
     let update = TokenUpdate {
         description: Some("renamed purpose".into()),
@@ -867,4 +872,117 @@ async fn the_last_use_is_kept_apart_and_never_goes_back(b: Backend) {
         service.get(again.record.id).await.unwrap().last_used_at,
         None
     );
+}
+
+fn is_last_super_admin<T: std::fmt::Debug>(result: Result<T, LifecycleError>, id: uuid::Uuid) {
+    match result {
+        Err(LifecycleError::LastSuperAdmin(refused)) => assert_eq!(refused, id),
+        other => panic!("expected last_super_admin for {id}, got {other:?}"),
+    }
+}
+
+async fn the_last_live_super_admin_is_never_deleted_or_demoted(b: Backend) {
+    let service = b.service();
+    let a = service
+        .create(&caller(), new_super_admin("admin-a"))
+        .await
+        .unwrap()
+        .record
+        .id;
+    let demote = || TokenUpdate {
+        description: None,
+        permissions: Some(trigger("payments")),
+    };
+    is_last_super_admin(service.delete(&caller(), a, None).await, a);
+    is_last_super_admin(service.update(&caller(), a, demote(), None).await, a);
+    // What leaves a live super-admin is allowed: a new version, a new description.
+    service
+        .regenerate(&caller(), a, Expiry::Days(7), None)
+        .await
+        .unwrap();
+    let described = TokenUpdate {
+        description: Some("still the one".into()),
+        permissions: None,
+    };
+    service.update(&caller(), a, described, None).await.unwrap();
+    // The refusals are in the audit trail, under their own code.
+    let refused: Vec<_> = service
+        .audit(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.entry.outcome == "last_super_admin")
+        .map(|e| e.entry.action)
+        .collect();
+    assert_eq!(refused, [Action::Delete, Action::Update]);
+
+    // With a second one, either may go, but not both.
+    let b_id = service
+        .create(&caller(), new_super_admin("admin-b"))
+        .await
+        .unwrap()
+        .record
+        .id;
+    service.update(&caller(), a, demote(), None).await.unwrap();
+    is_last_super_admin(service.delete(&caller(), b_id, None).await, b_id);
+
+    // An expired super-admin is not live: it keeps nobody in.
+    let mut soon = new_super_admin("admin-soon");
+    soon.expires = Expiry::Days(7);
+    let c = service.create(&caller(), soon).await.unwrap().record.id;
+    service.delete(&caller(), b_id, None).await.unwrap();
+    b.clock.advance(Duration::days(8));
+    let d = service
+        .create(&caller(), new_super_admin("admin-d"))
+        .await
+        .unwrap()
+        .record
+        .id;
+    is_last_super_admin(service.delete(&caller(), d, None).await, d);
+    // And deleting the expired one takes nothing away.
+    service.delete(&caller(), c, None).await.unwrap();
+    let live: Vec<_> = service
+        .live_super_admins()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(live, [d]);
+}
+
+async fn concurrent_deletes_of_the_last_two_super_admins_leave_one(b: Backend) {
+    let service = Arc::new(b.service());
+    let mut kept = None;
+    for round in 0..10 {
+        let mut ids = Vec::new();
+        for i in 0..2 {
+            let name = format!("admin-{round}-{i}");
+            let minted = service.create(&caller(), new_super_admin(&name)).await;
+            ids.push(minted.unwrap().record.id);
+        }
+        // The one the round before kept goes first, so these two are the last two.
+        if let Some(old) = kept {
+            service.delete(&caller(), old, None).await.unwrap();
+        }
+        let deletes: Vec<_> = ids
+            .iter()
+            .map(|&id| {
+                let service = service.clone();
+                tokio::spawn(async move { service.delete(&caller(), id, None).await })
+            })
+            .collect();
+        let mut deleted = 0;
+        for delete in deletes {
+            match delete.await.unwrap() {
+                Ok(_) => deleted += 1,
+                Err(LifecycleError::LastSuperAdmin(_)) => {}
+                Err(e) => panic!("round {round}: {e}"),
+            }
+        }
+        assert_eq!(deleted, 1, "round {round}: exactly one delete wins");
+        let live = service.live_super_admins().await.unwrap();
+        assert_eq!(live.len(), 1, "round {round}");
+        kept = Some(live[0].id);
+    }
 }

@@ -153,12 +153,22 @@ pub fn trigger(project: &str) -> Permissions {
     ))
 }
 
+/// A token with a devtron-app grant: not a super-admin, so deleting it is never refused as the
+/// last one.
 pub fn new_token(name: &str) -> NewToken {
     NewToken {
         name: name.to_owned(),
         description: format!("{name} description"),
         expires: Expiry::Days(30),
+        permissions: trigger("payments"),
+    }
+}
+
+/// A super-admin token.
+pub fn new_super_admin(name: &str) -> NewToken {
+    NewToken {
         permissions: super_admin(),
+        ..new_token(name)
     }
 }
 

@@ -29,6 +29,10 @@ elseif op == 'replace' or op == 'delete' then
     return {'conflict', string.format('%d', rec.revision)}
   end
   name = rec.name
+  -- Keep a super-admin (ARGV[11], the time it must be live at): another record must be one.
+  if ARGV[11] ~= '' and not other_super_admin(records, id, ARGV[11]) then
+    return {'last_super_admin'}
+  end
 else
   return {'corrupt', 'unknown write ' .. tostring(op)}
 end

@@ -36,3 +36,22 @@ end
 local function add_change(feed, retention, rev, change)
   redis.call('XADD', feed, 'MAXLEN', '~', retention, string.format('%d-0', rev), 'change', change)
 end
+
+-- Whether a record other than `id` is a super-admin live at `now` (RFC 3339 text in whole
+-- seconds, UTC, with Z, as records hold their times): then its expiry, if any, sorts after.
+local function other_super_admin(records, id, now)
+  local all = redis.call('HGETALL', records)
+  for i = 1, #all, 2 do
+    if all[i] ~= id then
+      local ok, rec = pcall(cjson.decode, all[i + 1])
+      if ok and type(rec) == 'table' and type(rec.permissions) == 'table'
+          and rec.permissions.super_admin == true then
+        local at = rec.expires_at
+        if at == nil or at == cjson.null or (type(at) == 'string' and at > now) then
+          return true
+        end
+      end
+    end
+  end
+  return false
+end

@@ -10,9 +10,9 @@ pub(super) const LUA_PRELUDE: &str = include_str!("prelude.lua");
 /// One [`Write`]. KEYS: records, names, state, drops, rev, feed, audit, usage.
 /// ARGV: op (create|replace|delete), id, name (create) or expected revision, record JSON,
 /// audit JSON, state op (none|set|drop), state JSON, drop_after score or '', change JSON,
-/// feed retention.
+/// feed retention, and the time another super-admin must be live at or '' (`KeepSuperAdmin`).
 /// Returns {'ok', state revision or '0', audit seq}, {'name_taken'}, {'not_found'},
-/// {'conflict', actual revision} or {'corrupt', why}.
+/// {'conflict', actual revision}, {'last_super_admin'} or {'corrupt', why}.
 pub(super) const LUA_COMMIT: &str = include_str!("commit.lua");
 
 /// Record last uses. KEYS: records, usage. ARGV: triples of id, unix milliseconds, usage JSON.

@@ -6,7 +6,7 @@ impl TokenStore for RedisStore {
     async fn commit(&self, write: Write) -> Result<Committed, StoreError> {
         let keys = &self.inner.keys;
         // op, id, name or expect, record, audit, state op, state, drop score, change
-        let (op, id, third, record, audit, state) = match &write {
+        let (op, id, third, record, audit, state, keep) = match &write {
             Write::Create { record, audit } => (
                 "create",
                 record.id,
@@ -14,12 +14,14 @@ impl TokenStore for RedisStore {
                 encode(record)?,
                 audit,
                 None,
+                None,
             ),
             Write::Replace {
                 expect,
                 record,
                 state,
                 audit,
+                keep,
             } => (
                 "replace",
                 record.id,
@@ -27,12 +29,14 @@ impl TokenStore for RedisStore {
                 encode(record)?,
                 audit,
                 state.as_ref().map(Option::as_ref),
+                *keep,
             ),
             Write::Delete {
                 id,
                 expect,
                 state,
                 audit,
+                keep,
             } => (
                 "delete",
                 *id,
@@ -40,8 +44,13 @@ impl TokenStore for RedisStore {
                 String::new(),
                 audit,
                 Some(Some(state)),
+                *keep,
             ),
         };
+        // The script compares `expires_at` as text: both sides in whole seconds, UTC, with Z.
+        let keep = keep
+            .map(|k| k.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default();
         let (state_op, state_json, score, change) = match state {
             None => ("none", String::new(), String::new(), String::new()),
             Some(entry) => (
@@ -76,7 +85,8 @@ impl TokenStore for RedisStore {
             .arg(state_json)
             .arg(score)
             .arg(change)
-            .arg(FEED_RETENTION);
+            .arg(FEED_RETENTION)
+            .arg(keep);
         let reply = self
             .run_write("committing a token change", &invocation)
             .await?;
@@ -89,6 +99,7 @@ impl TokenStore for RedisStore {
             }
             Some("name_taken") => Err(StoreError::NameTaken(third)),
             Some("not_found") => Err(StoreError::NotFound(id)),
+            Some("last_super_admin") => Err(StoreError::LastSuperAdmin(id)),
             Some("conflict") => Err(StoreError::Conflict {
                 id,
                 expected: if op == "create" {
