@@ -108,6 +108,7 @@ pub use issuer::{IssueError, IssuedToken, Issuer, TokenSpec};
 pub use keys::{KeyError, KeyId, KeyRing, PublicKey, SecretKey};
 pub use permissions::{
     Access, ChartGroupRole, DevtronRole, HelmRole, KubernetesRole, PermissionError, Permissions,
+    TesseraRole,
 };
 pub use state::{MemoryState, NoState, StateEntry, StateError, TokenState};
 pub use verifier::{Reason, VerifiedToken, Verifier, VerifyError};

@@ -232,6 +232,18 @@ mod tests {
     const FOUR_GRANTS: &str = r#"{"iss":"tessera","jti":"0b6f1c4e-2a57-4d0e-9a4c-3f1d2e5b7a90","ver":3,"sub":"api-token:ci-bot","iat":"2026-11-28T01:02:03Z","nbf":"2026-11-28T01:02:03Z","exp":"2026-12-28T01:02:03Z","perm":{"grants":[{"resource":"devtron-app","role":"trigger","project":"payments","environments":["prod","staging"],"apps":["*"]},{"resource":"helm-app","role":"edit","project":"infra","environments":["prod-cluster__monitoring"],"apps":["graf*"]},{"resource":"kubernetes","role":"view","cluster":"prod","namespaces":["*"],"groups":["","apps"],"kinds":["Deployment","Pod"],"names":["*"]},{"resource":"chart-group","role":"view","groups":["*"]}]}}"#;
 
     #[test]
+    fn a_tessera_grant_takes_the_fast_path_too() {
+        let payload = FOUR_GRANTS.replacen(
+            r#"{"resource":"chart-group","role":"view","groups":["*"]}"#,
+            r#"{"resource":"tessera","role":"read-state"}"#,
+            1,
+        );
+        let fast = parse(payload.as_bytes()).expect("canonical");
+        assert_eq!(Some(&fast), full(payload.as_bytes()).as_ref());
+        assert_eq!(fast.to_json(), payload.as_bytes());
+    }
+
+    #[test]
     fn the_issuers_layout_takes_the_fast_path_and_agrees_with_the_full_parser() {
         let fast = parse(FOUR_GRANTS.as_bytes()).expect("canonical");
         assert_eq!(Some(&fast), full(FOUR_GRANTS.as_bytes()).as_ref());

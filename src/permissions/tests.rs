@@ -196,6 +196,59 @@ fn a_chart_group_role_allows_exactly_the_roles_up_to_it() {
 }
 
 #[test]
+fn a_tessera_role_allows_exactly_the_roles_up_to_it_and_nothing_else() {
+    assert_eq!(
+        TesseraRole::ALL.map(TesseraRole::as_str),
+        ["introspect", "read-state"]
+    );
+    assert_ladder(&TesseraRole::ALL, |granted, required| {
+        grants(vec![Grant::Tessera(TesseraGrant { role: granted })])
+            .allows(&Access::Tessera { role: required })
+    });
+    // A tessera grant answers no question about another resource, and no grant of another
+    // resource answers one about tessera.
+    let read_state = grants(vec![Grant::Tessera(TesseraGrant {
+        role: TesseraRole::ReadState,
+    })]);
+    assert!(!read_state.allows(&Access::ChartGroup {
+        role: ChartGroupRole::View,
+        group: "base",
+    }));
+    assert!(
+        !grants(vec![chart_group(ChartGroupRole::Admin, &["*"])]).allows(&Access::Tessera {
+            role: TesseraRole::Introspect
+        })
+    );
+    assert!(Permissions::SuperAdmin.allows(&Access::Tessera {
+        role: TesseraRole::ReadState
+    }));
+}
+
+#[test]
+fn a_tessera_grant_has_a_role_and_no_scope() {
+    let json = r#"{"grants":[{"resource":"tessera","role":"read-state"}]}"#;
+    let read = parse(json).unwrap();
+    assert_eq!(serde_json::to_string(&read).unwrap(), json);
+    assert_eq!(read.summary(), "tessera:read-state");
+    assert_rejected(
+        r#"{"grants":[{"resource":"tessera","role":"read-state","groups":["*"]}]}"#,
+        "groups",
+    );
+    assert_rejected(
+        r#"{"grants":[{"resource":"tessera","role":"admin"}]}"#,
+        "introspect",
+    );
+    assert_rejected(r#"{"grants":[{"resource":"tessera"}]}"#, "role");
+    let question = Access::from_fields("tessera", "introspect", |_| None).unwrap();
+    assert_eq!(
+        question,
+        Access::Tessera {
+            role: TesseraRole::Introspect
+        }
+    );
+}
+
+#[test]
 fn exact_patterns_match_only_the_same_bytes() {
     let exact = pattern("payments");
     assert_eq!(exact, Pattern::Exact("payments".into()));

@@ -85,7 +85,7 @@ pub fn table() -> Vec<Route> {
     let mut routes = Vec::new();
     routes.extend(auth_routes("/v1/auth"));
     routes.extend(auth_routes("/v1/auth/"));
-    routes.extend(auth_routes("/v1/auth/{*path}"));
+    routes.extend(auth_routes("/v1/auth/{path}"));
     routes.extend(PUBLIC_AND_VERIFY);
     routes.extend(MANAGEMENT);
     routes

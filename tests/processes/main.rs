@@ -5,4 +5,5 @@
 mod support;
 
 mod gateways;
+mod safe_admin;
 mod serve_processes;

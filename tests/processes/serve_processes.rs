@@ -76,10 +76,27 @@ async fn a_change_through_one_instance_is_enforced_by_the_others() {
     let client = Client::new();
     ready(&client, &a).await;
     ready(&client, &b).await;
+    // The edge reads the state with the least it needs, not a super-admin token.
+    let state_token: Value = client
+        .post(format!("{}/v1/tokens", a.base))
+        .bearer_auth(&admin)
+        .json(
+            &json!({"name": "edge", "expires": "30d", "permissions": {"grants": [
+            {"resource": "tessera", "role": "read-state"}]}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let edge = Serve::start(
         dir.path(),
         &["--verify-only", "--keys", "public", "--state-from", &a.base],
-        &[("TESSERA_STATE_TOKEN", &admin)],
+        &[(
+            "TESSERA_STATE_TOKEN",
+            state_token["token"].as_str().unwrap(),
+        )],
     );
     ready(&client, &edge).await;
 

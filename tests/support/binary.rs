@@ -100,6 +100,8 @@ pub struct Serve {
     process: Process,
     /// `http://ADDR`.
     pub base: String,
+    /// Where its log (stderr, at `info`) goes, for [`Serve::start_logged`].
+    log: Option<PathBuf>,
 }
 
 impl Serve {
@@ -114,20 +116,48 @@ impl Serve {
     /// `tessera serve ARGS` in `dir` with `env`, expected to listen on `listen` (which the
     /// caller passes in `args`, the environment or a configuration file).
     pub fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)], listen: &str) -> Self {
+        Self::spawn_logging(dir, args, env, listen, None)
+    }
+
+    /// [`Serve::start`], with its log kept in a file of `dir` for [`Serve::log`].
+    pub fn start_logged(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut all = vec!["--listen", &listen];
+        all.extend_from_slice(args);
+        let log = dir.join(format!("serve-{port}.log"));
+        Self::spawn_logging(dir, &all, env, &listen, Some(log))
+    }
+
+    fn spawn_logging(
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        listen: &str,
+        log: Option<PathBuf>,
+    ) -> Self {
         let mut command = tessera(dir);
-        command
-            .arg("serve")
-            .args(args)
-            .env("TESSERA_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        command.arg("serve").args(args).stdout(Stdio::null());
+        match &log {
+            Some(path) => command
+                .env("TESSERA_LOG", "info")
+                .stderr(std::fs::File::create(path).unwrap()),
+            None => command.env("TESSERA_LOG", "warn").stderr(Stdio::null()),
+        };
         for (key, value) in env {
             command.env(key, value);
         }
         Self {
             process: Process(command.spawn().unwrap()),
             base: format!("http://{listen}"),
+            log,
         }
+    }
+
+    /// What it has logged so far (for [`Serve::start_logged`]).
+    pub fn log(&self) -> String {
+        let path = self.log.as_ref().expect("started with start_logged");
+        std::fs::read_to_string(path).unwrap()
     }
 
     /// Wait until `/readyz` answers 200.

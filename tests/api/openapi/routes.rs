@@ -140,10 +140,16 @@ async fn the_document_lists_exactly_the_routes_the_router_serves() {
 
     // A verify-only instance (following the issuer over HTTP) documents and serves only what
     // verifies.
+    let (state_token, _) = app
+        .create(
+            "edge",
+            r#"{"grants": [{"resource": "tessera", "role": "read-state"}]}"#,
+        )
+        .await;
     let edge = Server::listen(ServerConfig {
         keys_dir: app.dir.path().join("keys"),
         verify_only: true,
-        state_from: Some((app.server.base.as_url().to_owned(), app.admin.clone())),
+        state_from: Some((app.server.base.as_url().to_owned(), state_token)),
         ..ServerConfig::default()
     })
     .await;
