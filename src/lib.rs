@@ -22,6 +22,7 @@
 //! | `lifecycle` | the token lifecycle and its rules on any store (feature `store`) |
 //! | `startup` | the composition root: configuration → keys, store, issuer, mirror, the server's state (feature `server`) |
 //! | `server` | the HTTP service (feature `server`): router, extractors, errors |
+//! | `http_state_source` | an issuer's `/v1/state` as the state mirror's source, for edges (feature `server`) |
 //! | `mirror` | the state mirror: a verifier's copy of a store's state map, following its feed (feature `store`) |
 //! | `client` | the HTTP client of the `/v1` API, for the remote CLI and verify-only edges (feature `client`) |
 //! | [`redact`] | credentials out of messages |
@@ -78,6 +79,8 @@ pub mod claims;
 pub mod client;
 pub mod clock;
 pub mod ed25519;
+#[cfg(feature = "server")]
+pub mod http_state_source;
 pub mod issuer;
 pub mod keys;
 #[cfg(feature = "store")]

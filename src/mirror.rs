@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Where a mirror reads the token state from: a [`TokenStore`] (every store is one), or an
-/// issuer's `/v1/state` over HTTP (`crate::server::HttpStateSource`).
+/// issuer's `/v1/state` over HTTP (`crate::http_state_source::HttpStateSource`).
 ///
 /// The contract is the store's for these two calls: a snapshot is never behind its revision,
 /// and `changes_since` returns changes in order without gaps, or [`FeedPage::Reload`].

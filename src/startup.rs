@@ -4,11 +4,12 @@
 //! and assembles the [`AppState`] the HTTP service runs on. Nothing else wires these together;
 //! the command line only turns flags, variables and a config file into a [`ServerConfig`].
 
+use crate::http_state_source::HttpStateSource;
 use crate::issuer::Issuer;
 use crate::keys::{self, KeyError, KeyId, KeyRing};
 use crate::lifecycle::{Caller, Expiry, NewToken, Policy, Service, TokenService, Upkeep};
 use crate::mirror::{MirrorOptions, StateMirror};
-use crate::server::{AppState, HttpStateSource, Parts, Tokens};
+use crate::server::{AppState, Parts, Tokens};
 use crate::store::{AnyStore, StoreError};
 use crate::verifier::{Verifier, DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS};
 use std::net::IpAddr;

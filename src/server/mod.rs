@@ -9,7 +9,7 @@
 //! | `metrics` | Prometheus counters and `/metrics` |
 //! | `openapi` | `/openapi.json`: what the handlers' annotations do not say |
 //! | `routes` | what each route needs of its caller, in one table |
-//! | `state_feed` | `GET /v1/state` and the HTTP state source of verify-only instances |
+//! | `state_feed` | `GET /v1/state`, for verify-only instances |
 //! | `ui` | the API tokens web page at `/`, a client of the `/v1` API like any other |
 //! | `usage` | last use of each token, noted in memory and written in batches |
 //! | `verify` | forward authentication, introspection and the public keys |
@@ -25,7 +25,7 @@ mod handlers;
 mod metrics;
 mod openapi;
 mod routes;
-mod state_feed;
+pub(crate) mod state_feed;
 mod ui;
 mod usage;
 mod verify;
@@ -34,7 +34,6 @@ pub use auth::{client_address, presented, Admin, Authenticated, ClientAddr, Stat
 pub use error::ApiError;
 pub use metrics::Track;
 pub use routes::{table as route_table, Need, Route};
-pub use state_feed::HttpStateSource;
 
 use crate::keys::KeyRing;
 use crate::lifecycle::Upkeep;
