@@ -155,7 +155,10 @@ pub(super) fn check(token: &VerifiedToken, need: Need) -> Result<(), ApiError> {
     if met {
         return Ok(());
     }
-    Err(ApiError::forbidden(format!("this needs {need}")))
+    Err(ApiError::forbidden(match need {
+        Need::SuperAdmin => "managing tokens needs a super-admin token".to_owned(),
+        need => format!("this needs {need}"),
+    }))
 }
 
 /// The token service of an issuer, for a caller that met `need`.
