@@ -351,7 +351,8 @@ where
     responses(
         (status = OK, description = "The changed record.", body = RecordView,
          headers(("ETag" = inline(schemas::ETag), description = "The record revision, for `If-Match`."))),
-        errors::Management, errors::JsonBody, errors::NotFound, errors::PreconditionFailed
+        errors::Management, errors::JsonBody, errors::NotFound, errors::PreconditionFailed,
+        errors::Conflict
     )
 )]
 pub async fn update(
@@ -442,7 +443,8 @@ pub async fn regenerate(
     params(TokenId, IfMatch),
     responses(
         (status = NO_CONTENT, description = "Deleted."),
-        errors::Management, errors::BadRequest, errors::NotFound, errors::PreconditionFailed
+        errors::Management, errors::BadRequest, errors::NotFound, errors::PreconditionFailed,
+        errors::Conflict
     )
 )]
 pub async fn delete(

@@ -54,7 +54,10 @@ pub(super) fn components() -> Vec<(String, RefOr<Response>)> {
         ("NotFound", error_response("No token has that id.")),
         (
             "Conflict",
-            error_response("A live token already has that name (`name_taken`)."),
+            error_response(
+                "A live token already has that name (`name_taken`), or the change would leave \
+                 no live super-admin (`last_super_admin`).",
+            ),
         ),
         (
             "PreconditionFailed",
@@ -133,7 +136,7 @@ error_set! {
 }
 
 error_set! {
-    /// The name is taken.
+    /// The name is taken, or the last live super-admin would go.
     Conflict: "409" => "Conflict"
 }
 
