@@ -149,6 +149,11 @@ impl Actor {
         Self(format!("token:{id}"))
     }
 
+    /// Whoever sent a leak report: anyone may, so nobody in particular.
+    pub fn leak_report() -> Self {
+        Self("leak-report".to_owned())
+    }
+
     /// A local operator, by operating-system user name.
     pub fn local(user: &str) -> Self {
         Self(format!("local:{user}"))
@@ -208,6 +213,10 @@ pub enum Action {
     Regenerate,
     /// A token was deleted.
     Delete,
+    /// A token was revoked by its holder (RFC 7009).
+    Revoked,
+    /// A token was revoked because a leak report held it.
+    Leaked,
 }
 
 impl Action {
@@ -218,6 +227,8 @@ impl Action {
             Action::Update => "update",
             Action::Regenerate => "regenerate",
             Action::Delete => "delete",
+            Action::Revoked => "revoked",
+            Action::Leaked => "leaked",
         }
     }
 }
@@ -240,6 +251,9 @@ pub struct AuditEntry {
     pub outcome: String,
     /// The client address, when the action came over the network.
     pub from: Option<String>,
+    /// More about the action, e.g. where a leak report says the token was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// An audit-trail entry with its position.

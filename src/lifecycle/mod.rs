@@ -394,6 +394,52 @@ impl<S: TokenStore> TokenService<S> {
             .await
     }
 
+    /// Revoke version `version` of token `id`, as its holder asks (RFC 7009, `Action::Revoked`)
+    /// or a leak report does (`Action::Leaked`, with `note` saying where it was found): the
+    /// token dies everywhere and its record goes, as on delete. `false` when that version is
+    /// no longer the live one (nothing to do). The last-super-admin rule does not apply: a
+    /// token its holder or a finder wants dead must die, and `--bootstrap-token` brings a
+    /// super-admin back.
+    pub async fn revoke(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        version: u32,
+        action: Action,
+        note: Option<String>,
+    ) -> Result<bool, LifecycleError> {
+        let note = &note;
+        let result = self
+            .retrying_get(id, None, |current| async move {
+                if current.version != version {
+                    return Ok(false);
+                }
+                let state = StateRecord {
+                    deleted: true,
+                    min_ver: 0,
+                    perm: None,
+                    drop_after: self.drop_after(current.issued_until),
+                };
+                let mut audit = self.audit_entry(caller, action, &current, "ok");
+                audit.note.clone_from(note);
+                self.store
+                    .commit(Write::Delete {
+                        id,
+                        expect: current.revision,
+                        state,
+                        audit,
+                        keep: None,
+                    })
+                    .await?;
+                Ok(true)
+            })
+            .await;
+        match result {
+            Err(LifecycleError::NotFound(_)) => Ok(false),
+            result => result,
+        }
+    }
+
     /// Up to `limit` audit entries after position `after`, oldest first.
     pub async fn audit(
         &self,
@@ -505,6 +551,7 @@ impl<S: TokenStore> TokenService<S> {
             target_name: Some(record.name.clone()),
             outcome: outcome.to_owned(),
             from: caller.from.clone(),
+            note: None,
         }
     }
 
@@ -545,6 +592,7 @@ impl<S: TokenStore> TokenService<S> {
             target_name,
             outcome: error.code().to_owned(),
             from: caller.from.clone(),
+            note: None,
         };
         let _ = self.store.append_audit(entry).await;
     }

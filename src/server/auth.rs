@@ -10,7 +10,7 @@ use super::error::ApiError;
 use super::routes::Need;
 use super::AppState;
 use crate::lifecycle::{Caller, LifecycleError, Service};
-use crate::model::Actor;
+use crate::model::{Action, Actor};
 use crate::model::{FeedPage, StateSnapshot};
 use crate::permissions::{Access, TesseraRole};
 use crate::VerifiedToken;
@@ -236,5 +236,62 @@ impl FromRequestParts<AppState> for StateReader {
         let need = Need::Tessera(TesseraRole::ReadState);
         let (tokens, _) = gate(parts, state, need).await?;
         Ok(Self { tokens })
+    }
+}
+
+/// A request that may ask about other tokens (`tessera` `introspect`, or a super-admin).
+pub struct Introspector;
+
+impl FromRequestParts<AppState> for Introspector {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Authenticated { token, .. } = Authenticated::from_request_parts(parts, state).await?;
+        check(&token, Need::Tessera(TesseraRole::Introspect))?;
+        Ok(Self)
+    }
+}
+
+/// The power to revoke a token, which takes the token itself, verified: holding a valid token
+/// is the authority to revoke it (RFC 7009), and only the verifier makes a [`VerifiedToken`].
+pub struct Revoker {
+    tokens: std::sync::Arc<Tokens>,
+    from: Option<String>,
+}
+
+impl Revoker {
+    /// Revoke `token`, as its holder asks (`Action::Revoked`) or a leak report does
+    /// (`Action::Leaked`, with where it was found). `false` when it was not the live version.
+    pub async fn revoke(
+        &self,
+        token: &VerifiedToken,
+        action: Action,
+        note: Option<String>,
+    ) -> Result<bool, LifecycleError> {
+        let actor = match action {
+            Action::Leaked => Actor::leak_report(),
+            _ => Actor::token(token.id()),
+        };
+        let caller = Caller {
+            actor,
+            from: self.from.clone(),
+        };
+        self.tokens
+            .0
+            .revoke(&caller, token.id(), token.version(), action, note)
+            .await
+    }
+}
+
+impl FromRequestParts<AppState> for Revoker {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let from = client_address(parts, state.trusted_proxies()).map(|ip| ip.to_string());
+        let tokens = state
+            .tokens()
+            .cloned()
+            .ok_or_else(|| ApiError::not_found("this instance only verifies tokens"))?;
+        Ok(Self { tokens, from })
     }
 }

@@ -7,6 +7,7 @@
 //! | `error` | [`ApiError`]: the JSON error shape and the status of every code |
 //! | `handlers` | the management endpoints and health |
 //! | `metrics` | Prometheus counters and `/metrics` |
+//! | `oauth` | RFC 7009 revocation, RFC 7662 introspection, RFC 8414 metadata, leak reports |
 //! | `openapi` | `/openapi.json`: what the handlers' annotations do not say |
 //! | `routes` | what each route needs of its caller, in one table |
 //! | `state_feed` | `GET /v1/state`, for verify-only instances |
@@ -23,6 +24,7 @@ mod auth;
 mod error;
 mod handlers;
 mod metrics;
+mod oauth;
 mod openapi;
 mod routes;
 pub(crate) mod state_feed;
@@ -30,7 +32,9 @@ mod ui;
 mod usage;
 mod verify;
 
-pub use auth::{client_address, presented, Admin, Authenticated, ClientAddr, StateReader};
+pub use auth::{
+    client_address, presented, Admin, Authenticated, ClientAddr, Introspector, Revoker, StateReader,
+};
 pub use error::ApiError;
 pub use metrics::Track;
 pub use routes::{table as route_table, Need, Route};
@@ -211,6 +215,7 @@ fn api(verify_only: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(verify::forward_auth_prefixed))
         .routes(routes!(verify::verify))
         .routes(routes!(verify::keys))
+        .routes(routes!(oauth::introspect))
         .routes(routes!(handlers::healthz))
         .routes(routes!(handlers::readyz))
         .routes(routes!(openapi::document))
@@ -221,7 +226,10 @@ fn api(verify_only: bool) -> OpenApiRouter<AppState> {
             .routes(routes!(handlers::show, handlers::update, handlers::delete))
             .routes(routes!(handlers::regenerate))
             .routes(routes!(handlers::audit))
-            .routes(routes!(state_feed::state));
+            .routes(routes!(state_feed::state))
+            .routes(routes!(oauth::revoke))
+            .routes(routes!(oauth::leaks))
+            .routes(routes!(oauth::metadata));
     }
     api
 }

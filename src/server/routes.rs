@@ -58,8 +58,21 @@ const fn auth_routes(path: &'static str) -> [Route; 7] {
     routes
 }
 
-const PUBLIC_AND_VERIFY: [Route; 7] = [
+const PUBLIC_AND_VERIFY: [Route; 11] = [
     route("POST", "/v1/verify", Need::Nothing),
+    // Holding the token is the authority (RFC 7009); a leak report needs none.
+    route("POST", "/v1/revoke", Need::Nothing),
+    route("POST", "/v1/leaks", Need::Nothing),
+    route(
+        "POST",
+        "/v1/introspect",
+        Need::Tessera(TesseraRole::Introspect),
+    ),
+    route(
+        "GET",
+        "/.well-known/oauth-authorization-server",
+        Need::Nothing,
+    ),
     route("GET", "/v1/keys", Need::Nothing),
     route("GET", "/healthz", Need::Nothing),
     route("GET", "/readyz", Need::Nothing),

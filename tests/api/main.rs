@@ -7,5 +7,6 @@ mod support;
 
 mod access;
 mod hostile;
+mod oauth;
 mod openapi;
 mod server;

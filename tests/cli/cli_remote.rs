@@ -375,6 +375,7 @@ fn local_and_remote_modes_print_the_same() {
                 target_name: Some(format!("refused-{i}")),
                 outcome: "invalid_request".into(),
                 from: Some("203.0.113.7".into()),
+                note: None,
             };
             store.append_audit(entry).await.unwrap();
         }

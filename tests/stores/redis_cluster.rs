@@ -73,6 +73,7 @@ fn note(outcome: &str) -> AuditEntry {
         target_name: None,
         outcome: outcome.to_owned(),
         from: None,
+        note: None,
     }
 }
 

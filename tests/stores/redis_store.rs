@@ -59,6 +59,7 @@ fn audit(action: Action, record: &TokenRecord) -> AuditEntry {
         target_name: Some(record.name.clone()),
         outcome: "ok".into(),
         from: None,
+        note: None,
     }
 }
 

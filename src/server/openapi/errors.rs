@@ -126,6 +126,21 @@ error_set! {
 }
 
 error_set! {
+    /// What an operation with a form body can answer besides.
+    FormBody: "400" => "BadRequest", "413" => "PayloadTooLarge", "415" => "UnsupportedMediaType"
+}
+
+error_set! {
+    /// A caller without a valid token, or short of the operation's need.
+    Caller: "401" => "Unauthorized", "403" => "Forbidden"
+}
+
+error_set! {
+    /// The store did not answer.
+    Unavailable: "503" => "Unavailable"
+}
+
+error_set! {
     /// A malformed query or header.
     BadRequest: "400" => "BadRequest"
 }

@@ -104,7 +104,15 @@ pub fn base() -> OpenApi {
         .info(info)
         .tags(Some([
             tag("tokens", "Token management: super-admin tokens only."),
-            tag("state", "The token state feed: super-admin tokens only."),
+            tag(
+                "state",
+                "The token state feed: tessera read-state or super-admin tokens.",
+            ),
+            tag(
+                "oauth",
+                "OAuth 2: revocation (RFC 7009), introspection (RFC 7662), metadata (RFC 8414), \
+                 and leak reports.",
+            ),
             tag("verify", "Verification, for gateways and services."),
             tag("operations", "Health, metrics and this document."),
         ]))

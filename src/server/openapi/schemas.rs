@@ -106,13 +106,20 @@ impl ToSchema for OpenApiDocument {}
 impl PartialSchema for AuditRecord {
     fn schema() -> RefOr<Schema> {
         match Action::Create {
-            Action::Create | Action::Update | Action::Regenerate | Action::Delete => {}
+            Action::Create
+            | Action::Update
+            | Action::Regenerate
+            | Action::Delete
+            | Action::Revoked
+            | Action::Leaked => {}
         }
         let actions = [
             Action::Create,
             Action::Update,
             Action::Regenerate,
             Action::Delete,
+            Action::Revoked,
+            Action::Leaked,
         ];
         let fields = [
             (
@@ -126,7 +133,7 @@ impl PartialSchema for AuditRecord {
                 "actor",
                 string().description(Some(
                     "`token:<id>` for a token holder, `local:<user>` for an operator on the \
-                     store's machine.",
+                     store's machine, `leak-report` for a leak report.",
                 )),
             ),
             ("action", string().enum_values(Some(actions.map(wire)))),
@@ -154,6 +161,13 @@ impl PartialSchema for AuditRecord {
             .fold(closed(), |object, (name, schema)| {
                 object.property(name, schema).required(name)
             })
+            .property(
+                "note",
+                string().description(Some(
+                    "More about the action: for `leaked`, where the report says the token was \
+                     found.",
+                )),
+            )
             .into()
     }
 }
