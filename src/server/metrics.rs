@@ -17,7 +17,7 @@ use std::task::{ready, Context, Poll};
 use tower::Service;
 
 /// Route labels, in the order of the counters.
-const ROUTES: [&str; 13] = [
+const ROUTES: [&str; 17] = [
     "/v1/tokens",
     "/v1/tokens/{id}",
     "/v1/tokens/{id}/regenerate",
@@ -26,6 +26,10 @@ const ROUTES: [&str; 13] = [
     "/v1/verify",
     "/v1/keys",
     "/v1/state",
+    "/v1/introspect",
+    "/v1/revoke",
+    "/v1/leaks",
+    "/.well-known/oauth-authorization-server",
     "/healthz",
     "/readyz",
     "/metrics",

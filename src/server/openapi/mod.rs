@@ -282,6 +282,7 @@ mod tests {
             "/v1/auth",
             "/v1/auth/",
             "/v1/auth/{path}",
+            "/v1/introspect",
             "/v1/keys",
             "/v1/verify",
         ];
