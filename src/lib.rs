@@ -114,4 +114,4 @@ pub use permissions::{
     TesseraRole,
 };
 pub use state::{MemoryState, NoState, StateEntry, StateError, TokenState};
-pub use verifier::{Reason, VerifiedToken, Verifier, VerifyError};
+pub use verifier::{Lookup, Reason, Unchecked, VerifiedToken, Verifier, VerifyError};

@@ -39,6 +39,9 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpAddr>,
     /// How often the last use of tokens is written to the store.
     pub usage_flush: Duration,
+    /// Bad signatures a client may send in a window before its checks are refused for a
+    /// cool-down (0: no budget).
+    pub bad_signature_budget: u32,
     /// Verify only: no secret key, no management API; the token state comes from
     /// [`ServerConfig::state_from`] or, when that is `None`, from a shared store.
     pub verify_only: bool,
@@ -66,6 +69,7 @@ impl Default for ServerConfig {
             policy: Policy::default(),
             trusted_proxies: Vec::new(),
             usage_flush: Duration::from_secs(5),
+            bad_signature_budget: crate::server::budget::DEFAULT_LIMIT,
             verify_only: false,
             state_from: None,
             bootstrap_token: None,
@@ -352,5 +356,6 @@ fn assemble(
         upkeep,
         trusted_proxies: config.trusted_proxies.clone(),
         usage_flush: config.usage_flush,
+        bad_signature_budget: config.bad_signature_budget,
     })
 }

@@ -254,6 +254,27 @@ impl fmt::Debug for VerifiedToken {
     }
 }
 
+/// What [`Verifier::look_up`] found.
+#[derive(Debug)]
+pub enum Lookup<'t> {
+    /// The verdict, reached without a signature check.
+    Answered(Result<VerifiedToken, VerifyError>),
+    /// The token needs its signature checked.
+    NeedsSignature(Unchecked<'t>),
+}
+
+/// A token that needs its signature checked: see [`Verifier::verify_signature`].
+pub struct Unchecked<'t> {
+    token: &'t str,
+    miss: crate::cache::Miss,
+}
+
+impl fmt::Debug for Unchecked<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Unchecked").finish_non_exhaustive()
+    }
+}
+
 /// Verifies tokens against a key ring, a clock and a token state. Cheap to share: wrap it in an
 /// `Arc` and call [`Verifier::verify`] from any thread.
 pub struct Verifier {
@@ -335,6 +356,35 @@ impl Verifier {
 
     /// Verify an untrusted token string. See the module docs for the order of checks.
     pub fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+        match self.look_up(token) {
+            Lookup::Answered(answer) => answer,
+            Lookup::NeedsSignature(unchecked) => self.verify_signature(unchecked),
+        }
+    }
+
+    /// [`Verifier::verify`] in two steps, for a server that rations signature checks: the
+    /// answer when it needs no signature check (the token is cached, or refused before any
+    /// parsing), otherwise the token to give to [`Verifier::verify_signature`] when there is
+    /// room.
+    pub fn look_up<'t>(&self, token: &'t str) -> Lookup<'t> {
+        if let Err(e) = Self::check_size(token) {
+            return Lookup::Answered(Err(e));
+        }
+        match self.cache.get(token) {
+            Ok(checked) => Lookup::Answered(self.check_dynamic(checked)),
+            Err(miss) => Lookup::NeedsSignature(Unchecked { token, miss }),
+        }
+    }
+
+    /// The rest of [`Verifier::verify`] for a token [`Verifier::look_up`] could not answer.
+    pub fn verify_signature(&self, unchecked: Unchecked<'_>) -> Result<VerifiedToken, VerifyError> {
+        let Unchecked { token, miss } = unchecked;
+        let checked = Arc::new(self.check_static(token)?);
+        self.cache.offer(miss, token, checked.clone());
+        self.check_dynamic(checked)
+    }
+
+    fn check_size(token: &str) -> Result<(), VerifyError> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(VerifyError::new(
                 Reason::Malformed,
@@ -344,14 +394,11 @@ impl Verifier {
         if !token.starts_with(paseto::HEADER) {
             return Err(VerifyError::new(Reason::Malformed, "not a v4.public token"));
         }
-        let checked = match self.cache.get(token) {
-            Ok(checked) => checked,
-            Err(miss) => {
-                let checked = Arc::new(self.check_static(token)?);
-                self.cache.offer(miss, token, checked.clone());
-                checked
-            }
-        };
+        Ok(())
+    }
+
+    /// The checks that run on every call, cached or not.
+    fn check_dynamic(&self, checked: Arc<Checked>) -> Result<VerifiedToken, VerifyError> {
         let now = self.clock.now();
         self.check_time(&checked, now.timestamp())?;
         self.check_state(checked, now)
@@ -471,6 +518,45 @@ mod tests {
             verifier.cache_stats(),
             (1, 4),
             "one hit; three tampered, one first sight"
+        );
+    }
+
+    #[test]
+    fn only_a_cached_or_malformed_token_is_answered_without_a_signature_check() {
+        let ring = Arc::new(KeyRing::new([RingKey::with_secret(
+            SecretKey::generate().unwrap(),
+            Utc::now(),
+        )]));
+        let token = Issuer::new(ring.clone())
+            .unwrap()
+            .issue(&TokenSpec {
+                id: Uuid::new_v4(),
+                version: 1,
+                name: "fast",
+                expires_at: None,
+                permissions: &Permissions::SuperAdmin,
+            })
+            .unwrap();
+        let verifier = Verifier::new(ring);
+        let mut forged = token.expose().to_owned();
+        forged.insert(20, 'A');
+        let answered = |token| match verifier.look_up(token) {
+            Lookup::Answered(answer) => Some(answer),
+            Lookup::NeedsSignature(_) => None,
+        };
+        assert!(answered(&forged).is_none());
+        let Lookup::NeedsSignature(unchecked) = verifier.look_up(token.expose()) else {
+            panic!("a token never seen needs its signature checked");
+        };
+        assert_eq!(verifier.verify_signature(unchecked).unwrap().name(), "fast");
+        let malformed = answered("v3.public.x").unwrap();
+        assert_eq!(malformed.unwrap_err().reason(), Reason::Malformed);
+        let hit = answered(token.expose()).unwrap();
+        assert_eq!(hit.unwrap().name(), "fast");
+        assert_eq!(
+            verifier.cache_stats(),
+            (1, 2),
+            "one lookup a call: the forged token and the first sight missed, then a hit"
         );
     }
 }

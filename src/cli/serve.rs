@@ -75,6 +75,12 @@ pub(crate) struct ServeArgs {
     )]
     trusted_proxies: Vec<std::net::IpAddr>,
 
+    /// Tokens with bad signatures one client may send in 10 s before its signature checks are
+    /// refused (429) for 60 s; its tokens already verified keep working (0: no limit)
+    #[arg(long, value_name = "COUNT", env = "TESSERA_BAD_SIGNATURE_BUDGET",
+          default_value_t = crate::server::budget::DEFAULT_LIMIT)]
+    bad_signature_budget: u32,
+
     /// Only verify: /v1/auth, /v1/verify, /v1/keys, health and metrics; no management API and
     /// no secret key needed (public key files suffice). The token state comes from
     /// --state-from, or from a shared --store (Redis)
@@ -117,9 +123,8 @@ pub(crate) struct ServeArgs {
 pub(crate) const AFTER_HELP: &str = "\
 Each option is taken from the command line, else its TESSERA_* variable, else the --config
 file (TOML, keys as the long names: listen, keys, store, issuer, leeway, staleness-bound,
-fail-open, max-lifetime-days, trusted-proxy, verify-only, state-from, bootstrap-token,
-bootstrap-expires), else
-its default.
+fail-open, max-lifetime-days, trusted-proxy, bad-signature-budget, verify-only, state-from,
+bootstrap-token, bootstrap-expires), else its default.
 Logs go to stderr; set TESSERA_LOG (e.g. `debug`, `tessera=debug`) to change the level.
 Stop with Ctrl-C or SIGTERM: requests in flight are finished first.
 
@@ -167,6 +172,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             ..Policy::default()
         },
         trusted_proxies: args.trusted_proxies,
+        bad_signature_budget: args.bad_signature_budget,
         verify_only: args.verify_only,
         state_from: match args.state_from {
             Some(url) => {
@@ -249,6 +255,7 @@ struct FileConfig {
     fail_open: Option<bool>,
     max_lifetime_days: Option<u32>,
     trusted_proxy: Option<Vec<std::net::IpAddr>>,
+    bad_signature_budget: Option<u32>,
     verify_only: Option<bool>,
     state_from: Option<String>,
     bootstrap_token: Option<PathBuf>,
@@ -315,6 +322,11 @@ fn apply_file(
         }
     }
     take!(trusted_proxy, "trusted_proxies", args.trusted_proxies);
+    take!(
+        bad_signature_budget,
+        "bad_signature_budget",
+        args.bad_signature_budget
+    );
     take!(verify_only, "verify_only", args.verify_only);
     if let Some(url) = file.state_from {
         if unset("state_from") {

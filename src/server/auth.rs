@@ -121,15 +121,16 @@ impl FromRequestParts<AppState> for Authenticated {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let from = client_address(parts, state.trusted_proxies());
-        let token = authenticate(state, &parts.headers, from)?;
+        let token = authenticate(state, &parts.headers, from).await?;
         Ok(Self { token, from })
     }
 }
 
 /// The token the request presents, verified (and its use noted) for the client at `from`: 401
-/// when it is missing or refused. The one path from headers to a verified token, for this
-/// extractor and for `/v1/auth`, which reads its request in place.
-pub fn authenticate(
+/// when it is missing or refused, 503 or 429 when its signature check was rationed. The one
+/// path from headers to a verified token, for this extractor and for `/v1/auth`, which reads
+/// its request in place.
+pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     from: Option<IpAddr>,
@@ -140,7 +141,7 @@ pub fn authenticate(
             "send a token as `Authorization: Bearer <token>`",
         )
     })?;
-    state.verify_from(token, from).map_err(|e| {
+    state.verify_from(token, from).await?.map_err(|e| {
         ApiError::unauthorized(e.code(), format!("the token was refused: {}", e.code()))
     })
 }

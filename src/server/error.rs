@@ -18,6 +18,8 @@ pub struct ApiError {
     message: String,
     /// For 401: the `WWW-Authenticate` challenge.
     challenge: Option<HeaderValue>,
+    /// For 429 and 503: seconds before a retry may succeed (`Retry-After`).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -28,6 +30,7 @@ impl ApiError {
             code,
             message: message.into(),
             challenge: None,
+            retry_after: None,
         }
     }
 
@@ -112,6 +115,26 @@ impl ApiError {
     }
 }
 
+impl From<super::Rationed> for ApiError {
+    fn from(rationed: super::Rationed) -> Self {
+        let (status, message) = match rationed {
+            super::Rationed::Overloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many tokens are waiting for their signature check; try again shortly",
+            ),
+            super::Rationed::CoolingDown(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "this client sent too many tokens with bad signatures; its new tokens are not \
+                 checked until Retry-After has passed",
+            ),
+        };
+        Self {
+            retry_after: Some(rationed.retry_after()),
+            ..Self::new(status, rationed.code(), message)
+        }
+    }
+}
+
 /// The reason code of a forward-auth denial, which has no body to carry it.
 const ERROR_CODE: HeaderName = HeaderName::from_static("x-tessera-error");
 
@@ -177,6 +200,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

@@ -52,6 +52,9 @@ const OUTCOMES: [&str; 11] = [
     "forbidden",
 ];
 
+/// Tokens whose signature check was refused, by reason.
+const RATIONED: [&str; 2] = ["overloaded", "too_many_bad_signatures"];
+
 const STATUSES: usize = 600;
 
 /// The server's counters.
@@ -59,6 +62,7 @@ pub struct Metrics {
     /// `ROUTES.len()` rows of `STATUSES` counters.
     requests: Box<[AtomicU64]>,
     outcomes: [AtomicU64; OUTCOMES.len()],
+    rationed: [AtomicU64; RATIONED.len()],
 }
 
 impl std::fmt::Debug for Metrics {
@@ -74,6 +78,7 @@ impl Default for Metrics {
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             outcomes: Default::default(),
+            rationed: Default::default(),
         }
     }
 }
@@ -103,6 +108,13 @@ impl Metrics {
     pub fn verification(&self, outcome: &str) {
         if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
             self.outcomes[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Count a token whose signature check was refused.
+    pub fn rationed(&self, why: super::Rationed) {
+        if let Some(i) = RATIONED.iter().position(|r| *r == why.code()) {
+            self.rationed[i].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -139,6 +151,15 @@ impl Metrics {
                 "tessera_verifications_total{{outcome=\"{outcome}\"}} {n}"
             );
         }
+        let _ = writeln!(out, "# HELP tessera_signature_checks_refused_total Tokens whose signature check was refused: `overloaded` (the queue was full) or `too_many_bad_signatures` (the client's budget was spent).");
+        let _ = writeln!(out, "# TYPE tessera_signature_checks_refused_total counter");
+        for (i, reason) in RATIONED.iter().enumerate() {
+            let n = self.rationed[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "tessera_signature_checks_refused_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
         let mirror = state.mirror();
         let map = mirror.state();
         let gauges = [
@@ -161,6 +182,21 @@ impl Metrics {
                 "tessera_state_entries",
                 "Entries in the token-state map.",
                 map.len() as f64,
+            ),
+            (
+                "tessera_signature_check_slots",
+                "Signature checks that may run at once.",
+                state.admission().slots() as f64,
+            ),
+            (
+                "tessera_signature_checks_in_flight",
+                "Signature checks running now.",
+                state.admission().in_flight() as f64,
+            ),
+            (
+                "tessera_signature_checks_queued",
+                "Signature checks waiting for a slot now.",
+                state.admission().queued() as f64,
             ),
         ];
         for (name, help, value) in gauges {

@@ -3,8 +3,10 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | `admission` | how many signature checks run and wait at once, so cached tokens never wait |
 //! | `auth` | the token a request carries, its verification, the permission gates |
 //! | `error` | [`ApiError`]: the JSON error shape and the status of every code |
+//! | `budget` | each client's budget of bad signatures |
 //! | `handlers` | the management endpoints and health |
 //! | `metrics` | Prometheus counters and `/metrics` |
 //! | `oauth` | RFC 7009 revocation, RFC 7662 introspection, RFC 8414 metadata, leak reports |
@@ -20,7 +22,9 @@
 //! The state holds the token service (reachable only through the super-admin extractor), a
 //! verifier whose token state is a [`StateMirror`] following the store's feed, and the keys.
 
+mod admission;
 mod auth;
+pub mod budget;
 mod error;
 mod handlers;
 mod metrics;
@@ -39,16 +43,19 @@ pub use error::ApiError;
 pub use metrics::Track;
 pub use routes::{table as route_table, Need, Route};
 
+use crate::clock::SystemClock;
 use crate::keys::KeyRing;
 use crate::lifecycle::Upkeep;
 use crate::mirror::StateMirror;
-use crate::verifier::Verifier;
-use crate::{VerifiedToken, VerifyError};
+use crate::verifier::{Lookup, Verifier};
+use crate::{Reason, VerifiedToken, VerifyError};
+pub use admission::Rationed;
 pub(crate) use auth::Tokens;
 use axum::extract::Request;
 use axum::{Router, ServiceExt};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use utoipa_axum::router::OpenApiRouter;
@@ -83,6 +90,8 @@ pub(crate) struct Parts {
     pub trusted_proxies: Vec<IpAddr>,
     /// How often the last use of tokens is written to the store.
     pub usage_flush: Duration,
+    /// Each client's budget of bad signatures per window (0: none).
+    pub bad_signature_budget: u32,
 }
 
 /// Everything the handlers share. Cheap to clone.
@@ -103,6 +112,10 @@ struct Inner {
     ring: Arc<KeyRing>,
     /// `None` on a verify-only instance that follows an issuer over HTTP.
     upkeep: Option<Upkeep>,
+    admission: admission::Admission,
+    budget: budget::Budget,
+    /// When the last budget WARN was logged (seconds since the epoch), to log one a second.
+    budget_warned: AtomicI64,
 }
 
 impl std::fmt::Debug for AppState {
@@ -127,6 +140,9 @@ impl AppState {
                 mirror: parts.mirror,
                 ring: parts.ring,
                 upkeep: parts.upkeep,
+                admission: admission::Admission::for_this_machine(),
+                budget: budget::Budget::new(parts.bad_signature_budget, Arc::new(SystemClock)),
+                budget_warned: AtomicI64::new(0),
             }),
         }
     }
@@ -142,13 +158,14 @@ impl AppState {
     }
 
     /// Verify a token presented to the server by the client at `from`: count the outcome, and
-    /// note the use of an accepted token (written to the store later, in a batch).
-    pub fn verify_from(
+    /// note the use of an accepted token (written to the store later, in a batch). Rationed
+    /// like [`AppState::check_token`].
+    pub async fn verify_from(
         &self,
         token: &str,
         from: Option<IpAddr>,
-    ) -> Result<VerifiedToken, VerifyError> {
-        let result = self.inner.verifier.verify(token);
+    ) -> Result<Result<VerifiedToken, VerifyError>, Rationed> {
+        let result = self.check_token(token, from).await?;
         match &result {
             Ok(token) => {
                 self.inner.metrics.verification("ok");
@@ -156,7 +173,59 @@ impl AppState {
             }
             Err(e) => self.inner.metrics.verification(e.code()),
         }
-        result
+        Ok(result)
+    }
+
+    /// Verify `token` for the client at `from`, rationing signature checks: a token the
+    /// verifier can answer without one (cached, or malformed) is answered at once; any other
+    /// waits for a slot, and is refused when the queue is full or its client has spent its
+    /// bad-signature budget.
+    pub async fn check_token(
+        &self,
+        token: &str,
+        from: Option<IpAddr>,
+    ) -> Result<Result<VerifiedToken, VerifyError>, Rationed> {
+        let inner = &self.inner;
+        let unchecked = match inner.verifier.look_up(token) {
+            Lookup::Answered(answer) => return Ok(answer),
+            Lookup::NeedsSignature(unchecked) => unchecked,
+        };
+        if let Err(cooling) = inner.budget.allows(from) {
+            inner.metrics.rationed(Rationed::CoolingDown(cooling));
+            return Err(Rationed::CoolingDown(cooling));
+        }
+        let Ok(_slot) = inner.admission.enter().await else {
+            inner.metrics.rationed(Rationed::Overloaded);
+            return Err(Rationed::Overloaded);
+        };
+        let answer = inner.verifier.verify_signature(unchecked);
+        if let Err(e) = &answer {
+            if e.reason() == Reason::BadSignature && inner.budget.bad_signature(from) {
+                self.warn_budget_spent(from);
+            }
+        }
+        Ok(answer)
+    }
+
+    /// Say, at most once a second, that a client spent its bad-signature budget.
+    fn warn_budget_spent(&self, from: Option<IpAddr>) {
+        let now = chrono::Utc::now().timestamp();
+        let last = self.inner.budget_warned.swap(now, Ordering::Relaxed);
+        if last != now {
+            tracing::warn!(
+                client = ?from,
+                window_secs = budget::WINDOW_SECS,
+                cool_down_secs = budget::COOL_DOWN_SECS,
+                "a client sent more tokens with bad signatures than its budget allows; its \
+                 signature checks are refused for the cool-down (if it is a proxy, list it \
+                 with --trusted-proxy so its clients are told apart)"
+            );
+        }
+    }
+
+    /// The signature-check gate, for the metrics.
+    fn admission(&self) -> &admission::Admission {
+        &self.inner.admission
     }
 
     /// The proxies trusted to name the client.

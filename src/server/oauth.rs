@@ -4,7 +4,7 @@
 //! Revocation and leak reports answer the same whatever the tokens were (valid, unknown, already
 //! dead), so neither tells a caller anything about a token it sends.
 
-use super::auth::{Introspector, Revoker};
+use super::auth::{ClientAddr, Introspector, Revoker};
 use super::error::ApiError;
 use super::handlers::Body;
 use super::openapi::errors;
@@ -89,18 +89,19 @@ fn token_form(content_type: Option<&HeaderValue>, body: &[u8]) -> Result<String,
     request_body(content = inline(TokenForm), content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = OK, description = "Done, or nothing to do."),
-        errors::FormBody, errors::Unavailable
+        errors::FormBody, errors::Unavailable, errors::BadSignatures
     )
 )]
 pub async fn revoke(
     State(state): State<AppState>,
     revoker: Revoker,
+    ClientAddr(from): ClientAddr,
     request: Request,
 ) -> Result<Response, ApiError> {
     let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
     let body = read(request).await?;
     let token = token_form(content_type.as_ref(), &body)?;
-    if let Ok(verified) = state.verifier().verify(&token) {
+    if let Ok(verified) = state.check_token(&token, from).await? {
         revoker
             .revoke(&verified, Action::Revoked, None)
             .await
@@ -143,12 +144,13 @@ pub struct LeakReceipt {
     request_body = LeakReport,
     responses(
         (status = OK, description = "Received.", body = LeakReceipt),
-        errors::JsonBody, errors::Unavailable
+        errors::JsonBody, errors::Unavailable, errors::BadSignatures
     )
 )]
 pub async fn leaks(
     State(state): State<AppState>,
     revoker: Revoker,
+    ClientAddr(from): ClientAddr,
     Body(report): Body<LeakReport>,
 ) -> Result<Response, ApiError> {
     if report.tokens.len() > MAX_LEAKED {
@@ -169,7 +171,7 @@ pub async fn leaks(
         ));
     }
     for token in &report.tokens {
-        if let Ok(verified) = state.verifier().verify(token) {
+        if let Ok(verified) = state.check_token(token, from).await? {
             let source = Some(report.source.clone());
             revoker.revoke(&verified, Action::Leaked, source).await?;
             tracing::warn!(id = %verified.id(), source = %report.source, "revoked a leaked token");
@@ -293,12 +295,13 @@ fn scope(token: &VerifiedToken) -> String {
 pub async fn introspect(
     State(state): State<AppState>,
     _: Introspector,
+    ClientAddr(from): ClientAddr,
     request: Request,
 ) -> Result<Response, ApiError> {
     let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
     let body = read(request).await?;
     let token = token_form(content_type.as_ref(), &body)?;
-    let answer = match state.verifier().verify(&token) {
+    let answer = match state.check_token(&token, from).await? {
         Ok(verified) => Introspection::of(&verified),
         Err(_) => Introspection::inactive(),
     };

@@ -147,8 +147,10 @@ impl<'a> Fields<'a> {
 /// `/v1/auth`, `/v1/auth/` and `/v1/auth/{*path}`, for every method: forward authentication
 /// for gateways. 200 with identity headers when the token is valid (and allowed, when a question
 /// is asked); 401 with a Bearer challenge when it is missing or refused; 403 when not allowed;
-/// 400 for a malformed question, which is the gateway's configuration, not the client's. Never
-/// a 5xx for a decision: a stale token state is a refusal (`stale_state`).
+/// 400 for a malformed question, which is the gateway's configuration, not the client's. A stale
+/// token state is a refusal (`stale_state`). Under a flood of forged tokens a token never seen
+/// before may get 503 `overloaded` or 429 `too_many_bad_signatures` with `Retry-After`; a
+/// cached one never does.
 ///
 /// Nothing the client controls may weaken, widen or break the question: see [`question`]. The
 /// method does not matter and the body is never read (gateways forward the client's method,
@@ -174,10 +176,13 @@ pub async fn forward_auth(State(state): State<AppState>, request: Request) -> Re
     // The request's parts are read in place: a gateway's hot path has no use for a copy of
     // its headers.
     let (parts, _body) = request.into_parts();
-    let decision = question(&parts).and_then(|fields| {
-        let from = client_address(&parts, state.trusted_proxies());
-        decide(&state, from, &parts.headers, &fields)
-    });
+    let decision = match question(&parts) {
+        Ok(fields) => {
+            let from = client_address(&parts, state.trusted_proxies());
+            decide(&state, from, &parts.headers, &fields).await
+        }
+        Err(e) => Err(e),
+    };
     decision.unwrap_or_else(ApiError::into_gateway_response)
 }
 
@@ -239,14 +244,14 @@ fn question(parts: &Parts) -> Result<Fields<'_>, ApiError> {
     }
 }
 
-fn decide(
+async fn decide(
     state: &AppState,
     from: Option<IpAddr>,
     headers: &HeaderMap,
     fields: &Fields<'_>,
 ) -> Result<Response, ApiError> {
     let access = fields.access()?;
-    let verified = authenticate(state, headers, from)?;
+    let verified = authenticate(state, headers, from).await?;
     if let Some(access) = &access {
         if !verified.allows(access) {
             state.count_forbidden();
@@ -366,13 +371,14 @@ impl<'a> TokenView<'a> {
     path = "/v1/verify",
     operation_id = "verifyToken",
     tag = "verify",
-    summary = "Introspection: always 200 for a well-formed request, with the verdict, the \
-               reason code and the effective claims.",
+    summary = "Introspection: 200 for a well-formed request, with the verdict, the reason \
+               code and the effective claims; 503 or 429 when the token's signature check was \
+               refused under load.",
     security(),
     request_body = VerifyBody,
     responses(
         (status = OK, description = "The verdict.", body = VerifyAnswer),
-        errors::JsonBody
+        errors::JsonBody, errors::Rationed
     )
 )]
 pub async fn verify(
@@ -387,7 +393,7 @@ pub async fn verify(
         .transpose()?
         .unwrap_or_default();
     let access = fields.access()?;
-    let verified = state.verify_from(&body.token, from);
+    let verified = state.verify_from(&body.token, from).await?;
     let answer = match &verified {
         Err(e) => VerifyAnswer {
             valid: false,

@@ -190,7 +190,8 @@ async fn a_config_file_sets_what_the_command_line_and_environment_do_not() {
         dir.path().join("tessera.toml"),
         format!(
             "listen = \"127.0.0.1:{from_file}\"\nbootstrap-token = \"first.token\"\n\
-             trusted-proxy = [\"10.0.0.1\"]\nstaleness-bound = 10\n"
+             trusted-proxy = [\"10.0.0.1\"]\nstaleness-bound = 10\n\
+             bad-signature-budget = 0\n"
         ),
     )
     .unwrap();

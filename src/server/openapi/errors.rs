@@ -29,6 +29,14 @@ pub(super) fn components() -> Vec<(String, RefOr<Response>)> {
             "`Bearer`, with `error=\"invalid_token\"` when a token was refused.",
         ))
         .build();
+    let retry_after = Header::builder()
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1)),
+        ))
+        .description(Some("Seconds to wait before retrying."))
+        .build();
     let responses = [
         (
             "BadRequest",
@@ -85,7 +93,27 @@ pub(super) fn components() -> Vec<(String, RefOr<Response>)> {
         ),
         (
             "Unavailable",
-            error_response("The store does not answer, or the server cannot sign; see the log."),
+            error_response(
+                "The store does not answer, or the server cannot sign (see the log), or too \
+                 many tokens wait for their signature check (`overloaded`, with `Retry-After`).",
+            ),
+        ),
+        (
+            "Overloaded",
+            error_response(
+                "Too many tokens wait for their signature check (`overloaded`): retry after \
+                 `Retry-After`. A token checked before is never refused so.",
+            )
+            .header("Retry-After", retry_after.clone()),
+        ),
+        (
+            "TooManyBadSignatures",
+            error_response(
+                "This client sent more tokens with bad signatures than its budget allows \
+                 (`too_many_bad_signatures`): its new tokens are not checked until \
+                 `Retry-After` has passed. Tokens checked before still pass.",
+            )
+            .header("Retry-After", retry_after),
         ),
     ];
     responses
@@ -115,8 +143,8 @@ macro_rules! error_set {
 
 error_set! {
     /// What every management operation can answer.
-    Management: "401" => "Unauthorized", "403" => "Forbidden", "500" => "InternalError",
-    "503" => "Unavailable"
+    Management: "401" => "Unauthorized", "403" => "Forbidden", "429" => "TooManyBadSignatures",
+    "500" => "InternalError", "503" => "Unavailable"
 }
 
 error_set! {
@@ -132,7 +160,18 @@ error_set! {
 
 error_set! {
     /// A caller without a valid token, or short of the operation's need.
-    Caller: "401" => "Unauthorized", "403" => "Forbidden"
+    Caller: "401" => "Unauthorized", "403" => "Forbidden", "429" => "TooManyBadSignatures",
+    "503" => "Unavailable"
+}
+
+error_set! {
+    /// A token's signature check refused: the queue was full, or the client's budget spent.
+    Rationed: "429" => "TooManyBadSignatures", "503" => "Overloaded"
+}
+
+error_set! {
+    /// The client's budget of bad signatures spent.
+    BadSignatures: "429" => "TooManyBadSignatures"
 }
 
 error_set! {

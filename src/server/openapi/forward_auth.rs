@@ -157,6 +157,14 @@ impl IntoResponses for Decision {
                 Ref::from_response_name("BadRequest").into(),
             ),
             (
+                "429".to_owned(),
+                Ref::from_response_name("TooManyBadSignatures").into(),
+            ),
+            (
+                "503".to_owned(),
+                Ref::from_response_name("Overloaded").into(),
+            ),
+            (
                 "401".to_owned(),
                 denied(
                     "No token, or the token was refused. No body.",
