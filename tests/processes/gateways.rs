@@ -2,7 +2,7 @@
 //! from its recipe with only the ports changed, in front of an echo API and a `tessera serve`.
 //! Each is attacked as a client would: no token, a garbage one, a denied one, spoofed identity
 //! and forwarded headers, its own question in the query or the header, another method, a body,
-//! a deleted token, and Tessera gone.
+//! a deleted token, a flood of forgeries, and Tessera gone.
 //!
 //! Between the gateway and Tessera stands a relay that counts connections (denials must not
 //! cost the kept-alive connection) and keeps what the gateway sent (a client's spoofed headers
@@ -29,6 +29,8 @@ const WEAKER_QUERY: &str =
     "resource=devtron-app&role=view&project=payments&environment=prod&app=api";
 const WEAKER_HEADER: &str =
     "resource=devtron-app,role=view,project=payments,environment=prod,app=api";
+/// The bad signatures a client may send before its new tokens go unchecked for a while.
+const FORGERIES: u32 = 3;
 /// A client address no one here has: if it reaches Tessera, a client chose its own address.
 const SPOOFED_CLIENT: &str = "203.0.113.9";
 
@@ -57,6 +59,8 @@ impl Stack {
                 "admin.token",
                 "--trusted-proxy",
                 "127.0.0.1",
+                "--bad-signature-budget",
+                &FORGERIES.to_string(),
             ],
             &[],
             &listen,
@@ -337,6 +341,45 @@ async fn a_recipe_holds(kind: Kind) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
+    // A flood of forgeries: past the budget, a new token from the same client is refused with
+    // a time to retry, and the API untouched; the client's verified tokens still pass.
+    let (fresh, _) = s.create("fresh", TRIGGER).await;
+    let (cached, _) = s.create("cached", TRIGGER).await;
+    s.expect(
+        s.request(Method::GET, ROUTE).bearer_auth(&cached),
+        200,
+        "before the flood",
+    )
+    .await;
+    for i in 0..=FORGERIES as usize {
+        s.expect(
+            s.request(Method::GET, ROUTE).bearer_auth(forged(&fresh, i)),
+            401,
+            "a forgery within the budget",
+        )
+        .await;
+    }
+    let before = s.echo.hits();
+    let rationed = s.get(ROUTE, Some(&fresh)).await;
+    assert_eq!(
+        rationed.status().as_u16(),
+        kind.status_when_rationed(),
+        "{kind:?}: a new token after the flood\n{}",
+        s.gateway.log()
+    );
+    assert!(
+        rationed.headers().contains_key("retry-after"),
+        "{kind:?}: no Retry-After on {}",
+        rationed.status()
+    );
+    assert_eq!(s.echo.hits(), before, "{kind:?}: the API was reached");
+    s.expect(
+        s.request(Method::GET, ROUTE).bearer_auth(&cached),
+        200,
+        "after the flood",
+    )
+    .await;
+
     // Tessera gone: the documented status, and the API untouched.
     let (weak2, _) = s.create("viewer-2", TRIGGER).await;
     stack.tessera.kill();
@@ -394,4 +437,14 @@ fn the_docs_show_the_recipe_files_as_they_are() {
         shown += 1;
     }
     assert_eq!(shown, 6, "six recipe files");
+}
+
+/// `token` with byte `i` of its signature flipped: well formed, signed by nobody.
+fn forged(token: &str, i: usize) -> String {
+    use tessera::paseto::{decode_b64, encode_b64, split};
+    let parts = split(token).unwrap();
+    let mut body = decode_b64(parts.body).unwrap();
+    let at = body.len() - 64 + i;
+    body[at] ^= 0x01;
+    format!("v4.public.{}.{}", encode_b64(&body), parts.footer)
 }

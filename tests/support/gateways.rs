@@ -67,6 +67,15 @@ impl Kind {
         }
     }
 
+    /// What the recipe answers a client whose new token Tessera will not check for now, after
+    /// a flood of forgeries from it (docs/gateways.md): nginx's 500 made a 503 by the recipe.
+    pub fn status_when_rationed(self) -> u16 {
+        match self {
+            Self::Nginx => 503,
+            Self::Caddy | Self::Traefik => 429,
+        }
+    }
+
     fn install_hint(self) -> &'static str {
         match self {
             Self::Nginx => "apt-get install nginx-light",
