@@ -265,8 +265,18 @@ pub enum Lookup<'t> {
 
 /// A token that needs its signature checked: see [`Verifier::verify_signature`].
 pub struct Unchecked<'t> {
-    token: &'t str,
+    token: std::borrow::Cow<'t, str>,
     miss: crate::cache::Miss,
+}
+
+impl Unchecked<'_> {
+    /// The same, owning its token, to be checked on another thread.
+    pub fn into_owned(self) -> Unchecked<'static> {
+        Unchecked {
+            token: std::borrow::Cow::Owned(self.token.into_owned()),
+            miss: self.miss,
+        }
+    }
 }
 
 impl fmt::Debug for Unchecked<'_> {
@@ -372,15 +382,18 @@ impl Verifier {
         }
         match self.cache.get(token) {
             Ok(checked) => Lookup::Answered(self.check_dynamic(checked)),
-            Err(miss) => Lookup::NeedsSignature(Unchecked { token, miss }),
+            Err(miss) => Lookup::NeedsSignature(Unchecked {
+                token: token.into(),
+                miss,
+            }),
         }
     }
 
     /// The rest of [`Verifier::verify`] for a token [`Verifier::look_up`] could not answer.
     pub fn verify_signature(&self, unchecked: Unchecked<'_>) -> Result<VerifiedToken, VerifyError> {
         let Unchecked { token, miss } = unchecked;
-        let checked = Arc::new(self.check_static(token)?);
-        self.cache.offer(miss, token, checked.clone());
+        let checked = Arc::new(self.check_static(&token)?);
+        self.cache.offer(miss, &token, checked.clone());
         self.check_dynamic(checked)
     }
 

@@ -2,14 +2,20 @@
 //! traffic.
 //!
 //! A token the verifier has cached costs a hash lookup; one it has not costs an Ed25519 check,
-//! about a hundred times more, on a runtime worker. So checks run at most
-//! [`Admission::slots`] at a time, fewer than the workers, which leaves a worker free for cached
-//! tokens whatever arrives; a bounded number wait their turn, and past that a check is refused
-//! at once (503 with `Retry-After`), since waiting longer helps nobody.
+//! about a hundred times more. So checks run on threads of their own, [`Admission::slots`] of
+//! them, fewer than the cores, at a lower priority than the runtime's workers: whatever
+//! arrives, the workers answer cached tokens first, and checks get the CPU that is left (all of
+//! it when nothing else runs). A bounded number of checks wait their turn, and past that a
+//! check is refused at once (503 with `Retry-After`), since waiting longer helps nobody.
 
 use super::budget::CoolingDown;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use std::sync::{mpsc, Arc, Mutex};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How much lower than the runtime's workers the check threads run (a nice value: at +10, a
+/// busy check thread gets about a tenth of a core that a busy worker shares with it).
+const NICENESS: i32 = 10;
 
 /// The default number of checks that may wait per slot: with a check at tens of microseconds,
 /// a full queue drains within a few milliseconds.
@@ -18,11 +24,15 @@ pub const DEFAULT_QUEUE_PER_SLOT: usize = 128;
 /// The signature-check gate of a server.
 #[derive(Debug)]
 pub struct Admission {
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
     slot_count: usize,
     queue: usize,
     waiting: AtomicUsize,
+    /// `None` when no thread could be started: checks then run on the caller's thread.
+    checkers: Option<mpsc::Sender<Job>>,
 }
+
+type Job = Box<dyn FnOnce() + Send>;
 
 /// Checks that arrived to a full queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,19 +67,21 @@ impl Rationed {
 
 /// Leave to run one check; dropping it frees the slot.
 #[derive(Debug)]
-pub struct Slot<'a> {
-    _permit: SemaphorePermit<'a>,
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Admission {
-    /// `slots` checks at a time (at least one), `queue` more waiting.
+    /// `slots` checks at a time (at least one), each on a thread of its own, and `queue` more
+    /// waiting.
     pub fn new(slots: usize, queue: usize) -> Self {
         let slots = slots.max(1);
         Self {
-            slots: Semaphore::new(slots),
+            slots: Arc::new(Semaphore::new(slots)),
             slot_count: slots,
             queue,
             waiting: AtomicUsize::new(0),
+            checkers: start_checkers(slots),
         }
     }
 
@@ -81,9 +93,37 @@ impl Admission {
         Self::new(slots, slots * DEFAULT_QUEUE_PER_SLOT)
     }
 
+    /// Run `check` on a check thread when a slot is free, or be refused at once when the
+    /// queue is full. The slot stays taken until the check is done, even if the caller stops
+    /// waiting for it (a client that hung up), so no more than the slots ever run.
+    pub async fn check<T: Send + 'static>(
+        &self,
+        check: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Overloaded> {
+        let slot = self.enter().await?;
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let out = check();
+            drop(slot);
+            let _ = answer.send(out);
+        });
+        let job = match &self.checkers {
+            Some(checkers) => match checkers.send(job) {
+                Ok(()) => None,
+                Err(mpsc::SendError(job)) => Some(job),
+            },
+            None => Some(job),
+        };
+        if let Some(job) = job {
+            job();
+        }
+        // Dropped unanswered only if the check panicked.
+        answered.await.map_err(|_| Overloaded)
+    }
+
     /// Wait for a slot, or be refused at once when the queue is full.
-    pub async fn enter(&self) -> Result<Slot<'_>, Overloaded> {
-        if let Ok(permit) = self.slots.try_acquire() {
+    pub async fn enter(&self) -> Result<Slot, Overloaded> {
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
             return Ok(Slot { _permit: permit });
         }
         // Counted before waiting, and uncounted by the guard even if the request is dropped
@@ -93,7 +133,7 @@ impl Admission {
             return Err(Overloaded);
         }
         let _waiting = Waiting(&self.waiting);
-        match self.slots.acquire().await {
+        match self.slots.clone().acquire_owned().await {
             Ok(permit) => Ok(Slot { _permit: permit }),
             // The semaphore is never closed.
             Err(_) => Err(Overloaded),
@@ -113,6 +153,41 @@ impl Admission {
     /// Checks waiting now.
     pub fn queued(&self) -> usize {
         self.waiting.load(Ordering::Acquire)
+    }
+}
+
+/// `count` threads that run the jobs sent to them, at [`NICENESS`]; they end when the sender
+/// is dropped. `None` if not one could be started.
+fn start_checkers(count: usize) -> Option<mpsc::Sender<Job>> {
+    let (send, receive) = mpsc::channel::<Job>();
+    let receive = Arc::new(Mutex::new(receive));
+    let mut started = 0;
+    for i in 0..count {
+        let receive = receive.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("tessera-check-{i}"))
+            .spawn(move || {
+                lower_priority();
+                loop {
+                    let job = receive.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok(job) = job else { return };
+                    // A panicking check must not take the thread with it.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            });
+        match spawned {
+            Ok(_) => started += 1,
+            Err(e) => tracing::warn!(error = %e, "cannot start a signature-check thread"),
+        }
+    }
+    (started > 0).then_some(send)
+}
+
+/// Lower this thread's priority: on Linux a nice value belongs to the thread.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(None, NICENESS) {
+        tracing::debug!(error = %e, "cannot lower the priority of a signature-check thread");
     }
 }
 
@@ -162,6 +237,60 @@ mod tests {
             waits.is_err(),
             "the queue has room again: it waits, not refused"
         );
+    }
+
+    #[tokio::test]
+    async fn checks_run_on_their_own_threads_at_a_lower_priority() {
+        let admission = Admission::new(1, 1);
+        let (name, nice) = admission
+            .check(|| {
+                let name = std::thread::current().name().map(str::to_owned);
+                #[cfg(target_os = "linux")]
+                let nice = rustix::process::getpriority_process(None).unwrap();
+                #[cfg(not(target_os = "linux"))]
+                let nice = NICENESS;
+                (name, nice)
+            })
+            .await
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("tessera-check-0"));
+        let ours = {
+            #[cfg(target_os = "linux")]
+            let ours = rustix::process::getpriority_process(None).unwrap();
+            #[cfg(not(target_os = "linux"))]
+            let ours = 0;
+            ours
+        };
+        // Lowered by NICENESS, or as far as the limit goes when this test runs niced already.
+        assert!(
+            nice > ours || ours >= 19,
+            "check at {nice}, caller at {ours}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_check_keeps_its_slot_after_its_caller_gave_up() {
+        let admission = Admission::new(1, 1);
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let gave_up = tokio::time::timeout(
+            Duration::from_millis(20),
+            admission.check(move || released.recv().ok()),
+        )
+        .await;
+        assert!(gave_up.is_err());
+        assert_eq!(admission.in_flight(), 1, "still running: the slot is taken");
+        release.send(()).unwrap();
+        let answer = admission.check(|| 7).await;
+        assert_eq!(answer, Ok(7));
+        assert_eq!(admission.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_check_that_panics_leaves_the_thread_working() {
+        let admission = Admission::new(1, 1);
+        let panicked = admission.check(|| -> u8 { panic!("a check failed") }).await;
+        assert_eq!(panicked, Err(Overloaded));
+        assert_eq!(admission.check(|| 7).await, Ok(7));
     }
 
     #[test]

@@ -107,7 +107,8 @@ struct Inner {
     usage: usage::UsageRecorder,
     trusted_proxies: Vec<IpAddr>,
     usage_flush: Duration,
-    verifier: Verifier,
+    /// Shared with the signature-check threads.
+    verifier: Arc<Verifier>,
     mirror: StateMirror,
     ring: Arc<KeyRing>,
     /// `None` on a verify-only instance that follows an issuer over HTTP.
@@ -136,7 +137,7 @@ impl AppState {
                 usage: usage::UsageRecorder::default(),
                 trusted_proxies: parts.trusted_proxies,
                 usage_flush: parts.usage_flush,
-                verifier: parts.verifier,
+                verifier: Arc::new(parts.verifier),
                 mirror: parts.mirror,
                 ring: parts.ring,
                 upkeep: parts.upkeep,
@@ -194,11 +195,16 @@ impl AppState {
             inner.metrics.rationed(Rationed::CoolingDown(cooling));
             return Err(Rationed::CoolingDown(cooling));
         }
-        let Ok(_slot) = inner.admission.enter().await else {
+        let unchecked = unchecked.into_owned();
+        let verifier = inner.verifier.clone();
+        let checked = inner
+            .admission
+            .check(move || verifier.verify_signature(unchecked))
+            .await;
+        let Ok(answer) = checked else {
             inner.metrics.rationed(Rationed::Overloaded);
             return Err(Rationed::Overloaded);
         };
-        let answer = inner.verifier.verify_signature(unchecked);
         if let Err(e) = &answer {
             if e.reason() == Reason::BadSignature && inner.budget.bad_signature(from) {
                 self.warn_budget_spent(from);
