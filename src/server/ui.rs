@@ -85,9 +85,11 @@ static SCRIPT: Asset = asset!(
     "dom.js",
     "session.js",
     "tokens.js",
+    "grants.js",
     "form.js",
     "dialogs.js",
     "views.js",
+    "routes.js",
     "main.js";
     "text/javascript; charset=utf-8"
 );

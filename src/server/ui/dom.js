@@ -49,7 +49,15 @@ const state = {
   sort: { key: 'name', dir: 'asc' },
   editing: null,
   deleting: null,
+  regenerating: null,
+  /** The signed-in token as `/v1/verify` describes it (`id`, `name`, `expires_at`), or null. */
+  self: null,
+  /** A notice to show when the next route is shown. */
+  arrival: '',
 };
+
+/** Whether `token` (a record or an id) is the one this page is signed in with. */
+const isSelf = (token) => state.self !== null && (token?.id ?? token) === state.self.id;
 
 const VIEWS = ['sign-in', 'tokens', 'form', 'audit', 'keys'];
 
@@ -57,9 +65,9 @@ function show(view, { focus = true } = {}) {
   for (const name of VIEWS) $(`view-${name}`).hidden = name !== view;
   $('nav').hidden = view === 'sign-in';
   const tab = view === 'form' ? 'tokens' : view;
-  for (const button of document.querySelectorAll('#nav .tab')) {
-    if (button.dataset.view === tab) button.setAttribute('aria-current', 'page');
-    else button.removeAttribute('aria-current');
+  for (const link of document.querySelectorAll('#nav .tab')) {
+    if (link.dataset.view === tab) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
   }
   if (focus) {
     const heading = $(`view-${view}`).querySelector('h1');
@@ -83,3 +91,29 @@ function failed(error, where) {
   else notice(error.message);
 }
 
+
+/**
+ * A question in the page's own dialog (not `window.confirm`): resolves to the `value` of the
+ * choice taken, or to `dismissed` when it is closed with Escape. The last choice, the safe one,
+ * has the focus.
+ */
+function ask({ title, text, choices, dismissed }) {
+  return new Promise((resolve) => {
+    const dialog = $('ask-dialog');
+    let answer = dismissed;
+    $('ask-title').textContent = title;
+    $('ask-text').textContent = text;
+    const buttons = choices.map(({ value, label, kind }) =>
+      h('button', {
+        type: 'button', class: kind, 'data-choice': value,
+        onclick: () => {
+          answer = value;
+          dialog.close();
+        },
+      }, label));
+    $('ask-actions').replaceChildren(...buttons);
+    dialog.addEventListener('close', () => resolve(answer), { once: true });
+    dialog.showModal();
+    buttons[buttons.length - 1].focus();
+  });
+}

@@ -1,110 +1,5 @@
-// form.js: the generate and edit form: expiry fields, grant rows, checks and submit.
-
-// --- Expiration fields (the form and the regenerate dialog share them) ---------------------------
-
-/** The chosen expiry: `{value}` for the API, and `at` for a custom date (`null` when none). */
-function readExpiry(prefix) {
-  const choice = $(`${prefix}-expires`).value;
-  if (choice !== 'custom') return { value: choice };
-  const date = $(`${prefix}-custom-date`).value;
-  if (!date) return { value: '', at: null };
-  // The end of the chosen day, in the browser's time zone.
-  const [y, m, d] = date.split('-').map(Number);
-  const at = new Date(y, m - 1, d, 23, 59, 59);
-  return { value: formatTime(at), at };
-}
-
-function describeExpiry(prefix) {
-  const choice = $(`${prefix}-expires`).value;
-  $(`${prefix}-custom`).hidden = choice !== 'custom';
-  const note = $(`${prefix}-expires-note`);
-  const expiry = readExpiry(prefix);
-  if (choice === 'never') {
-    note.textContent = 'The token will never expire. Consider an expiry: a leaked token stays useful until deleted.';
-  } else if (choice === 'custom') {
-    note.textContent = expiry.at ? `The token will expire on ${dateFormat.format(expiry.at)}.` : 'Pick the day the token expires.';
-  } else {
-    const at = new Date(Date.now() + Number.parseInt(choice, 10) * 86400e3);
-    note.textContent = `The token will expire on ${dateFormat.format(at)}.`;
-  }
-}
-
-function setupExpiry(prefix) {
-  const today = new Date();
-  const pad = (n) => String(n).padStart(2, '0');
-  $(`${prefix}-custom-date`).min = `${today.getFullYear()}-${pad(today.getMonth() + 1)}-${pad(today.getDate())}`;
-  $(`${prefix}-expires`).addEventListener('change', () => describeExpiry(prefix));
-  $(`${prefix}-custom-date`).addEventListener('input', () => describeExpiry(prefix));
-}
-
-// --- Grant rows ---------------------------------------------------------------------------------
-
-function grantRow(resource, grant) {
-  const spec = RESOURCES[resource];
-  const container = document.querySelector(`#f-grants fieldset[data-resource="${resource}"] .grants`);
-  const number = container.children.length + 1;
-  const roleId = uid('role');
-  const errorId = uid('grant-error');
-  const row = h('fieldset', { class: 'grant', 'data-resource': resource },
-    h('legend', { class: 'visually-hidden' }, `${spec.title} permission ${number}`));
-  row.append(
-    h('div', { class: 'field' },
-      h('label', { for: roleId }, 'Role'),
-      h('select', { id: roleId, class: 'role', 'aria-describedby': errorId },
-        spec.roles.map(([value, label]) => h('option', { value, selected: grant?.role === value }, label)))),
-  );
-  for (const field of spec.fields) {
-    const id = uid(field.key);
-    const value = grant ? (field.list ? writeList(grant[field.key]) : grant[field.key]) : field.initial ?? '';
-    row.append(
-      h('div', { class: 'field' },
-        h('label', { for: id }, field.list ? `${field.label} (comma-separated)` : field.label),
-        h('input', {
-          id, value, class: 'scope', 'data-key': field.key, autocomplete: 'off', spellcheck: 'false',
-          'aria-describedby': errorId,
-        })),
-    );
-  }
-  row.append(
-    h('button', {
-      type: 'button', class: 'remove link',
-      'aria-label': `Remove ${spec.title} permission ${number}`,
-      onclick: () => {
-        row.remove();
-        const add = document.querySelector(`#f-grants fieldset[data-resource="${resource}"] .add`);
-        add.focus();
-      },
-    }, 'Remove'),
-    h('p', { id: errorId, class: 'error grant-error' }),
-  );
-  // Editing a grant withdraws the complaint about it; the next submit checks again.
-  row.addEventListener('input', () => {
-    row.querySelector('.grant-error').textContent = '';
-    for (const field of row.querySelectorAll('[aria-invalid]')) field.removeAttribute('aria-invalid');
-  });
-  container.append(row);
-  return row;
-}
-
-/** The permissions the form describes, and the row of each grant (for errors). */
-function readPermissions() {
-  if ($('f-super').checked) return { permissions: { super_admin: true }, rows: [] };
-  const rows = [...document.querySelectorAll('#f-grants fieldset.grant')];
-  const grants = rows.map((row) => {
-    const resource = row.dataset.resource;
-    const grant = { resource, role: row.querySelector('select.role').value };
-    for (const field of RESOURCES[resource].fields) {
-      const text = row.querySelector(`input[data-key="${field.key}"]`).value;
-      grant[field.key] = field.list ? parseList(text) : text.trim();
-    }
-    return grant;
-  });
-  return { permissions: { grants }, rows };
-}
-
-function togglePermissions() {
-  $('f-grants').hidden = $('f-super').checked;
-}
+// form.js: the generate and edit form: opening it, knowing when it has unsaved changes,
+// checking it, submitting it, and saying what the API refused in plain words.
 
 // --- Generate and edit --------------------------------------------------------------------------
 
@@ -112,9 +7,7 @@ function resetForm() {
   const form = $('token-form');
   form.reset();
   for (const list of document.querySelectorAll('#f-grants .grants')) list.replaceChildren();
-  for (const error of form.querySelectorAll('.error')) error.textContent = '';
-  for (const field of form.querySelectorAll('[aria-invalid]')) field.removeAttribute('aria-invalid');
-  showError($('form-error'), '');
+  clearErrors();
   $('f-custom').hidden = true;
 }
 
@@ -130,8 +23,8 @@ function openGenerate() {
   $('form-delete').hidden = true;
   togglePermissions();
   describeExpiry('f');
-  notice('');
   show('form');
+  markClean();
   $('f-name').focus();
 }
 
@@ -140,10 +33,21 @@ async function openEdit(id) {
   try {
     token = await api('GET', `/v1/tokens/${encodeURIComponent(id)}`);
   } catch (error) {
-    failed(error);
-    if (error.status === 404) await loadTokens();
+    if (error.status !== 404) {
+      failed(error);
+      return;
+    }
+    history.replaceState(null, '', '#/tokens');
+    navigate('#/tokens', 'No token has that id: it may have been deleted.');
     return;
   }
+  fillEdit(token);
+  show('form');
+  markClean();
+}
+
+/** The edit form for `token`, as saved. */
+function fillEdit(token) {
   state.editing = token;
   resetForm();
   $('form-title').textContent = `Edit token ${token.name}`;
@@ -165,15 +69,73 @@ async function openEdit(id) {
   $('form-submit').textContent = 'Update token';
   $('form-regenerate').hidden = false;
   $('form-delete').hidden = false;
-  notice('');
-  show('form');
 }
+
+// --- Unsaved changes ----------------------------------------------------------------------------
+
+/** Everything the form holds, as one string: what "changed" is measured against. */
+function formSnapshot() {
+  const fields = [...$('token-form').querySelectorAll('input, select, textarea')];
+  return JSON.stringify(fields.map((f) => (f.type === 'radio' || f.type === 'checkbox' ? f.checked : f.value)));
+}
+
+let savedForm = null;
+
+/** The form as it stands is what is saved (or what a new form starts with). */
+function markClean() {
+  savedForm = $('view-form').hidden ? null : formSnapshot();
+}
+
+/** Whether the form is shown and holds changes that would be lost. */
+const formDirty = () => !$('view-form').hidden && savedForm !== null && formSnapshot() !== savedForm;
+
+/** Ask before discarding the form's changes: true to go on. */
+async function confirmDiscard() {
+  if (!formDirty()) return true;
+  const choice = await ask({
+    title: 'Discard your changes?',
+    text: 'The form has changes that are not saved. Leaving now loses them.',
+    choices: [
+      { value: 'discard', label: 'Discard changes', kind: 'danger' },
+      { value: 'stay', label: 'Keep editing' },
+    ],
+    dismissed: 'stay',
+  });
+  if (choice !== 'discard') return false;
+  savedForm = null;
+  return true;
+}
+
+/** Regenerate from the edit form: unsaved edits are saved or discarded first, never lost. */
+async function regenerateFromForm() {
+  if (formDirty()) {
+    const choice = await ask({
+      title: 'Save your changes first?',
+      text: 'The form has changes that are not saved. Regenerating does not save them: save them first, or discard them.',
+      choices: [
+        { value: 'save', label: 'Save changes', kind: 'primary' },
+        { value: 'discard', label: 'Discard changes', kind: 'danger' },
+        { value: 'stay', label: 'Keep editing' },
+      ],
+      dismissed: 'stay',
+    });
+    if (choice === 'stay') return;
+    if (choice === 'save' && !(await saveForm({ stay: true }))) return;
+    if (choice === 'discard') {
+      fillEdit(state.editing);
+      markClean();
+    }
+  }
+  openRegenerate(state.editing);
+}
+
+// --- Checks -------------------------------------------------------------------------------------
 
 /** Show each message under its field; the first invalid field gets the focus. */
 function markErrors(errors) {
   let first = null;
   for (const { field, message, container } of errors) {
-    $(container).textContent = message;
+    showError($(container), message);
     if (field) {
       field.setAttribute('aria-invalid', 'true');
       first = first ?? field;
@@ -189,7 +151,7 @@ function clearErrors() {
   showError($('form-error'), '');
 }
 
-/** The form's checks: the same rules and messages as the API. */
+/** The form's checks: the API's rules, in plain words, each next to its field. */
 function checkForm() {
   const errors = [];
   const creating = state.editing === null;
@@ -207,30 +169,99 @@ function checkForm() {
   }
   const { permissions, rows } = readPermissions();
   const problem = checkPermissions(permissions);
-  if (problem) {
-    const row = problem.index === null ? null : rows[problem.index];
-    errors.push({
-      field: row ? row.querySelector('select, input') : $('f-specific'),
-      message: problem.message,
-      container: row ? row.querySelector('.grant-error').id : 'f-permissions-error',
-    });
-  }
+  if (problem) errors.push(grantError(problem.index === null ? null : rows[problem.index], problem.message));
   return { errors, permissions };
 }
 
-/** Where the API's refusal belongs on the form, judged by its code and message. */
-function placeApiError(error) {
-  const message = error.message;
-  const at = (container, field) => markErrors([{ field, message, container }]);
-  if (error.code === 'name_taken' || message.startsWith('name:')) at('f-name-error', $('f-name'));
-  else if (message.startsWith('description:')) at('f-description-error', $('f-description'));
-  else if (message.startsWith('expires:')) at('f-expires-error', $('f-expires'));
-  else if (message.includes('permissions') || error.code === 'token_too_large') at('f-permissions-error', null);
-  showError($('form-error'), message);
+/** An error about one grant row (named as the page names it), or about the permissions. */
+function grantError(row, message) {
+  if (!row) return { field: $('f-specific'), message, container: 'f-permissions-error' };
+  return {
+    field: row.querySelector('select, input'),
+    message: `${rowTitle(row)}: ${message}`,
+    container: row.querySelector('.grant-error').id,
+  };
 }
+
+/**
+ * Where a refusal of the API belongs on the form, and what it means in plain words. Its
+ * message names the field at fault by path (`name: …`, `permissions: grants[2]: …`).
+ */
+function apiProblem(error) {
+  const message = error.message;
+  const plain = (container, field, text) => ({ container, field, message: text });
+  if (error.code === 'name_taken') {
+    return plain('f-name-error', $('f-name'), `A live token is already named ${$('f-name').value}: choose another name.`);
+  }
+  if (error.code === 'last_super_admin') return grantError(null, LAST_SUPER_ADMIN.update);
+  if (error.code === 'token_too_large') {
+    return grantError(null, 'These permissions make the token too large for a gateway\u2019s header: use fewer or broader patterns.');
+  }
+  if (error.code === 'conflict') {
+    return plain('form-error', null, 'Someone else changed this token since you opened it: reload it and make your changes again.');
+  }
+  if (message.startsWith('name:')) return plain('f-name-error', $('f-name'), `Name is not valid: ${NAME_RULE}.`);
+  if (message.startsWith('description:')) {
+    const problem = checkDescription($('f-description').value) ?? 'Description is not valid.';
+    return plain('f-description-error', $('f-description'), problem);
+  }
+  if (message.startsWith('expires:')) {
+    const text = message.includes('not in the future') ? 'Expiry date must be in the future.' : 'The expiration is not valid: pick one of the choices or a later date.';
+    return plain('f-expires-error', $('f-expires'), text);
+  }
+  const grant = /^permissions: grants\[(\d+)\]: (.*)$/s.exec(message);
+  if (grant) {
+    const row = document.querySelectorAll('#f-grants fieldset.grant')[Number(grant[1])];
+    return grantError(row ?? null, plainGrantProblem(grant[2], row));
+  }
+  if (message.startsWith('permissions: "grants" must list')) return grantError(null, NO_GRANTS);
+  if (message.startsWith('permissions: too many grants')) {
+    return grantError(null, `Too many permissions: at most ${MAX_GRANTS}.`);
+  }
+  return plain('form-error', null, message);
+}
+
+/** The API's complaint about one grant (`invalid pattern "x*y": …`) in the form's words. */
+function plainGrantProblem(text, row) {
+  const label = (key) => (row ? RESOURCES[row.dataset.resource].fields.find((f) => f.key === key)?.label : null) ?? key;
+  let m = /^invalid pattern "(.*)": (.*)$/s.exec(text);
+  if (m) {
+    const [, pattern, reason] = m;
+    const field = row && [...row.querySelectorAll('input[data-key]')].find((input) =>
+      input.value.split(',').map((p) => p.trim()).includes(pattern === '' ? '""' : pattern));
+    const where = field ? `${label(field.dataset.key)}: ` : '';
+    if (reason.startsWith('a pattern may not be empty')) return `${where}${PATTERN_REASONS.empty}`;
+    const why = reason.includes('may only end a pattern') ? PATTERN_REASONS.star : reason;
+    return `${where}"${pattern}" is not a valid pattern: ${why}`;
+  }
+  m = /^"(\w+)" must list at least one pattern$/.exec(text);
+  if (m) return `${label(m[1])} needs at least one pattern (* for all)`;
+  m = /^too many patterns in "(\w+)": (\d+) \(at most (\d+)\)$/.exec(text);
+  if (m) return `${label(m[1])} has too many patterns: ${m[2]} (at most ${m[3]})`;
+  m = /^pattern too long: (\d+) bytes \(at most (\d+)\)$/.exec(text);
+  if (m) return `a pattern is too long: ${m[1]} bytes (at most ${m[2]})`;
+  m = /^unknown role "(.*)"/.exec(text);
+  if (m) return `"${m[1]}" is not one of its roles: choose one from the list`;
+  m = /^\w[\w-]* grant is missing "(\w+)"$/.exec(text);
+  if (m) return `${label(m[1])} is required`;
+  return text;
+}
+
+/** The server's refusal to leave no live super-admin (409 `last_super_admin`), in plain words. */
+const LAST_SUPER_ADMIN = {
+  update: 'This is the last live super-admin token, so it must keep super-admin permission: otherwise nobody could manage tokens. Make another super-admin token first.',
+  delete: 'This is the last live super-admin token, so it cannot be deleted: nobody could manage tokens afterwards. Make another super-admin token first, or regenerate this one instead.',
+};
+
+// --- Submit -------------------------------------------------------------------------------------
 
 async function submitForm(event) {
   event.preventDefault();
+  if (state.editing === null) await generate();
+  else await saveForm({ stay: false });
+}
+
+async function generate() {
   clearErrors();
   const { errors, permissions } = checkForm();
   if (errors.length > 0) {
@@ -240,32 +271,55 @@ async function submitForm(event) {
   const button = $('form-submit');
   button.disabled = true;
   try {
-    if (state.editing === null) {
-      const made = await api('POST', '/v1/tokens', {
-        body: {
-          name: $('f-name').value,
-          description: $('f-description').value,
-          expires: readExpiry('f').value,
-          permissions,
-        },
-      });
-      showToken(made, `Token ${made.record.name} was generated.`);
-    } else {
-      const token = state.editing;
-      const record = await api('PATCH', `/v1/tokens/${encodeURIComponent(token.id)}`, {
-        body: { description: $('f-description').value, permissions },
-        revision: token.revision,
-      });
-      state.editing = null;
-      await loadTokens();
-      show('tokens');
-      notice(`Token ${record.name} was updated. Its token string is unchanged.`);
-    }
+    const made = await api('POST', '/v1/tokens', {
+      body: {
+        name: $('f-name').value,
+        description: $('f-description').value,
+        expires: readExpiry('f').value,
+        permissions,
+      },
+    });
+    markClean();
+    showToken(made, `Token ${made.record.name} was generated.`);
   } catch (error) {
     if (error.status === 401 || error.status === 403) failed(error);
-    else placeApiError(error);
+    else markErrors([apiProblem(error)]);
   } finally {
     button.disabled = false;
   }
 }
 
+/** Save the edit form: back to the list, or (`stay`) on the form with the saved record. */
+async function saveForm({ stay }) {
+  clearErrors();
+  const { errors, permissions } = checkForm();
+  if (errors.length > 0) {
+    markErrors(errors);
+    return false;
+  }
+  const button = $('form-submit');
+  button.disabled = true;
+  try {
+    const token = state.editing;
+    const record = await api('PATCH', `/v1/tokens/${encodeURIComponent(token.id)}`, {
+      body: { description: $('f-description').value, permissions },
+      revision: token.revision,
+    });
+    if (stay) {
+      fillEdit(record);
+      markClean();
+      return true;
+    }
+    markClean();
+    savedForm = null;
+    state.editing = null;
+    navigate('#/tokens', `Token ${record.name} was updated. Its token string is unchanged.`);
+    return true;
+  } catch (error) {
+    if (error.status === 401 || error.status === 403) failed(error);
+    else markErrors([apiProblem(error)]);
+    return false;
+  } finally {
+    button.disabled = false;
+  }
+}

@@ -5,18 +5,9 @@
 function start() {
   $('sign-in-form').addEventListener('submit', signIn);
   $('sign-out').addEventListener('click', () => signOut('Signed out.'));
-  for (const tab of document.querySelectorAll('#nav .tab')) {
-    tab.addEventListener('click', async () => {
-      const view = tab.dataset.view;
-      if (view === 'tokens') {
-        notice('');
-        show('tokens');
-        await loadTokens();
-      } else if (view === 'audit') await showAudit();
-      else await showKeys();
-    });
-  }
-  $('generate').addEventListener('click', openGenerate);
+  // The tabs and the form's back link are plain links to routes.
+  window.addEventListener('hashchange', () => route());
+  $('generate').addEventListener('click', () => navigate('#/new'));
   // `change` too: clearing a field (Escape, or a script) need not fire `input`.
   $('search').addEventListener('input', renderTokens);
   $('search').addEventListener('change', renderTokens);
@@ -51,30 +42,42 @@ function start() {
       row.querySelector('select').focus();
     });
   }
-  const back = () => {
-    state.editing = null;
-    show('tokens');
-  };
-  $('form-back').addEventListener('click', back);
-  $('form-cancel').addEventListener('click', back);
-  $('form-regenerate').addEventListener('click', openRegenerate);
+  $('form-cancel').addEventListener('click', () => navigate('#/tokens'));
+  $('form-regenerate').addEventListener('click', regenerateFromForm);
   $('form-delete').addEventListener('click', () => openDelete(state.editing));
+  // Leaving the page (reload, another address, closing the tab) with a changed form or an
+  // uncopied token: the browser asks.
+  window.addEventListener('beforeunload', (event) => {
+    if (formDirty() || ($('token-dialog').open && !tokenCopied)) {
+      event.preventDefault();
+      event.returnValue = '';
+    }
+  });
 
   $('copy-token').addEventListener('click', copyToken);
-  $('token-done').addEventListener('click', () => $('token-dialog').close());
+  $('token-done').addEventListener('click', closeToken);
+  // Escape: not straight away when the token was not copied. Stopping the key stops the
+  // dialog's cancel; `cancel` is stopped too, for other ways the browser closes it.
+  $('token-dialog').addEventListener('keydown', (event) => {
+    if (event.key === 'Escape' && !tokenCopied) {
+      event.preventDefault();
+      closeToken();
+    }
+  });
+  $('token-dialog').addEventListener('cancel', (event) => {
+    if (tokenCopied) return;
+    event.preventDefault();
+    closeToken();
+  });
   $('token-dialog').addEventListener('close', tokenDialogClosed);
   $('regenerate-form').addEventListener('submit', regenerate);
   $('regenerate-cancel').addEventListener('click', () => $('regenerate-dialog').close());
   $('delete-confirm').addEventListener('click', confirmDelete);
   $('delete-cancel').addEventListener('click', () => $('delete-dialog').close());
 
-  if (sessionStorage.getItem(TOKEN_KEY)) {
-    loadTokens().then((ok) => {
-      if (ok) show('tokens', { focus: false });
-    });
-  } else {
-    show('sign-in', { focus: false });
-  }
+  if (!location.hash) history.replaceState(null, '', '#/tokens');
+  if (sessionStorage.getItem(TOKEN_KEY)) whoAmI().then(() => route({ focus: false }));
+  else show('sign-in', { focus: false });
 }
 
 start();

@@ -1,4 +1,4 @@
-// session.js: signing in and out.
+// session.js: signing in and out, and who the page is signed in as.
 
 // --- Sign in ------------------------------------------------------------------------------------
 
@@ -30,9 +30,9 @@ async function signIn(event) {
     field.removeAttribute('aria-invalid');
     error.textContent = '';
     state.tokens = list.tokens;
+    await whoAmI();
     notice('');
-    renderTokens();
-    show('tokens');
+    await route();
   } catch (e) {
     field.setAttribute('aria-invalid', 'true');
     error.textContent = signInMessage(e);
@@ -40,11 +40,52 @@ async function signIn(event) {
   }
 }
 
+/**
+ * Which token the page is signed in with, asked of `POST /v1/verify` (the server's verdict,
+ * not the token's unverified claims): it marks "you" in the list, warns before deleting or
+ * regenerating it, and announces its expiry.
+ */
+async function whoAmI() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  state.self = null;
+  if (token) {
+    try {
+      const answer = await api('POST', '/v1/verify', { body: { token } });
+      if (answer && answer.valid && answer.token) state.self = answer.token;
+    } catch {
+      // Unknown: the page works without the marker and the banner.
+    }
+  }
+  renderSelf();
+}
+
+/** The banner that says the signed-in token expires within BANNER_DAYS days. */
+function renderSelf() {
+  const banner = $('self-banner');
+  const expires = state.self?.expires_at;
+  const left = expires ? new Date(expires) - Date.now() : Infinity;
+  if (!(left < BANNER_DAYS * 86400e3)) {
+    banner.hidden = true;
+    banner.textContent = '';
+    return;
+  }
+  const days = Math.round(left / 86400e3);
+  const when = left < 86400e3 ? 'in less than a day' : days === 1 ? 'in 1 day' : `in ${days} days`;
+  banner.textContent =
+    `The token you are signed in with (${state.self.name}) expires on ${dateFormat.format(new Date(expires))}, ${when}. ` +
+    'Regenerate it, or make another super-admin token, before then.';
+  banner.hidden = false;
+}
+
 function signOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
   state.tokens = [];
   state.editing = null;
+  state.self = null;
+  markClean();
+  renderSelf();
   $('tokens-body').replaceChildren();
+  $('tokens-count').textContent = '';
   $('audit-body').replaceChildren();
   $('keys-list').replaceChildren();
   for (const dialog of document.querySelectorAll('dialog[open]')) dialog.close();
@@ -53,4 +94,3 @@ function signOut(message) {
   show('sign-in');
   $('sign-in-token').focus();
 }
-

@@ -56,9 +56,12 @@ function renderTokens() {
   const rows = shown.map((token) =>
     h(
       'tr',
-      { 'data-name': token.name },
+      { 'data-name': token.name, 'data-self': isSelf(token) ? 'true' : null },
       h('th', { scope: 'row', 'data-label': 'Name' },
-        h('button', { type: 'button', class: 'link name', onclick: () => openEdit(token.id) }, token.name)),
+        h('a', { class: 'link name', href: tokenHash(token.id) }, token.name),
+        isSelf(token)
+          ? h('span', { class: 'badge you', title: 'The token you are signed in with' }, 'you')
+          : null),
       h('td', { 'data-label': 'Description', class: 'description' }, token.description || h('span', { class: 'muted' }, '—')),
       h('td', { 'data-label': 'Permissions' }, permissionsCell(token.permissions)),
       h('td', { 'data-label': 'Expires' }, expiresCell(token)),
@@ -70,7 +73,7 @@ function renderTokens() {
         h('span', { class: 'muted small block' }, `by ${actorName(token.created_by)}`)),
       h('td', { 'data-label': 'Updated' }, time(token.updated_at)),
       h('td', { class: 'row-actions' },
-        h('button', { type: 'button', onclick: () => openEdit(token.id), 'aria-label': `Edit token ${token.name}` }, 'Edit'),
+        h('button', { type: 'button', onclick: () => navigate(tokenHash(token.id)), 'aria-label': `Edit token ${token.name}` }, 'Edit'),
         h('button', { type: 'button', class: 'danger', onclick: () => openDelete(token), 'aria-label': `Delete token ${token.name}` }, 'Delete')),
     ),
   );

@@ -6,7 +6,6 @@ const AUDIT_PAGES = 20;
 const AUDIT_SHOWN = 500;
 
 async function showAudit() {
-  notice('');
   show('audit');
   const entries = [];
   try {
@@ -40,7 +39,6 @@ async function showAudit() {
 }
 
 async function showKeys() {
-  notice('');
   show('keys');
   let keys;
   try {
