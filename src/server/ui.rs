@@ -187,4 +187,19 @@ mod tests {
         assert!(!handler, "no inline event handlers");
         assert_eq!(PAGE.body.matches("<script").count(), 1);
     }
+
+    #[test]
+    fn the_script_is_its_files_in_order_and_starts_last() {
+        let first = include_str!("ui/rules.js");
+        let last = include_str!("ui/main.js");
+        assert!(SCRIPT.body.starts_with(first));
+        assert!(SCRIPT.body.ends_with(last));
+        assert!(
+            last.trim_end().ends_with("start();"),
+            "main.js starts the page"
+        );
+        assert_eq!(SCRIPT.body.matches("\nstart();").count(), 1);
+        // One module scope: no file may import or export.
+        assert!(!SCRIPT.body.contains("\nimport ") && !SCRIPT.body.contains("\nexport "));
+    }
 }

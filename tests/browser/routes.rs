@@ -31,6 +31,13 @@ async fn back_forward_reload_and_links_follow_the_hash_routes() {
         page.open().await;
         page.sign_in(&page.serve.admin).await;
         on(&page, "#/tokens", "tokens").await;
+        // The tab of the view on show shows it again, fresh.
+        page.create(json!({"name": "late-comer", "expires": "7d",
+            "permissions": {"super_admin": true}}))
+            .await;
+        page.click(r#"#nav .tab[data-view="tokens"]"#).await;
+        page.visible(r#"tr[data-name="late-comer"]"#).await;
+        on(&page, "#/tokens", "tokens").await;
 
         // Each way in changes the address.
         page.click("#generate").await;

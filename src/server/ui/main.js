@@ -5,8 +5,16 @@
 function start() {
   $('sign-in-form').addEventListener('submit', signIn);
   $('sign-out').addEventListener('click', () => signOut('Signed out.'));
-  // The tabs and the form's back link are plain links to routes.
+  // The tabs and the form's back link are plain links to routes; a tab for the view on show
+  // shows it again (fresh from the API), as a link to the same address would not.
   window.addEventListener('hashchange', () => route());
+  for (const tab of document.querySelectorAll('#nav .tab')) {
+    tab.addEventListener('click', (event) => {
+      if (location.hash !== tab.getAttribute('href')) return;
+      event.preventDefault();
+      navigate(location.hash);
+    });
+  }
   $('generate').addEventListener('click', () => navigate('#/new'));
   // `change` too: clearing a field (Escape, or a script) need not fire `input`.
   $('search').addEventListener('input', renderTokens);
