@@ -62,6 +62,8 @@ async fn unsaved_edits_are_saved_or_discarded_never_silently_lost() {
         // Cancel with a change asks; "Keep editing" stays on the form.
         page.fill("#f-description", "Edited again").await;
         page.click("#form-cancel").await;
+        page.visible("#ask-dialog[open]").await;
+        page.screenshot("discard-question").await;
         let question = page.answer("stay").await;
         assert!(question.contains("Discard your changes?"), "{question}");
         assert!(page.shown("#view-form").await);

@@ -12,7 +12,8 @@
 //! kind, custom expiry dates, plain-word errors), `guards` (unsaved changes and the one-time
 //! pop-up) and `routes` (hash routes with Back, Forward and reload).
 //!
-//! Screenshots of the list, the generate form and the pop-up are written to
+//! Screenshots of the list, the generate form, the pop-up, the expiry banner and a question
+//! of the page are written to
 //! `$TESSERA_SCREENSHOTS`, else `<target>/screenshots/`.
 //!
 //! Where Chromium or chromedriver is not installed the tests print why and pass; with

@@ -174,6 +174,7 @@ async fn a_banner_says_when_the_signed_in_token_expires_within_14_days() {
             ))
             .await;
         assert!(banner.contains(day.as_str().unwrap()), "{banner} / {day}");
+        page.screenshot("expiry-banner").await;
 
         // It stays on a reload, and goes with signing out.
         page.client().refresh().await.unwrap();
