@@ -1,8 +1,9 @@
 //! The API tokens web page: `GET /` and its two assets, `/ui/app.js` and `/ui/app.css`.
 //!
 //! The page is what an administrator coming from Devtron knows as Global Configurations ->
-//! Authorization -> API tokens. It is plain HTML, one ES module and one style sheet under
-//! `src/server/ui/`, embedded in the binary with `include_str!`, so tessera needs no Node.js to
+//! Authorization -> API tokens. It is plain HTML, one ES module (written as several files by
+//! concept and concatenated at compile time) and one style sheet under `src/server/ui/`,
+//! embedded in the binary with `include_str!`, so tessera needs no Node.js to
 //! build or run and the page always matches the binary that serves it.
 //!
 //! This module owns only the serving: content types, caching and the security headers. The
@@ -61,8 +62,8 @@ const fn etag_bytes(hash: u64) -> [u8; 18] {
 
 /// An [`Asset`] from a file under `src/server/ui/`, its ETag computed at compile time.
 macro_rules! asset {
-    ($file:literal, $content_type:literal) => {{
-        const BODY: &str = include_str!(concat!("ui/", $file));
+    ($($file:literal),+; $content_type:literal) => {{
+        const BODY: &str = concat!($(include_str!(concat!("ui/", $file))),+);
         const ETAG: [u8; 18] = etag_bytes(fnv1a(BODY.as_bytes()));
         Asset {
             body: BODY,
@@ -75,9 +76,24 @@ macro_rules! asset {
     }};
 }
 
-static PAGE: Asset = asset!("index.html", "text/html; charset=utf-8");
-static SCRIPT: Asset = asset!("app.js", "text/javascript; charset=utf-8");
-static STYLE: Asset = asset!("app.css", "text/css; charset=utf-8");
+static PAGE: Asset = asset!("index.html"; "text/html; charset=utf-8");
+/// The page's script, one module served as `/ui/app.js`: its files by concept, concatenated at
+/// compile time in this order (they share one module scope; `main.js`, last, starts the page).
+static SCRIPT: Asset = asset!(
+    "rules.js",
+    "api.js",
+    "dom.js",
+    "session.js",
+    "tokens.js",
+    "grants.js",
+    "form.js",
+    "dialogs.js",
+    "views.js",
+    "routes.js",
+    "main.js";
+    "text/javascript; charset=utf-8"
+);
+static STYLE: Asset = asset!("app.css"; "text/css; charset=utf-8");
 
 /// The page's routes, merged into the issuer's router.
 pub fn routes() -> Router<AppState> {
@@ -170,5 +186,20 @@ mod tests {
         });
         assert!(!handler, "no inline event handlers");
         assert_eq!(PAGE.body.matches("<script").count(), 1);
+    }
+
+    #[test]
+    fn the_script_is_its_files_in_order_and_starts_last() {
+        let first = include_str!("ui/rules.js");
+        let last = include_str!("ui/main.js");
+        assert!(SCRIPT.body.starts_with(first));
+        assert!(SCRIPT.body.ends_with(last));
+        assert!(
+            last.trim_end().ends_with("start();"),
+            "main.js starts the page"
+        );
+        assert_eq!(SCRIPT.body.matches("\nstart();").count(), 1);
+        // One module scope: no file may import or export.
+        assert!(!SCRIPT.body.contains("\nimport ") && !SCRIPT.body.contains("\nexport "));
     }
 }
