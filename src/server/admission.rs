@@ -202,6 +202,7 @@ impl Drop for Waiting<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::poll_once;
     use std::time::Duration;
 
     #[tokio::test]
@@ -213,8 +214,8 @@ mod tests {
         let second = admission.enter();
         tokio::pin!(first, second);
         // Polled once each, both wait in the queue.
-        assert!(futures_poll(&mut first).await.is_none());
-        assert!(futures_poll(&mut second).await.is_none());
+        assert!(poll_once(&mut first).await.is_none());
+        assert!(poll_once(&mut second).await.is_none());
         assert_eq!(admission.queued(), 2);
         assert_eq!(admission.enter().await.unwrap_err(), Overloaded);
         drop(running);
@@ -299,14 +300,5 @@ mod tests {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         assert!(admission.slots() >= 1);
         assert!(admission.slots() < cores || cores == 1);
-    }
-
-    /// Poll a future once: `Some` if it finished.
-    async fn futures_poll<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
-        std::future::poll_fn(|cx| match std::pin::Pin::new(&mut *f).poll(cx) {
-            std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
-            std::task::Poll::Pending => std::task::Poll::Ready(None),
-        })
-        .await
     }
 }

@@ -198,6 +198,11 @@ impl Metrics {
                 "Signature checks waiting for a slot now.",
                 state.admission().queued() as f64,
             ),
+            (
+                "tessera_tarpit_held",
+                "Refusals of clients past their bad-signature budget being held now.",
+                state.tarpit().held() as f64,
+            ),
         ];
         for (name, help, value) in gauges {
             let _ = writeln!(

@@ -13,6 +13,7 @@
 //! | `openapi` | `/openapi.json`: what the handlers' annotations do not say |
 //! | `routes` | what each route needs of its caller, in one table |
 //! | `state_feed` | `GET /v1/state`, for verify-only instances |
+//! | `tarpit` | how long a client past its bad-signature budget waits for each refusal |
 //! | `ui` | the API tokens web page at `/`, a client of the `/v1` API like any other |
 //! | `usage` | last use of each token, noted in memory and written in batches |
 //! | `verify` | forward authentication, introspection and the public keys |
@@ -32,6 +33,7 @@ mod oauth;
 mod openapi;
 mod routes;
 pub(crate) mod state_feed;
+mod tarpit;
 mod ui;
 mod usage;
 mod verify;
@@ -115,6 +117,7 @@ struct Inner {
     upkeep: Option<Upkeep>,
     admission: admission::Admission,
     budget: budget::Budget,
+    tarpit: tarpit::Tarpit,
     /// When the last budget WARN was logged (seconds since the epoch), to log one a second.
     budget_warned: AtomicI64,
 }
@@ -143,6 +146,7 @@ impl AppState {
                 upkeep: parts.upkeep,
                 admission: admission::Admission::for_this_machine(),
                 budget: budget::Budget::new(parts.bad_signature_budget, Arc::new(SystemClock)),
+                tarpit: tarpit::Tarpit::default(),
                 budget_warned: AtomicI64::new(0),
             }),
         }
@@ -179,8 +183,8 @@ impl AppState {
 
     /// Verify `token` for the client at `from`, rationing signature checks: a token the
     /// verifier can answer without one (cached, or malformed) is answered at once; any other
-    /// waits for a slot, and is refused when the queue is full or its client has spent its
-    /// bad-signature budget.
+    /// waits for a slot, and is refused when the queue is full, or (after a hold in the
+    /// tarpit) when its client has spent its bad-signature budget.
     pub async fn check_token(
         &self,
         token: &str,
@@ -193,6 +197,7 @@ impl AppState {
         };
         if let Err(cooling) = inner.budget.allows(from) {
             inner.metrics.rationed(Rationed::CoolingDown(cooling));
+            inner.tarpit.hold().await;
             return Err(Rationed::CoolingDown(cooling));
         }
         let unchecked = unchecked.into_owned();
@@ -227,6 +232,11 @@ impl AppState {
                  with --trusted-proxy so its clients are told apart)"
             );
         }
+    }
+
+    /// The refusals held in the tarpit, for the metrics.
+    fn tarpit(&self) -> &tarpit::Tarpit {
+        &self.inner.tarpit
     }
 
     /// The signature-check gate, for the metrics.

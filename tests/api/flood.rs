@@ -1,10 +1,11 @@
 //! A flood of forged tokens: the client sending it loses its signature checks for a cool-down,
-//! while its cached tokens and every other client carry on.
+//! and waits for each refusal, while its cached tokens and every other client carry on.
 
 use crate::support::app::App;
 use crate::support::DEPLOY_PROD;
 use axum::http::StatusCode;
 use serde_json::json;
+use std::time::{Duration, Instant};
 use tessera::paseto::{self, decode_b64, encode_b64};
 
 const ATTACKER: &str = "203.0.113.7";
@@ -55,9 +56,16 @@ async fn a_forger_spends_its_budget_and_waits_while_others_carry_on() {
             "forgery {i}"
         );
     }
-    // Then the source's signature checks are refused, with a time to come back.
+    // Then the source's signature checks are refused, with a time to come back, after a hold
+    // that slows a client waiting for its answers.
+    let started = Instant::now();
     let (status, retry) = auth_from(&app, ATTACKER, &forged(&fresh, 10)).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
     let retry: u64 = retry.expect("Retry-After").parse().unwrap();
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
     // A token it never sent before needs a check: refused too.
