@@ -1,7 +1,8 @@
 //! `tessera verify`: fully offline verification of one token with [`Verifier`], against the
 //! key folder or a single public key, optionally followed by an authorization question
 //! (`--require`). Exit 0 when the token is valid (and allowed), 1 when it is refused or not
-//! allowed, 2 on a usage or configuration error.
+//! allowed or `--require` is not a valid question (invalid input), 2 on a usage or
+//! configuration error.
 //!
 //! Without `--store`, no token state is consulted: a deleted or regenerated token still
 //! verifies here until it expires, and the command says so on every success. With `--store`,
@@ -101,7 +102,8 @@ pub(crate) struct Sources {
 
 /// Help text after the options.
 pub(crate) const AFTER_HELP: &str = "\
-Exit status: 0 valid (and allowed), 1 refused or not allowed, 2 usage or configuration error.
+Exit status: 0 valid (and allowed); 1 refused, not allowed, or a --require that is not a valid
+question; 2 usage or configuration error (keys, an unreadable --store).
 On refusal, stderr says `refused: <code> (<detail>)`; codes: malformed, unknown_key,
 bad_signature, expired, not_yet_valid, wrong_issuer, revoked and superseded (with --store),
 and forbidden for --require.
@@ -223,8 +225,9 @@ struct Requirement {
 
 impl Requirement {
     fn parse(spec: &str) -> Result<Self, Failure> {
+        // Invalid input, exit 1 like an unknown role anywhere else.
         let bad = |message: String| {
-            Failure::new(format_args!("--require: {message}"))
+            Failure::invalid(format_args!("--require: {message}"))
                 .hint(format_args!("e.g. {REQUIRE_EXAMPLE}"))
         };
         let mut fields: Vec<(String, String)> = Vec::new();

@@ -10,9 +10,10 @@
 //! string goes to stdout alone (or inside `--json`); everything else goes to stderr, so
 //! `TOKEN=$(tessera token create ...)` captures exactly the token.
 //!
-//! Exit codes: 0 done; 1 refused by the rules (invalid input, name taken, not found, conflict,
-//! too large, and over HTTP a caller's token that is not super-admin); 2 usage or configuration
-//! error (flags, keys, an unreachable store or server, `TESSERA_TOKEN` missing or refused).
+//! Exit codes: 0 done; 1 refused by the rules or invalid input (a name, permissions, an expiry,
+//! a token not found, name taken, conflict, too large, and over HTTP a caller's token that is
+//! not super-admin); 2 usage or configuration error (flags, keys, an unreadable file, an
+//! unreachable store or server, `TESSERA_TOKEN` missing or refused).
 
 use crate::cli::keys::KeysDir;
 use crate::cli::report::{self, eprint_line, Failure, Out, EXIT_REFUSED};
@@ -98,9 +99,10 @@ pub(crate) enum TokenCommand {
 
 /// `tessera token --help`, after the subcommands.
 pub(crate) const AFTER_HELP: &str = "\
-Exit status: 0 done, 1 refused by the rules (invalid input, name taken, not found, conflict, too
-large; over HTTP also a token that is not super-admin), 2 usage or configuration error (an
-unreachable store or server, TESSERA_TOKEN missing or refused).
+Exit status: 0 done; 1 refused by the rules or invalid input (a bad name, permissions JSON,
+role or --expires, a token not found, name taken, conflict, the last super-admin, too large;
+over HTTP also a token that is not super-admin); 2 usage or configuration error (flags, keys,
+an unreachable store or server, TESSERA_TOKEN missing or refused).
 
 Examples:
   tessera token create --name ci-bot --expires 30d --super-admin
@@ -270,7 +272,13 @@ pub(crate) fn run(command: TokenCommand) -> Result<ExitCode, Failure> {
     let json = command.common().json;
     match runtime.block_on(dispatch(command)) {
         Ok(code) => Ok(code),
-        Err(Stop::Failed(failure)) => Err(failure),
+        Err(Stop::Failed(failure)) => {
+            if json && failure.kind() == report::Kind::Invalid {
+                // Exit 1 as a refusal, so with --json the same error document as one.
+                invalid_json(failure.message())?;
+            }
+            Err(failure)
+        }
         Err(Stop::Refused { code, message }) => refusal(&code, &message, json),
     }
 }
@@ -403,7 +411,7 @@ async fn dispatch(command: TokenCommand) -> Result<ExitCode, Stop> {
 
 fn parse_expiry(text: &str) -> Result<Expiry, Failure> {
     text.parse::<Expiry>()
-        .map_err(|e| Failure::new(format_args!("--expires: {}", message_of(&e))))
+        .map_err(|e| Failure::invalid(format_args!("--expires: {}", message_of(&e))))
 }
 
 fn message_of(e: &LifecycleError) -> String {
@@ -437,7 +445,7 @@ fn permissions_arg(super_admin: bool, json: Option<&str>) -> Result<Option<Permi
         None => arg.to_owned(),
     };
     serde_json::from_str(&text).map(Some).map_err(|e| {
-        Failure::new(format_args!(
+        Failure::invalid(format_args!(
             "--permissions: {}",
             report::clean(&e.to_string())
         ))

@@ -198,11 +198,7 @@ pub(super) fn list_out(
 /// document, whether the store or the server refused.
 pub(super) fn refusal(code: &str, message: &str, json: bool) -> Result<ExitCode, Failure> {
     if json {
-        let mut out = Out::default();
-        out.line(crate::cli::to_json(&json!({
-            "error": {"code": code, "message": message}
-        }))?);
-        out.emit()?;
+        error_json(code, message)?;
     }
     eprint_line(format_args!(
         "refused: {} ({})",
@@ -220,4 +216,18 @@ pub(super) fn refusal(code: &str, message: &str, json: bool) -> Result<ExitCode,
         _ => {}
     }
     Ok(ExitCode::from(EXIT_REFUSED))
+}
+
+/// With `--json`, invalid input (exit 1) gives the document a refusal gives, with the code the
+/// API gives it, `invalid_request`.
+pub(super) fn invalid_json(message: &str) -> Result<(), Failure> {
+    error_json("invalid_request", &report::redact(message))
+}
+
+fn error_json(code: &str, message: &str) -> Result<(), Failure> {
+    let mut out = Out::default();
+    out.line(crate::cli::to_json(&json!({
+        "error": {"code": code, "message": message}
+    }))?);
+    out.emit()
 }
