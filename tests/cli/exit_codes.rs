@@ -109,6 +109,34 @@ fn refusals() -> Vec<Case> {
             "\"45d\" is not an expiry",
         ),
         case(
+            "a date not on the calendar",
+            &[
+                "token",
+                "create",
+                "--name",
+                "late",
+                "--expires",
+                "2027-02-30",
+                "--super-admin",
+            ],
+            1,
+            "2027-02-30 is not a date of the calendar",
+        ),
+        case(
+            "a plain date in the past",
+            &[
+                "token",
+                "create",
+                "--name",
+                "late",
+                "--expires",
+                "2020-01-01",
+                "--super-admin",
+            ],
+            1,
+            "2020-01-01T23:59:59Z is not in the future",
+        ),
+        case(
             "regenerate with a bad expiry",
             &["token", "regenerate", "admin", "--expires", "45d"],
             1,
@@ -172,6 +200,20 @@ fn every_outcome_has_the_exit_code_of_its_kind() {
             0,
             "created token deployer",
         ),
+        case(
+            "success: a plain date",
+            &[
+                "token",
+                "create",
+                "--name",
+                "dated",
+                "--expires",
+                "2999-12-31",
+                "--super-admin",
+            ],
+            0,
+            "expires 2999-12-31T23:59:59Z",
+        ),
         case("success: list", &["token", "list"], 0, ""),
         case(
             "configuration: an unknown store URL",
@@ -211,6 +253,8 @@ fn every_outcome_has_the_exit_code_of_its_kind() {
     ];
     let env = [("TESSERA_TOKEN", admin.as_str())];
     check(&s, &local, None, &env);
+    // `dated` is another super-admin, so the last-super-admin row needs it gone.
+    s.run(&["token", "delete", "dated"]).expect(0);
     check(&s, &refusals(), None, &[]);
 
     // The same rows through a server that holds the store.
