@@ -1,5 +1,5 @@
 //! `tessera token ...` details, black box, on the embedded store and through a server: a plain
-//! date for `--expires`.
+//! date for `--expires`, and "not found" for an unknown token.
 
 #![cfg(feature = "cli")]
 
@@ -140,4 +140,39 @@ fn a_plain_date_expires_at_the_end_of_that_day_utc() {
         there["record"]["expires_at"],
         format!("{third}T23:59:59Z").as_str()
     );
+}
+
+#[test]
+fn an_unknown_token_is_not_found_on_a_store_and_through_a_server() {
+    let (s, admin) = bootstrapped();
+    let shown = s.run(&["token", "show", "nope", "--json"]).expect(1);
+    assert_eq!(shown.json()["error"]["code"], "not_found");
+    assert!(
+        shown.stderr.contains(
+            "refused: not_found (not found: no live token is named \"nope\" (give a name or an id"
+        ),
+        "{}",
+        shown.stderr
+    );
+    for args in [
+        &["update", "nope", "--description", "x"][..],
+        &["delete", "nope"],
+    ] {
+        let mut all = vec!["token"];
+        all.extend_from_slice(args);
+        let run = s.run(&all).expect(1);
+        assert!(run.stderr.contains("refused: not_found"), "{}", run.stderr);
+    }
+
+    let server = ServerThread::start(app::config(s.dir.path()));
+    let there = remote(&s, &server.base, &admin, &["show", "nope"]).expect(1);
+    assert_eq!(there.stderr, shown.stderr, "the same words both ways");
+    let by_id = remote(
+        &s,
+        &server.base,
+        &admin,
+        &["show", "00000000-0000-4000-8000-000000000000", "--json"],
+    )
+    .expect(1);
+    assert_eq!(by_id.json()["error"]["code"], "not_found");
 }

@@ -146,7 +146,7 @@ fn refusals() -> Vec<Case> {
             "not found by name",
             &["token", "show", "nope"],
             1,
-            "refused: invalid_request (token: no live token is named \"nope\"",
+            "refused: not_found (not found: no live token is named \"nope\"",
         ),
         case(
             "not found by id",

@@ -73,16 +73,14 @@ impl Backend {
             Backend::Local { service, .. } => service.get_by_name(key).await?,
             Backend::Remote(remote) => remote.get_by_name(key).await?,
         };
-        found.ok_or_else(|| {
-            LifecycleError::Invalid {
-                field: "token",
-                message: format!(
-                    "no live token is named {:?} (give a name or an id; `tessera token list` \
-                     shows them)",
-                    crate::permissions::shorten(key)
-                ),
-            }
-            .into()
+        // Refused as the API refuses an unknown id: `not_found`, exit 1.
+        found.ok_or_else(|| Stop::Refused {
+            code: "not_found".to_owned(),
+            message: format!(
+                "not found: no live token is named {:?} (give a name or an id; `tessera token \
+                 list` shows them)",
+                crate::permissions::shorten(key)
+            ),
         })
     }
 
