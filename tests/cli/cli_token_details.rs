@@ -1,11 +1,11 @@
 //! `tessera token ...` details, black box, on the embedded store and through a server: a plain
-//! date for `--expires`, and "not found" for an unknown token.
+//! date for `--expires`, "not found" for an unknown token, and the LAST USED column.
 
 #![cfg(feature = "cli")]
 
 use crate::support::app::{self, ServerThread};
 use crate::support::binary::{Run, Sandbox};
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 /// A sandbox with keys and a super-admin token named `admin`; the token.
 fn bootstrapped() -> (Sandbox, String) {
@@ -175,4 +175,107 @@ fn an_unknown_token_is_not_found_on_a_store_and_through_a_server() {
     )
     .expect(1);
     assert_eq!(by_id.json()["error"]["code"], "not_found");
+}
+
+/// Record on the store that `id` was used at `at` from `from`, as a server does.
+fn record_use(s: &Sandbox, id: &str, at: DateTime<Utc>, from: &str) {
+    use tessera::store::TokenStore as _;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let url = format!("file:{}", s.path("data/tessera.redb").display());
+        let store = tessera::store::AnyStore::open(&url).await.unwrap();
+        let usage = tessera::model::Usage {
+            id: id.parse().unwrap(),
+            at,
+            from: Some(from.to_owned()),
+        };
+        store.record_usage(vec![usage]).await.unwrap();
+    });
+}
+
+/// The cell of `column` in the row of `name`, from `token list`'s table.
+fn cell(table: &str, name: &str, column: &str) -> String {
+    let mut lines = table.lines();
+    let header = lines.next().expect("a header");
+    let start = header.find(column).expect("the column");
+    let row = lines
+        .find(|line| line.starts_with(&format!("{name} ")))
+        .expect("the row");
+    row[start..].split("  ").next().unwrap().trim().to_owned()
+}
+
+#[test]
+fn the_list_shows_when_each_token_was_last_used() {
+    let (s, admin) = bootstrapped();
+    let idle = s
+        .run(&[
+            "token",
+            "create",
+            "--name",
+            "idle",
+            "--super-admin",
+            "--json",
+        ])
+        .expect(0)
+        .json();
+    let admin_id = s
+        .run(&["token", "show", "admin", "--json"])
+        .expect(0)
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let at = DateTime::parse_from_rfc3339("2026-11-30T08:15:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    record_use(&s, &admin_id, at, "203.0.113.7");
+
+    let list = s.run(&["token", "list"]).expect(0);
+    let header = list.stdout.lines().next().unwrap();
+    assert!(
+        header.contains("  EXPIRES ")
+            && header.contains("  LAST USED ")
+            && header.contains("  PERMISSIONS"),
+        "{header}"
+    );
+    assert_eq!(
+        cell(&list.stdout, "admin", "LAST USED"),
+        "2026-11-30T08:15:00Z"
+    );
+    assert_eq!(cell(&list.stdout, "idle", "LAST USED"), "never");
+    assert_eq!(cell(&list.stdout, "idle", "PERMISSIONS"), "super-admin");
+
+    let json = s.run(&["token", "list", "--json"]).expect(0).json();
+    let tokens = json["tokens"].as_array().unwrap();
+    assert_eq!(tokens[0]["last_used_at"], "2026-11-30T08:15:00Z");
+    assert_eq!(tokens[0]["last_used_from"], "203.0.113.7");
+    assert_eq!(tokens[1]["id"], idle["record"]["id"]);
+    assert!(tokens[1]["last_used_at"].is_null(), "{}", tokens[1]);
+
+    let shown = s.run(&["token", "show", "admin"]).expect(0);
+    assert!(
+        shown
+            .stdout
+            .contains("last used:    2026-11-30T08:15:00Z (")
+            && shown.stdout.contains(" ago) from 203.0.113.7"),
+        "{}",
+        shown.stdout
+    );
+    let never = s.run(&["token", "show", "idle"]).expect(0);
+    assert!(
+        never.stdout.contains("last used:    never\n"),
+        "{}",
+        never.stdout
+    );
+
+    // Through a server: the same column from the API's record.
+    let server = ServerThread::start(app::config(s.dir.path()));
+    let there = remote(&s, &server.base, &admin, &["list"]).expect(0);
+    assert_eq!(
+        cell(&there.stdout, "admin", "LAST USED"),
+        "2026-11-30T08:15:00Z"
+    );
+    assert_eq!(cell(&there.stdout, "idle", "LAST USED"), "never");
 }
