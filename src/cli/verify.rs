@@ -29,6 +29,12 @@ use std::sync::Arc;
 /// The most leeway accepted, in seconds (a day): more is not clock skew.
 const MAX_LEEWAY_SECS: i64 = 86_400;
 
+/// The way round the lock for `verify --store`: the server holding the file verifies with the
+/// same token state, and anyone may ask it.
+const LOCKED_FOR_VERIFY: &str = "while `tessera serve` holds the store, ask it instead: POST \
+    /v1/verify on that server (e.g. http://127.0.0.1:8080/v1/verify, docs/http-api.md) \
+    verifies with the same token state; or stop the process holding it";
+
 /// The note printed after every successful verification.
 const NO_STATE_NOTE: &str = "note: no token state was consulted: a deleted or regenerated token \
                              still verifies until it expires";
@@ -155,11 +161,7 @@ fn load_state(url: &str) -> Result<(Arc<MemoryState>, u64), Failure> {
         .build()
         .map_err(|e| Failure::new(format_args!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let store = super::token::open_store(
-            url,
-            "stop the server, or ask it: POST /v1/verify on the server (docs/http-api.md)",
-        )
-        .await?;
+        let store = super::token::open_store(url, LOCKED_FOR_VERIFY).await?;
         let snapshot = store.snapshot().await.map_err(|e| {
             Failure::new(format_args!(
                 "cannot read the token state: {}",

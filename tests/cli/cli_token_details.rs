@@ -1,11 +1,14 @@
 //! `tessera token ...` details, black box, on the embedded store and through a server: a plain
-//! date for `--expires`, "not found" for an unknown token, and the LAST USED column.
+//! date for `--expires`, "not found" for an unknown token, the LAST USED column, and the way
+//! round the lock each command gives when a running server holds the store's file.
 
 #![cfg(feature = "cli")]
 
 use crate::support::app::{self, ServerThread};
 use crate::support::binary::{Run, Sandbox};
 use chrono::{DateTime, Duration, Utc};
+
+const STORE: &str = "file:data/tessera.redb";
 
 /// A sandbox with keys and a super-admin token named `admin`; the token.
 fn bootstrapped() -> (Sandbox, String) {
@@ -278,4 +281,66 @@ fn the_list_shows_when_each_token_was_last_used() {
         "2026-11-30T08:15:00Z"
     );
     assert_eq!(cell(&there.stdout, "idle", "LAST USED"), "never");
+}
+
+#[test]
+fn each_command_gives_its_way_round_a_server_holding_the_store() {
+    let (s, admin) = bootstrapped();
+    let server = ServerThread::start(app::config(s.dir.path()));
+
+    let tokens = s.run(&["token", "list"]).expect(2);
+    assert!(
+        tokens.stderr.contains("in use by another process"),
+        "{}",
+        tokens.stderr
+    );
+    assert!(
+        tokens.stderr.contains(
+            "hint: while `tessera serve` holds the store, manage tokens through its management \
+             API: the same command with --server http://127.0.0.1:8080 (or TESSERA_SERVER) and \
+             a super-admin token in TESSERA_TOKEN"
+        ),
+        "{}",
+        tokens.stderr
+    );
+    assert!(!tokens.stderr.contains("/v1/verify"), "{}", tokens.stderr);
+
+    let verify = s
+        .run_with(&["verify", "--store", STORE], Some(&admin), &[])
+        .expect(2);
+    assert!(
+        verify.stderr.contains("in use by another process"),
+        "{}",
+        verify.stderr
+    );
+    assert!(
+        verify.stderr.contains(
+            "hint: while `tessera serve` holds the store, ask it instead: POST /v1/verify on \
+             that server"
+        ),
+        "{}",
+        verify.stderr
+    );
+    assert!(!verify.stderr.contains("--server"), "{}", verify.stderr);
+
+    // The ways round work: the token commands through the server...
+    let listed = remote(&s, &server.base, &admin, &["list"]).expect(0);
+    assert!(listed.stdout.contains("admin "), "{}", listed.stdout);
+    // ...and the server's introspection, which anyone may ask.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let answer: serde_json::Value = runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{}/v1/verify", server.base))
+            .json(&serde_json::json!({ "token": admin }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(answer["valid"], true, "{answer}");
 }
