@@ -12,8 +12,10 @@
 //! | `input` | reading a token from the argument, `TESSERA_TOKEN` or stdin |
 //! | `report` | usage failures, stdout/stderr, cleaning and redacting text, times |
 //!
-//! Exit codes: 0 success; 1 the token was refused (or, for `inspect`, cannot be decoded);
-//! 2 usage or configuration error. Every option also reads a `TESSERA_*` environment variable.
+//! Exit codes, one rule for every command: 0 success; 1 refused by the rules (a token refused
+//! or not allowed, a token request the rules refuse; for `inspect`, a token that cannot be
+//! decoded) or invalid input (a token's name, permissions, role or expiry, a token that is not
+//! found); 2 usage (a clap error), configuration, or an unreachable store or server. Every option also reads a `TESSERA_*` environment variable.
 //! No token or secret key is ever printed except where a command's purpose is to output it.
 
 mod input;
@@ -37,8 +39,9 @@ use std::process::ExitCode;
     long_about = "Tessera API tokens are PASETO v4.public (Ed25519) strings that any service \
                   verifies offline with public keys. This tool manages the key folder, verifies \
                   a token as a service would, and decodes one for debugging.",
-    after_help = "Exit status: 0 success, 1 token refused or not allowed, 2 usage or \
-                  configuration error.\n\nExample:\n  tessera keys generate --keys keys\n  \
+    after_help = "Exit status: 0 success; 1 refused by the rules or invalid input (name, \
+                  permissions, role, expiry, not found); 2 usage, configuration, or an \
+                  unreachable store or server.\n\nExample:\n  tessera keys generate --keys keys\n  \
                   tessera verify --keys keys < token.txt"
 )]
 struct Cli {
@@ -93,8 +96,8 @@ enum Command {
     Serve(serve::ServeArgs),
 }
 
-/// Run the command line of this process and give the exit code: 0 success, 1 token refused,
-/// 2 usage or configuration error.
+/// Run the command line of this process and give the exit code: 0 success, 1 refused or
+/// invalid input, 2 usage, configuration or an unreachable store or server.
 pub fn main() -> ExitCode {
     run(std::env::args_os())
 }

@@ -1,5 +1,5 @@
-//! Output and failure plumbing shared by every command: the usage/configuration [`Failure`]
-//! (exit 2), exit codes, writing to stdout and stderr without panicking on a closed pipe,
+//! Output and failure plumbing shared by every command: the [`Failure`] that ends a command
+//! (exit 2, or 1 for invalid input), exit codes, writing to stdout and stderr without panicking on a closed pipe,
 //! making untrusted text safe for a terminal, redacting tokens and secret keys from text we
 //! did not write, and showing times.
 
@@ -9,26 +9,49 @@ use std::fmt::Display;
 use std::io::{self, Write as _};
 use std::process::ExitCode;
 
-/// Exit code: the token was refused (verification failed or not allowed).
+/// Exit code: refused by the rules (a token refused by verification, not allowed, or a
+/// request the token rules refuse) or invalid input (a name, permissions, an expiry, a token
+/// that does not exist).
 pub(crate) const EXIT_REFUSED: u8 = 1;
-/// Exit code: usage or configuration error.
+/// Exit code: usage (a clap error), configuration, or an unreachable store or server.
 pub(crate) const EXIT_USAGE: u8 = 2;
 
-/// A usage or configuration error: bad flags, a missing key folder, an unreadable file.
-/// Reported as `error: ...` (and `hint: ...`) on stderr, exit code 2. The message never holds
-/// a token or key material.
+/// Which exit code a [`Failure`] gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Usage, configuration, or a store or server out of reach: exit 2.
+    Usage,
+    /// Input the rules refuse (a bad name, permissions, expiry, an unknown token): exit 1,
+    /// like a refusal by the rules.
+    Invalid,
+}
+
+/// A command that could not do its work: bad flags, a missing key folder, an unreadable file,
+/// an unreachable store ([`Kind::Usage`], exit 2), or input the rules refuse
+/// ([`Kind::Invalid`], exit 1). Reported as `error: ...` (and `hint: ...`) on stderr. The
+/// message never holds a token or key material.
 #[derive(Debug)]
 pub(crate) struct Failure {
+    kind: Kind,
     message: String,
     hint: Option<String>,
 }
 
 impl Failure {
-    /// A failure with this message.
+    /// A usage or configuration failure (exit 2) with this message.
     pub(crate) fn new(message: impl Display) -> Self {
         Self {
+            kind: Kind::Usage,
             message: message.to_string(),
             hint: None,
+        }
+    }
+
+    /// Invalid input (exit 1) with this message.
+    pub(crate) fn invalid(message: impl Display) -> Self {
+        Self {
+            kind: Kind::Invalid,
+            ..Self::new(message)
         }
     }
 
@@ -36,6 +59,24 @@ impl Failure {
     pub(crate) fn hint(mut self, hint: impl Display) -> Self {
         self.hint = Some(hint.to_string());
         self
+    }
+
+    /// Which exit code this failure gives.
+    pub(crate) fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The message, as given (not yet cleaned or redacted).
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The exit code: 1 for invalid input, 2 otherwise.
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self.kind {
+            Kind::Invalid => EXIT_REFUSED,
+            Kind::Usage => EXIT_USAGE,
+        }
     }
 
     /// Print to stderr and give the exit code.
@@ -46,7 +87,7 @@ impl Failure {
         if let Some(hint) = &self.hint {
             eprint_line(format_args!("hint: {}", clean(&redact(hint))));
         }
-        ExitCode::from(EXIT_USAGE)
+        ExitCode::from(self.exit_code())
     }
 }
 

@@ -1,7 +1,8 @@
 //! `tessera verify`: fully offline verification of one token with [`Verifier`], against the
 //! key folder or a single public key, optionally followed by an authorization question
 //! (`--require`). Exit 0 when the token is valid (and allowed), 1 when it is refused or not
-//! allowed, 2 on a usage or configuration error.
+//! allowed or `--require` is not a valid question (invalid input), 2 on a usage or
+//! configuration error.
 //!
 //! Without `--store`, no token state is consulted: a deleted or regenerated token still
 //! verifies here until it expires, and the command says so on every success. With `--store`,
@@ -27,6 +28,12 @@ use std::sync::Arc;
 
 /// The most leeway accepted, in seconds (a day): more is not clock skew.
 const MAX_LEEWAY_SECS: i64 = 86_400;
+
+/// The way round the lock for `verify --store`: the server holding the file verifies with the
+/// same token state, and anyone may ask it.
+const LOCKED_FOR_VERIFY: &str = "while `tessera serve` holds the store, ask it instead: POST \
+    /v1/verify on that server (e.g. http://127.0.0.1:8080/v1/verify, docs/http-api.md) \
+    verifies with the same token state; or stop the process holding it";
 
 /// The note printed after every successful verification.
 const NO_STATE_NOTE: &str = "note: no token state was consulted: a deleted or regenerated token \
@@ -101,7 +108,8 @@ pub(crate) struct Sources {
 
 /// Help text after the options.
 pub(crate) const AFTER_HELP: &str = "\
-Exit status: 0 valid (and allowed), 1 refused or not allowed, 2 usage or configuration error.
+Exit status: 0 valid (and allowed); 1 refused, not allowed, or a --require that is not a valid
+question; 2 usage or configuration error (keys, an unreadable --store).
 On refusal, stderr says `refused: <code> (<detail>)`; codes: malformed, unknown_key,
 bad_signature, expired, not_yet_valid, wrong_issuer, revoked and superseded (with --store),
 and forbidden for --require.
@@ -153,11 +161,7 @@ fn load_state(url: &str) -> Result<(Arc<MemoryState>, u64), Failure> {
         .build()
         .map_err(|e| Failure::new(format_args!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let store = super::token::open_store(
-            url,
-            "stop the server, or ask it: POST /v1/verify on the server (docs/http-api.md)",
-        )
-        .await?;
+        let store = super::token::open_store(url, LOCKED_FOR_VERIFY).await?;
         let snapshot = store.snapshot().await.map_err(|e| {
             Failure::new(format_args!(
                 "cannot read the token state: {}",
@@ -223,8 +227,9 @@ struct Requirement {
 
 impl Requirement {
     fn parse(spec: &str) -> Result<Self, Failure> {
+        // Invalid input, exit 1 like an unknown role anywhere else.
         let bad = |message: String| {
-            Failure::new(format_args!("--require: {message}"))
+            Failure::invalid(format_args!("--require: {message}"))
                 .hint(format_args!("e.g. {REQUIRE_EXAMPLE}"))
         };
         let mut fields: Vec<(String, String)> = Vec::new();

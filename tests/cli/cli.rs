@@ -431,7 +431,7 @@ fn require_exits_1_with_forbidden_when_the_token_does_not_allow_the_access() {
 }
 
 #[test]
-fn a_malformed_require_is_a_usage_error() {
+fn a_malformed_require_is_invalid_input_and_exits_1() {
     let sandbox = Sandbox::new();
     let token = ci_bot(&sandbox.keys());
     for spec in [
@@ -444,7 +444,7 @@ fn a_malformed_require_is_a_usage_error() {
     ] {
         let run = sandbox
             .run_with(&["verify", "--require", spec], Some(&token), &[])
-            .expect(2);
+            .expect(1);
         assert!(
             run.stderr.starts_with("error: --require"),
             "{spec}: {}",

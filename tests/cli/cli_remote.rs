@@ -228,7 +228,7 @@ fn create_list_and_show_work_through_the_server() {
     let missing = f.admin(&["show", "nobody"]).expect(1);
     has(
         &missing.stderr,
-        &["refused: invalid_request (token: no live token is named \"nobody\""],
+        &["refused: not_found (not found: no live token is named \"nobody\""],
     );
 }
 

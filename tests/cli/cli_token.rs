@@ -298,7 +298,7 @@ fn refusals_say_what_is_wrong_and_exit_1() {
 
     let expiry = s
         .create(&["--name", "late", "--expires", "15d", "--super-admin"])
-        .expect(2);
+        .expect(1);
     assert!(
         expiry.stderr.contains("7d, 30d, 60d, 90d, never"),
         "{}",
@@ -317,7 +317,7 @@ fn refusals_say_what_is_wrong_and_exit_1() {
 
     let perms = s
         .create(&["--name", "perm", "--permissions", r#"{"grants": []}"#])
-        .expect(2);
+        .expect(1);
     assert!(perms.stderr.contains("--permissions"), "{}", perms.stderr);
     let neither = s.create(&["--name", "perm"]).expect(2);
     assert!(

@@ -73,16 +73,14 @@ impl Backend {
             Backend::Local { service, .. } => service.get_by_name(key).await?,
             Backend::Remote(remote) => remote.get_by_name(key).await?,
         };
-        found.ok_or_else(|| {
-            LifecycleError::Invalid {
-                field: "token",
-                message: format!(
-                    "no live token is named {:?} (give a name or an id; `tessera token list` \
-                     shows them)",
-                    crate::permissions::shorten(key)
-                ),
-            }
-            .into()
+        // Refused as the API refuses an unknown id: `not_found`, exit 1.
+        found.ok_or_else(|| Stop::Refused {
+            code: "not_found".to_owned(),
+            message: format!(
+                "not found: no live token is named {:?} (give a name or an id; `tessera token \
+                 list` shows them)",
+                crate::permissions::shorten(key)
+            ),
         })
     }
 
@@ -195,6 +193,8 @@ pub(crate) async fn open_store(url: &str, locked: &str) -> Result<AnyStore, Fail
     })
 }
 
-/// The way round the lock for the token commands.
-const LOCKED_FOR_TOKENS: &str = "stop the server, or manage tokens through it: --server \
-    http://127.0.0.1:8080 (or TESSERA_SERVER) with a super-admin token in TESSERA_TOKEN";
+/// The way round the lock for the token commands: the server holding the file serves the
+/// same commands through its management API.
+const LOCKED_FOR_TOKENS: &str = "while `tessera serve` holds the store, manage tokens through \
+    its management API: the same command with --server http://127.0.0.1:8080 (or \
+    TESSERA_SERVER) and a super-admin token in TESSERA_TOKEN; or stop the process holding it";

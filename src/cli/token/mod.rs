@@ -10,9 +10,10 @@
 //! string goes to stdout alone (or inside `--json`); everything else goes to stderr, so
 //! `TOKEN=$(tessera token create ...)` captures exactly the token.
 //!
-//! Exit codes: 0 done; 1 refused by the rules (invalid input, name taken, not found, conflict,
-//! too large, and over HTTP a caller's token that is not super-admin); 2 usage or configuration
-//! error (flags, keys, an unreachable store or server, `TESSERA_TOKEN` missing or refused).
+//! Exit codes: 0 done; 1 refused by the rules or invalid input (a name, permissions, an expiry,
+//! a token not found, name taken, conflict, too large, and over HTTP a caller's token that is
+//! not super-admin); 2 usage or configuration error (flags, keys, an unreadable file, an
+//! unreachable store or server, `TESSERA_TOKEN` missing or refused).
 
 use crate::cli::keys::KeysDir;
 use crate::cli::report::{self, eprint_line, Failure, Out, EXIT_REFUSED};
@@ -98,9 +99,10 @@ pub(crate) enum TokenCommand {
 
 /// `tessera token --help`, after the subcommands.
 pub(crate) const AFTER_HELP: &str = "\
-Exit status: 0 done, 1 refused by the rules (invalid input, name taken, not found, conflict, too
-large; over HTTP also a token that is not super-admin), 2 usage or configuration error (an
-unreachable store or server, TESSERA_TOKEN missing or refused).
+Exit status: 0 done; 1 refused by the rules or invalid input (a bad name, permissions JSON,
+role or --expires, a token not found, name taken, conflict, the last super-admin, too large;
+over HTTP also a token that is not super-admin); 2 usage or configuration error (flags, keys,
+an unreachable store or server, TESSERA_TOKEN missing or refused).
 
 Examples:
   tessera token create --name ci-bot --expires 30d --super-admin
@@ -120,6 +122,7 @@ The token is printed once, alone on stdout, and stored nowhere: capture it.
 Examples:
   tessera token create --name ci-bot --description \"CI pipeline\" --expires 30d --super-admin
   TOKEN=$(tessera token create --name deployer --expires 90d --permissions @perms.json)
+  tessera token create --name release-bot --expires 2027-06-30 --permissions @perms.json
   tessera token create --name viewer --expires never \\
     --permissions '{\"grants\": [{\"resource\": \"chart-group\", \"role\": \"view\", \"groups\": [\"*\"]}]}'";
 
@@ -150,7 +153,8 @@ pub(crate) struct CreateArgs {
     /// What the token is for (at most 350 characters)
     #[arg(long, value_name = "TEXT", default_value = "")]
     description: String,
-    /// When it expires: 7d, 30d, 60d, 90d, never, or an RFC 3339 time (2027-01-31T00:00:00Z)
+    /// When it expires: 7d, 30d, 60d, 90d, never, a date (2027-01-31: that day's end,
+    /// 23:59:59 UTC) or an RFC 3339 time (2027-01-31T00:00:00Z)
     #[arg(long, value_name = "WHEN", default_value = "30d")]
     expires: String,
     #[command(flatten)]
@@ -223,7 +227,8 @@ pub(crate) struct RegenerateArgs {
     /// The token's id or name
     #[arg(value_name = "ID|NAME")]
     token: String,
-    /// When the new token expires: 7d, 30d, 60d, 90d, never, or an RFC 3339 time
+    /// When the new token expires: 7d, 30d, 60d, 90d, never, a date (2027-01-31: that day's
+    /// end, 23:59:59 UTC) or an RFC 3339 time
     #[arg(long, value_name = "WHEN")]
     expires: String,
     /// Refuse (conflict) unless the record is at this revision
@@ -270,7 +275,13 @@ pub(crate) fn run(command: TokenCommand) -> Result<ExitCode, Failure> {
     let json = command.common().json;
     match runtime.block_on(dispatch(command)) {
         Ok(code) => Ok(code),
-        Err(Stop::Failed(failure)) => Err(failure),
+        Err(Stop::Failed(failure)) => {
+            if json && failure.kind() == report::Kind::Invalid {
+                // Exit 1 as a refusal, so with --json the same error document as one.
+                invalid_json(failure.message())?;
+            }
+            Err(failure)
+        }
         Err(Stop::Refused { code, message }) => refusal(&code, &message, json),
     }
 }
@@ -401,16 +412,51 @@ async fn dispatch(command: TokenCommand) -> Result<ExitCode, Stop> {
     }
 }
 
+/// The forms `--expires` takes, for messages.
+const EXPIRY_FORMS: &str = "7d, 30d, 60d, 90d, never, a date such as 2027-01-31 (the end of \
+    that day, 23:59:59 UTC), or an RFC 3339 time such as 2027-01-31T00:00:00Z";
+
+/// `--expires`: a preset (`7d` ...), `never`, an RFC 3339 time, or a plain date
+/// (`YYYY-MM-DD`, as a browser's date picker gives), which means 23:59:59 UTC of that day.
+/// Whether the time is in the future is for the rules to say, as for any expiry.
 fn parse_expiry(text: &str) -> Result<Expiry, Failure> {
-    text.parse::<Expiry>()
-        .map_err(|e| Failure::new(format_args!("--expires: {}", message_of(&e))))
+    let text = text.trim();
+    if let Some(date) = plain_date(text) {
+        return date
+            .and_hms_opt(23, 59, 59)
+            .map(|end| Expiry::At(end.and_utc()))
+            .ok_or_else(|| Failure::invalid(format_args!("--expires: {text} has no end of day")));
+    }
+    if looks_like_date(text) {
+        return Err(Failure::invalid(format_args!(
+            "--expires: {text} is not a date of the calendar"
+        ))
+        .hint(format_args!("give {EXPIRY_FORMS}")));
+    }
+    text.parse::<Expiry>().map_err(|_| {
+        Failure::invalid(format_args!(
+            "--expires: {:?} is not an expiry: use {EXPIRY_FORMS}",
+            crate::permissions::shorten(text)
+        ))
+    })
 }
 
-fn message_of(e: &LifecycleError) -> String {
-    match e {
-        LifecycleError::Invalid { message, .. } => message.clone(),
-        e => e.to_string(),
+/// `YYYY-MM-DD` exactly, as a date of the calendar.
+fn plain_date(text: &str) -> Option<chrono::NaiveDate> {
+    if !looks_like_date(text) {
+        return None;
     }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+}
+
+/// Four digits, `-`, two digits, `-`, two digits: the shape of a plain date.
+fn looks_like_date(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 10
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            4 | 7 => *b == b'-',
+            _ => b.is_ascii_digit(),
+        })
 }
 
 fn permissions_arg(super_admin: bool, json: Option<&str>) -> Result<Option<Permissions>, Failure> {
@@ -437,7 +483,7 @@ fn permissions_arg(super_admin: bool, json: Option<&str>) -> Result<Option<Permi
         None => arg.to_owned(),
     };
     serde_json::from_str(&text).map(Some).map_err(|e| {
-        Failure::new(format_args!(
+        Failure::invalid(format_args!(
             "--permissions: {}",
             report::clean(&e.to_string())
         ))
@@ -447,4 +493,54 @@ fn permissions_arg(super_admin: bool, json: Option<&str>) -> Result<Option<Permi
              or --super-admin",
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> Expiry {
+        Expiry::At(
+            DateTime::parse_from_rfc3339(text)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_default(),
+        )
+    }
+
+    #[test]
+    fn a_plain_date_is_the_end_of_that_day_utc() {
+        assert_eq!(
+            parse_expiry("2027-01-31").ok(),
+            Some(at("2027-01-31T23:59:59Z"))
+        );
+        assert_eq!(
+            parse_expiry(" 2028-02-29 ").ok(),
+            Some(at("2028-02-29T23:59:59Z"))
+        );
+        // The other forms are as before.
+        assert_eq!(parse_expiry("30d").ok(), Some(Expiry::Days(30)));
+        assert_eq!(parse_expiry("never").ok(), Some(Expiry::Never));
+        assert_eq!(
+            parse_expiry("2027-01-31T00:00:00Z").ok(),
+            Some(at("2027-01-31T00:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn anything_else_is_invalid_input() {
+        for text in [
+            "45d",
+            "2027-02-29",
+            "2027-13-01",
+            "2027-1-31",
+            "+2027-01-31",
+            "2027/01/31",
+            "31-01-2027",
+            "",
+        ] {
+            let failure = parse_expiry(text).expect_err(text);
+            assert_eq!(failure.kind(), report::Kind::Invalid, "{text}");
+            assert!(failure.message().starts_with("--expires: "), "{text}");
+        }
+    }
 }

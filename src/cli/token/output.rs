@@ -83,6 +83,19 @@ pub(super) fn expiry_text(at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Stri
     )
 }
 
+/// A token's last use for `show`: `never`, or the time, how long ago, and from where.
+fn last_used_text(record: &TokenRecord, now: DateTime<Utc>) -> String {
+    let Some(at) = record.last_used_at else {
+        return "never".to_owned();
+    };
+    let from = record
+        .last_used_from
+        .as_deref()
+        .map(|from| format!(" from {}", report::clean(from)))
+        .unwrap_or_default();
+    format!("{}{from}", report::time_and_relative(&at, &now))
+}
+
 pub(super) fn record_out(
     record: &TokenRecord,
     now: DateTime<Utc>,
@@ -117,6 +130,10 @@ pub(super) fn record_out(
         out.line(format_args!(
             "permissions:  {}",
             report::clean(&record.permissions.summary())
+        ));
+        out.line(format_args!(
+            "last used:    {}",
+            last_used_text(record, now)
         ));
         out.line(format_args!("version:      {}", record.version));
         out.line(format_args!("revision:     {}", record.revision));
@@ -154,7 +171,7 @@ pub(super) fn list_out(
         eprint_line("no tokens; create one with `tessera token create`");
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<[String; 5]> = records
+    let rows: Vec<[String; 6]> = records
         .iter()
         .map(|r| {
             let status = match r.status(now) {
@@ -170,24 +187,35 @@ pub(super) fn list_out(
                 status.to_owned(),
                 r.expires_at
                     .map_or_else(|| "never".to_owned(), |at| report::time(&at)),
+                r.last_used_at
+                    .map_or_else(|| "never".to_owned(), |at| report::time(&at)),
                 report::clean(&r.permissions.summary()),
             ]
         })
         .collect();
-    let header = ["NAME", "ID", "STATUS", "EXPIRES", "PERMISSIONS"].map(String::from);
-    let mut widths = [0; 4];
+    let header = [
+        "NAME",
+        "ID",
+        "STATUS",
+        "EXPIRES",
+        "LAST USED",
+        "PERMISSIONS",
+    ]
+    .map(String::from);
+    let mut widths = [0; 5];
     for row in std::iter::once(&header).chain(&rows) {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    for [name, id, status, expires, perms] in std::iter::once(&header).chain(&rows) {
+    for [name, id, status, expires, used, perms] in std::iter::once(&header).chain(&rows) {
         out.line(format_args!(
-            "{name:<w0$}  {id:<w1$}  {status:<w2$}  {expires:<w3$}  {perms}",
+            "{name:<w0$}  {id:<w1$}  {status:<w2$}  {expires:<w3$}  {used:<w4$}  {perms}",
             w0 = widths[0],
             w1 = widths[1],
             w2 = widths[2],
             w3 = widths[3],
+            w4 = widths[4],
         ));
     }
     out.emit()?;
@@ -198,11 +226,7 @@ pub(super) fn list_out(
 /// document, whether the store or the server refused.
 pub(super) fn refusal(code: &str, message: &str, json: bool) -> Result<ExitCode, Failure> {
     if json {
-        let mut out = Out::default();
-        out.line(crate::cli::to_json(&json!({
-            "error": {"code": code, "message": message}
-        }))?);
-        out.emit()?;
+        error_json(code, message)?;
     }
     eprint_line(format_args!(
         "refused: {} ({})",
@@ -220,4 +244,18 @@ pub(super) fn refusal(code: &str, message: &str, json: bool) -> Result<ExitCode,
         _ => {}
     }
     Ok(ExitCode::from(EXIT_REFUSED))
+}
+
+/// With `--json`, invalid input (exit 1) gives the document a refusal gives, with the code the
+/// API gives it, `invalid_request`.
+pub(super) fn invalid_json(message: &str) -> Result<(), Failure> {
+    error_json("invalid_request", &report::redact(message))
+}
+
+fn error_json(code: &str, message: &str) -> Result<(), Failure> {
+    let mut out = Out::default();
+    out.line(crate::cli::to_json(&json!({
+        "error": {"code": code, "message": message}
+    }))?);
+    out.emit()
 }
