@@ -186,6 +186,25 @@ impl ApiClient {
         if let Some(timeout) = timeout {
             request = request.timeout(timeout);
         }
+        self.send(request).await
+    }
+
+    /// `POST /v1/revoke` (RFC 7009) with the client's own token in the form: its holder's way
+    /// to kill it. No `Authorization` header: holding the token is the authority. The answer is
+    /// the same whether or not the token was valid.
+    pub async fn revoke_own(&self) -> Result<(), ClientError> {
+        let request = self
+            .client
+            .post(format!("{}/v1/revoke", self.base))
+            .form(&[("token", self.token.as_str())]);
+        self.send(request).await
+    }
+
+    /// Send `request`; its answer decoded, or the API's error.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
         let response = request.send().await.map_err(|e| self.unreachable(&e))?;
         let status = response.status();
         let answer = read_capped(response)

@@ -8,6 +8,7 @@
 //! | `inspect` | `tessera inspect`: decoding without verifying |
 //! | `token` | `tessera token ...`: the token lifecycle, on a store or through a server |
 //! | `remote` | `tessera token ... --server`: the HTTP client of the management API |
+//! | `revoke` | `tessera revoke`: the holder of a token kills it through a server |
 //! | `serve` | `tessera serve`: the HTTP service |
 //! | `input` | reading a token from the argument, `TESSERA_TOKEN` or stdin |
 //! | `report` | usage failures, stdout/stderr, cleaning and redacting text, times |
@@ -22,6 +23,7 @@ mod input;
 mod inspect;
 mod keys;
 mod report;
+mod revoke;
 mod serve;
 mod token;
 mod verify;
@@ -85,6 +87,14 @@ enum Command {
         after_help = token::AFTER_HELP
     )]
     Token(token::TokenCommand),
+    /// Revoke a token you hold, through the server that issued it (RFC 7009)
+    #[command(
+        long_about = "Revoke a token through the server's POST /v1/revoke: holding the token \
+                      is the authority, no other credential is needed. For a token found \
+                      where it should not be, or one no longer needed.",
+        after_help = revoke::AFTER_HELP
+    )]
+    Revoke(revoke::RevokeArgs),
     /// Run the HTTP service: management API, gateway forward-auth, introspection, public keys
     #[command(
         long_about = "Run the HTTP service on --listen (default 127.0.0.1:8080) with the token \
@@ -129,6 +139,7 @@ where
         }
         Command::Inspect(args) => inspect::run(args),
         Command::Token(command) => token::run(command),
+        Command::Revoke(args) => revoke::run(args),
         Command::Serve(args) => serve::run(args, matches.subcommand_matches("serve")),
     };
     result.unwrap_or_else(|failure| failure.report())

@@ -1,6 +1,6 @@
 //! Output and failure plumbing shared by every command: the [`Failure`] that ends a command
-//! (exit 2, or 1 for invalid input), exit codes, writing to stdout and stderr without panicking on a closed pipe,
-//! making untrusted text safe for a terminal, redacting tokens and secret keys from text we
+//! (exit 2, or 1 for invalid input), exit codes, writing to stdout and stderr without
+//! panicking on a closed pipe, making untrusted text safe for a terminal, redacting tokens and secret keys from text we
 //! did not write, and showing times.
 
 use crate::keys::KeyError;

@@ -98,8 +98,8 @@ pub(crate) struct ServeArgs {
     )]
     bootstrap_token: Option<PathBuf>,
 
-    /// The lifetime of a token made by --bootstrap-token: 7d, 30d, 60d, 90d, never, or a
-    /// date or RFC 3339 time
+    /// The lifetime of a token made by --bootstrap-token: 7d, 30d, 60d, 90d, never, a date
+    /// (the end of that day, 23:59:59 UTC) or an RFC 3339 time
     #[arg(
         long,
         value_name = "EXPIRY",
@@ -359,8 +359,19 @@ fn apply_file(
 
 /// An expiry as `--expires` takes it, with the message alone (not the field name).
 fn parse_expiry(text: &str) -> Result<Expiry, String> {
-    text.parse::<Expiry>().map_err(|e| match e {
-        crate::lifecycle::LifecycleError::Invalid { message, .. } => message,
-        e => e.to_string(),
-    })
+    super::token::expiry(text).map_err(|(message, _)| message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bootstrap_expiry_takes_a_plain_date_as_the_end_of_that_day() {
+        let end = chrono::DateTime::parse_from_rfc3339("2027-01-31T23:59:59Z").unwrap();
+        assert_eq!(parse_expiry("2027-01-31"), Ok(Expiry::At(end.to_utc())));
+        assert_eq!(parse_expiry("90d"), Ok(Expiry::Days(90)));
+        let refused = parse_expiry("2027-02-30").unwrap_err();
+        assert_eq!(refused, "2027-02-30 is not a date of the calendar");
+    }
 }

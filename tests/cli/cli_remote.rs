@@ -658,3 +658,36 @@ fn https_works_and_a_private_ca_is_trusted_only_when_given() {
     );
     has(&head, &[&bearer]);
 }
+
+#[test]
+fn the_holder_revokes_its_token_and_the_answer_tells_nothing_about_it() {
+    let f = Fixture::start();
+    let deployer = f.deployer();
+    let base = f.server.base.clone();
+    let revoke = |token: &str| {
+        f.s.run_with(
+            &["revoke", "-", "--server", &base],
+            Some(&format!("{token}\n")),
+            &[],
+        )
+    };
+    let first = revoke(&deployer).expect(0);
+    assert!(!first.stderr.contains("v4.public."), "{}", first.stderr);
+    // Gone from the live list, so no longer usable.
+    f.admin(&["show", "deployer"]).expect(1);
+    let audit = f.admin(&["audit", "--json"]).expect(0);
+    has(&audit.stdout, &["\"revoked\""]);
+
+    // Dead, forged or garbage: the same answer, as RFC 7009 wants.
+    for other in [deployer.as_str(), "v4.public.garbage", "not-a-token"] {
+        let run = revoke(other).expect(0);
+        assert_eq!(run.stderr, first.stderr, "{other}");
+    }
+
+    // No server to ask: a configuration problem, exit 2.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let run =
+        f.s.run_with(&["revoke", "-", "--server", &closed], Some(&deployer), &[]);
+    let run = run.expect(2);
+    assert!(!run.stderr.contains("v4.public."), "{}", run.stderr);
+}

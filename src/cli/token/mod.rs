@@ -420,24 +420,38 @@ const EXPIRY_FORMS: &str = "7d, 30d, 60d, 90d, never, a date such as 2027-01-31 
 /// (`YYYY-MM-DD`, as a browser's date picker gives), which means 23:59:59 UTC of that day.
 /// Whether the time is in the future is for the rules to say, as for any expiry.
 fn parse_expiry(text: &str) -> Result<Expiry, Failure> {
+    expiry(text).map_err(|(message, hint)| {
+        let failure = Failure::invalid(format_args!("--expires: {message}"));
+        match hint {
+            Some(hint) => failure.hint(hint),
+            None => failure,
+        }
+    })
+}
+
+/// An expiry in any form `--expires` takes; otherwise what is wrong, and maybe a hint.
+pub(crate) fn expiry(text: &str) -> Result<Expiry, (String, Option<String>)> {
     let text = text.trim();
     if let Some(date) = plain_date(text) {
         return date
             .and_hms_opt(23, 59, 59)
             .map(|end| Expiry::At(end.and_utc()))
-            .ok_or_else(|| Failure::invalid(format_args!("--expires: {text} has no end of day")));
+            .ok_or_else(|| (format!("{text} has no end of day"), None));
     }
     if looks_like_date(text) {
-        return Err(Failure::invalid(format_args!(
-            "--expires: {text} is not a date of the calendar"
-        ))
-        .hint(format_args!("give {EXPIRY_FORMS}")));
+        return Err((
+            format!("{text} is not a date of the calendar"),
+            Some(format!("give {EXPIRY_FORMS}")),
+        ));
     }
     text.parse::<Expiry>().map_err(|_| {
-        Failure::invalid(format_args!(
-            "--expires: {:?} is not an expiry: use {EXPIRY_FORMS}",
-            crate::permissions::shorten(text)
-        ))
+        (
+            format!(
+                "{:?} is not an expiry: use {EXPIRY_FORMS}",
+                crate::permissions::shorten(text)
+            ),
+            None,
+        )
     })
 }
 
