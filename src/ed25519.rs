@@ -279,6 +279,45 @@ mod tests {
         }
     }
 
+    /// Keys with a torsion component, `A' = aB + T` for each nonzero 8-torsion point `T`: not
+    /// of small order, so both checks take them. A signature made with `a` (`s = r + k·a`)
+    /// satisfies the cofactorless equation exactly when `[k]T` vanishes (`k` the challenge);
+    /// each `T` gets messages on both sides, and both checks give that verdict.
+    #[test]
+    fn keys_with_a_torsion_component_verify_exactly_when_the_torsion_vanishes() {
+        let mut rng = Xorshift(0x6a09_e667_f3bc_c908);
+        for t in EIGHT_TORSION
+            .iter()
+            .filter(|t| **t != EdwardsPoint::identity())
+        {
+            let a = Scalar::from_bytes_mod_order_wide(&rng.array());
+            let mixed = EdwardsPoint::mul_base(&a) + t;
+            let key = VerifyingKey::from_bytes(mixed.compress().as_bytes()).unwrap();
+            assert!(!key.is_weak());
+            let tabled = TabledKey::new(&key);
+            let (mut accepted, mut refused) = (0, 0);
+            for attempt in 0u32.. {
+                assert!(attempt < 400, "no message on both sides for {t:?}");
+                let message = attempt.to_le_bytes();
+                let r = Scalar::from_bytes_mod_order_wide(&rng.array());
+                let mut signature = [0; 64];
+                signature[..32].copy_from_slice(EdwardsPoint::mul_base(&r).compress().as_bytes());
+                let k = challenge(&signature, &key, &message);
+                signature[32..].copy_from_slice((r + k * a).as_bytes());
+                let vanishes = t * k == EdwardsPoint::identity();
+                assert_eq!(same(&key, &tabled, &message, &signature), vanishes);
+                if vanishes {
+                    accepted += 1;
+                } else {
+                    refused += 1;
+                }
+                if accepted >= 2 && refused >= 2 {
+                    break;
+                }
+            }
+        }
+    }
+
     fn challenge(signature: &[u8; 64], key: &VerifyingKey, message: &[u8]) -> Scalar {
         Scalar::from_hash(
             Sha512::new()
