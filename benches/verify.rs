@@ -14,6 +14,10 @@
 //!   checks still run);
 //! - `issue`: `Issuer::issue`.
 //!
+//! The `tables` group times the signature check alone: the hand-written per-key tables against
+//! curve25519-dalek's own precomputation of the same sum (see [`tables`]), each paired with the
+//! floor.
+//!
 //! The machines are shared and their speed drifts between one benchmark and the next, so the
 //! `paired_*` benchmarks time each path interleaved with the floor (in blocks of calls, see
 //! `paired`) and print the throughput ratio over all their calls: drift then hits both sides
@@ -314,5 +318,125 @@ fn touch(bytes: &[u8]) {
     black_box(bytes.iter().fold(0u8, |x, &b| x ^ b));
 }
 
-criterion_group!(benches, bench);
+/// A signature check: message and signature to verdict.
+type Check<'a> = dyn Fn(&[u8], &[u8; 64]) -> bool + 'a;
+
+/// Signed messages for [`tables`].
+const TABLE_MESSAGES: usize = 4096;
+
+/// The signature check alone, three ways, each paired with the floor (`verify_strict`): the
+/// hand-written per-key tables (`tessera::ed25519::TabledKey`), and two uses of
+/// curve25519-dalek's own precomputation for the same `[s]B + [k](-A)`:
+/// `VartimeEdwardsPrecomputation` of `B` and `-A` (variable-time, as verification may be), and
+/// an `EdwardsBasepointTableRadix64` of `-A` with `mul_base` for `[s]B` (constant-time tables).
+/// Each library path applies `verify_strict`'s conditions (canonical `s`, `P` not of small
+/// order, compared as bytes), and every path's verdict on every message is checked first.
+fn tables(c: &mut Criterion) {
+    use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+    use curve25519_dalek::edwards::VartimeEdwardsPrecomputation;
+    use curve25519_dalek::edwards::{EdwardsBasepointTableRadix64, EdwardsPoint};
+    use curve25519_dalek::scalar::Scalar;
+    use curve25519_dalek::traits::{BasepointTable as _, VartimePrecomputedMultiscalarMul as _};
+    use ed25519_dalek::{Signer as _, SigningKey};
+    use sha2::{Digest as _, Sha512};
+
+    let signing = SigningKey::from_bytes(&[0x5a; 32]);
+    let key = signing.verifying_key();
+    let messages: Vec<(Vec<u8>, [u8; 64])> = (0..TABLE_MESSAGES)
+        .map(|i| {
+            let message = format!("message {i} of the tables benchmark").into_bytes();
+            let signature = signing.sign(&message).to_bytes();
+            (message, signature)
+        })
+        .collect();
+    let tabled = tessera::ed25519::TabledKey::new(&key);
+    let minus_a = -key.to_edwards();
+    let precomputed = VartimeEdwardsPrecomputation::new([ED25519_BASEPOINT_POINT, minus_a]);
+    let radix64 = EdwardsBasepointTableRadix64::create(&minus_a);
+    // s and k as verify_strict takes them, or None for a non-canonical s.
+    let scalars = |message: &[u8], signature: &[u8; 64]| -> Option<(Scalar, Scalar)> {
+        let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(
+            signature[32..].try_into().unwrap(),
+        ))?;
+        let k = Scalar::from_hash(
+            Sha512::new()
+                .chain_update(&signature[..32])
+                .chain_update(key.as_bytes())
+                .chain_update(message),
+        );
+        Some((s, k))
+    };
+    let accept = |p: EdwardsPoint, signature: &[u8; 64]| {
+        p.compress().as_bytes()[..] == signature[..32] && !p.is_small_order()
+    };
+    let vartime = |message: &[u8], signature: &[u8; 64]| {
+        scalars(message, signature)
+            .is_some_and(|(s, k)| accept(precomputed.vartime_multiscalar_mul([s, k]), signature))
+    };
+    let constant = |message: &[u8], signature: &[u8; 64]| {
+        scalars(message, signature)
+            .is_some_and(|(s, k)| accept(EdwardsPoint::mul_base(&s) + &radix64 * &k, signature))
+    };
+    for (message, signature) in &messages {
+        let mut forged = *signature;
+        forged[0] ^= 1;
+        for sig in [signature, &forged] {
+            let strict = key
+                .verify_strict(message, &Signature::from_bytes(sig))
+                .is_ok();
+            assert_eq!(tabled.verify(message, sig), strict);
+            assert_eq!(vartime(message, sig), strict);
+            assert_eq!(constant(message, sig), strict);
+        }
+    }
+
+    let mut group = c.benchmark_group("tables");
+    group.throughput(Throughput::Elements(1));
+    let at = |i: usize| &messages[i % TABLE_MESSAGES];
+    let mut floor = |i: usize| {
+        let (message, signature) = at(i);
+        floor_verify(
+            &key,
+            black_box(message),
+            &Signature::from_bytes(black_box(signature)),
+        );
+    };
+    let mut ratios = Vec::new();
+    let paths: [(&str, &Check); 3] = [
+        ("tessera_tables", &|m, s| tabled.verify(m, s)),
+        ("dalek_vartime_precomputation", &vartime),
+        ("dalek_radix64_table", &constant),
+    ];
+    for (name, path) in paths {
+        let sums = Cell::new((Elapsed::ZERO, Elapsed::ZERO, 0));
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                paired(
+                    iters,
+                    &mut floor,
+                    &mut |i| {
+                        let (message, signature) = at(i);
+                        assert!(path(black_box(message), black_box(signature)));
+                    },
+                    &|_| {},
+                    &sums,
+                )
+            })
+        });
+        let (f, o, n) = sums.get();
+        if n > 0 {
+            ratios.push(format!(
+                "tables {name}: {:.3} of the floor's throughput over {n} interleaved calls \
+                 (floor {:.2} µs, {name} {:.2} µs per call)",
+                f.as_secs_f64() / o.as_secs_f64(),
+                f.as_secs_f64() * 1e6 / n as f64,
+                o.as_secs_f64() * 1e6 / n as f64,
+            ));
+        }
+    }
+    group.finish();
+    eprintln!("{}", ratios.join("\n"));
+}
+
+criterion_group!(benches, bench, tables);
 criterion_main!(benches);

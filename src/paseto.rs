@@ -159,10 +159,25 @@ impl Body {
         self.pae.extend_from_slice(footer);
         self.pae.extend_from_slice(&le64(implicit_assertion.len()));
         self.pae.extend_from_slice(implicit_assertion);
-        let valid = key.tabled().verify(&self.pae, &self.signature);
+        let valid = signature_check(key, &self.pae, &self.signature);
         self.pae.truncate(self.payload_end);
         valid.then_some(()).ok_or(WireError::BadSignature)
     }
+}
+
+/// The Ed25519 check: against the key's tables, with `verify_strict`'s verdict.
+#[cfg(not(feature = "verify-strict"))]
+fn signature_check(key: &PublicKey, message: &[u8], signature: &[u8; SIG_LEN]) -> bool {
+    key.tabled().verify(message, signature)
+}
+
+/// The Ed25519 check, with the `verify-strict` feature: ed25519-dalek's `verify_strict` itself.
+#[cfg(feature = "verify-strict")]
+fn signature_check(key: &PublicKey, message: &[u8], signature: &[u8; SIG_LEN]) -> bool {
+    let signature = ed25519_dalek::Signature::from_bytes(signature);
+    key.verifying_key()
+        .verify_strict(message, &signature)
+        .is_ok()
 }
 
 /// A token whose signature has been checked at the wire layer.
