@@ -100,7 +100,8 @@ fn explain(
         // Without the '.', ours must accept the same payload, or refuse for an allowed reason
         // that has nothing to do with the dot.
         let trimmed = &token[..token.len() - 1];
-        return match open(trimmed, &public_key(key), implicit) {
+        let ours = public_key(key).expect("compare skips the keys Tessera refuses");
+        return match open(trimmed, &ours, implicit) {
             Ok(o) if o.payload == t.payload && o.footer.is_empty() => Ok(2),
             Ok(o) => Err(format!(
                 "FINDING: {trimmed} opens to other bytes than pasetors read: {o:?}"
@@ -132,9 +133,12 @@ fn explain(
 
 fn compare(token: &str, key: &[u8; 32], implicit: &[u8], honest: Option<(&[u8], &[u8])>) {
     let vk = VerifyingKey::from_bytes(key);
-    let ours = match &vk {
-        Ok(_) => open(token, &public_key(key), implicit),
-        Err(_) => Err(WireError::Malformed("key is not a point")),
+    let ours = match (&vk, public_key(key)) {
+        (Ok(_), Some(ours)) => open(token, &ours, implicit),
+        // A key of small order or not canonically encoded: Tessera refuses it at load, so no
+        // verifier holds it and there is nothing to compare.
+        (Ok(_), None) => return,
+        (Err(_), _) => Err(WireError::Malformed("key is not a point")),
     };
     let theirs = peer(token, key, implicit);
     let ctx = || format!("token={token} key={} implicit={}", hex(key), hex(implicit));

@@ -22,7 +22,7 @@ use curve25519_dalek::traits::Identity as _;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest as _, Sha512};
-use tessera_fuzz::{hex, public_key};
+use tessera_fuzz::{hex, tabled_key};
 
 #[derive(Debug, arbitrary::Arbitrary)]
 struct Input {
@@ -37,9 +37,7 @@ fn check(key: &VerifyingKey, message: &[u8], signature: &[u8; 64]) -> bool {
     let strict = key
         .verify_strict(message, &Signature::from_bytes(signature))
         .is_ok();
-    let ours = public_key(key.as_bytes())
-        .tabled()
-        .verify(message, signature);
+    let ours = tabled_key(key).verify(message, signature);
     assert_eq!(
         ours,
         strict,

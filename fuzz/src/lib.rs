@@ -1245,13 +1245,14 @@ impl DiffCase {
     }
 }
 
-/// Tessera's key for `key` bytes, which must decode to a point. Building a key's table for
-/// signature checks takes 0.3 ms or more, so keys are kept (up to 256) and reused.
-pub fn public_key(key: &[u8; 32]) -> tessera::keys::PublicKey {
+/// Tessera's key for `key` bytes, or `None` when Tessera refuses to load it (not a point, of
+/// small order, or not canonically encoded: such a key never reaches a verifier). Building a
+/// key's table for signature checks takes 0.3 ms or more, so keys are kept (up to 256).
+pub fn public_key(key: &[u8; 32]) -> Option<tessera::keys::PublicKey> {
     use std::cell::RefCell;
     use std::collections::HashMap;
     thread_local! {
-        static KEYS: RefCell<HashMap<[u8; 32], tessera::keys::PublicKey>> =
+        static KEYS: RefCell<HashMap<[u8; 32], Option<tessera::keys::PublicKey>>> =
             RefCell::new(HashMap::new());
     }
     KEYS.with(|keys| {
@@ -1260,9 +1261,30 @@ pub fn public_key(key: &[u8; 32]) -> tessera::keys::PublicKey {
             keys.clear();
         }
         keys.entry(*key)
-            .or_insert_with(|| {
-                tessera::keys::PublicKey::from_bytes(key).expect("a key ed25519-dalek decodes")
-            })
+            .or_insert_with(|| tessera::keys::PublicKey::from_bytes(key).ok())
+            .clone()
+    })
+}
+
+/// The per-key table for any key ed25519-dalek decodes, small-order and non-canonical ones
+/// included (the table check must give `verify_strict`'s verdict on those too). Kept like
+/// [`public_key`]'s keys.
+pub fn tabled_key(key: &ed25519_dalek::VerifyingKey) -> std::rc::Rc<tessera::ed25519::TabledKey> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::rc::Rc;
+    thread_local! {
+        static TABLES: RefCell<HashMap<[u8; 32], Rc<tessera::ed25519::TabledKey>>> =
+            RefCell::new(HashMap::new());
+    }
+    TABLES.with(|tables| {
+        let mut tables = tables.borrow_mut();
+        if tables.len() >= 256 {
+            tables.clear();
+        }
+        tables
+            .entry(key.to_bytes())
+            .or_insert_with(|| Rc::new(tessera::ed25519::TabledKey::new(key)))
             .clone()
     })
 }
