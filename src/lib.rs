@@ -27,6 +27,7 @@
 //! | `client` | the HTTP client of the `/v1` API, for the remote CLI and verify-only edges (feature `client`) |
 //! | [`redact`] | credentials out of messages |
 //! | [`clock`] | injected time |
+//! | [`webhook`] | webhook signing secrets and signatures (Standard Webhooks) |
 //!
 //! Trust is a type: a `&str` becomes a [`VerifiedToken`] only through [`Verifier::verify`], and
 //! only a `VerifiedToken` answers [`VerifiedToken::allows`].
@@ -101,6 +102,7 @@ pub mod store;
 #[cfg(test)]
 mod testing;
 pub mod verifier;
+pub mod webhook;
 
 #[cfg(feature = "cli")]
 pub mod cli;

@@ -10,6 +10,7 @@
 //! | `remote` | `tessera token ... --server`: the HTTP client of the management API |
 //! | `revoke` | `tessera revoke`: the holder of a token kills it through a server |
 //! | `serve` | `tessera serve`: the HTTP service |
+//! | `webhooks` | `tessera webhooks test`: a signed test event to a receiver |
 //! | `input` | reading a token from the argument, `TESSERA_TOKEN` or stdin |
 //! | `report` | usage failures, stdout/stderr, cleaning and redacting text, times |
 //!
@@ -27,6 +28,7 @@ mod revoke;
 mod serve;
 mod token;
 mod verify;
+mod webhooks;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use report::{Failure, EXIT_USAGE};
@@ -95,6 +97,9 @@ enum Command {
         after_help = revoke::AFTER_HELP
     )]
     Revoke(revoke::RevokeArgs),
+    /// Webhooks: send a signed test event to a receiver
+    #[command(subcommand, after_help = webhooks::AFTER_HELP)]
+    Webhooks(webhooks::WebhooksCommand),
     /// Run the HTTP service: management API, gateway forward-auth, introspection, public keys
     #[command(
         long_about = "Run the HTTP service on --listen (default 127.0.0.1:8080) with the token \
@@ -140,6 +145,7 @@ where
         Command::Inspect(args) => inspect::run(args),
         Command::Token(command) => token::run(command),
         Command::Revoke(args) => revoke::run(args),
+        Command::Webhooks(command) => webhooks::run(command),
         Command::Serve(args) => serve::run(args, matches.subcommand_matches("serve")),
     };
     result.unwrap_or_else(|failure| failure.report())
