@@ -253,6 +253,57 @@ fn every_outcome_has_the_exit_code_of_its_kind() {
     ];
     let env = [("TESSERA_TOKEN", admin.as_str())];
     check(&s, &local, None, &env);
+    let hook = format!("{closed}/hook");
+    check(
+        &s,
+        &[
+            case(
+                "configuration: no webhook secret",
+                &["webhooks", "test", "--url", hook.as_str()],
+                2,
+                "TESSERA_WEBHOOK_SECRET is not set",
+            ),
+            case(
+                "usage: revoke without a server",
+                &["revoke", admin.as_str()],
+                2,
+                "--server <URL>",
+            ),
+            case(
+                "an unreachable server to revoke at",
+                &["revoke", admin.as_str(), "--server", closed.as_str()],
+                2,
+                "cannot connect to the server at",
+            ),
+        ],
+        None,
+        &[],
+    );
+    check(
+        &s,
+        &[case(
+            "configuration: a webhook secret that is not one",
+            &["webhooks", "test", "--url", hook.as_str()],
+            2,
+            "TESSERA_WEBHOOK_SECRET: a webhook secret starts with `whsec_`",
+        )],
+        None,
+        &[("TESSERA_WEBHOOK_SECRET", "hunter2")],
+    );
+    check(
+        &s,
+        &[case(
+            "an unreachable webhook receiver",
+            &["webhooks", "test", "--url", hook.as_str()],
+            2,
+            "cannot deliver to",
+        )],
+        None,
+        &[(
+            "TESSERA_WEBHOOK_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        )],
+    );
     // `dated` is another super-admin, so the last-super-admin row needs it gone.
     s.run(&["token", "delete", "dated"]).expect(0);
     check(&s, &refusals(), None, &[]);
