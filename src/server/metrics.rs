@@ -124,7 +124,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of everything.
-    fn render(&self, state: &AppState) -> String {
+    fn render(&self, state: &AppState, census: Option<super::census::Census>) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -208,6 +208,23 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
+        if let Some(census) = census {
+            let days = super::census::EXPIRING_DAYS;
+            let _ = writeln!(
+                out,
+                "# HELP tessera_tokens Tokens not deleted, by status (counted at most once a minute).\n\
+                 # TYPE tessera_tokens gauge\n\
+                 tessera_tokens{{status=\"active\"}} {}\n\
+                 tessera_tokens{{status=\"expired\"}} {}\n\
+                 # HELP tessera_tokens_expiring Active tokens that expire within the window.\n\
+                 # TYPE tessera_tokens_expiring gauge\n\
+                 tessera_tokens_expiring{{within=\"{days}d\"}} {}\n\
+                 # HELP tessera_super_admins_live Active super-admin tokens: at 0, nobody can manage tokens.\n\
+                 # TYPE tessera_super_admins_live gauge\n\
+                 tessera_super_admins_live {}",
+                census.active, census.expired, census.expiring, census.super_admins_live
             );
         }
         let counters = [
@@ -339,7 +356,8 @@ where
     )
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let body = state.metrics().render(&state);
+    let census = state.census().await;
+    let body = state.metrics().render(&state, census);
     (
         [(
             header::CONTENT_TYPE,

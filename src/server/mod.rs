@@ -7,6 +7,7 @@
 //! | `auth` | the token a request carries, its verification, the permission gates |
 //! | `error` | [`ApiError`]: the JSON error shape and the status of every code |
 //! | `budget` | each client's budget of bad signatures |
+//! | `census` | the token counts `/metrics` gives: active, expired, expiring, live super-admins |
 //! | `handlers` | the management endpoints and health |
 //! | `metrics` | Prometheus counters and `/metrics` |
 //! | `oauth` | RFC 7009 revocation, RFC 7662 introspection, RFC 8414 metadata, leak reports |
@@ -26,6 +27,7 @@
 mod admission;
 mod auth;
 pub mod budget;
+mod census;
 mod error;
 mod handlers;
 mod metrics;
@@ -118,6 +120,7 @@ struct Inner {
     admission: admission::Admission,
     budget: budget::Budget,
     tarpit: tarpit::Tarpit,
+    census: census::Taker,
     /// When the last budget WARN was logged (seconds since the epoch), to log one a second.
     budget_warned: AtomicI64,
 }
@@ -147,6 +150,7 @@ impl AppState {
                 admission: admission::Admission::for_this_machine(),
                 budget: budget::Budget::new(parts.bad_signature_budget, Arc::new(SystemClock)),
                 tarpit: tarpit::Tarpit::default(),
+                census: census::Taker::default(),
                 budget_warned: AtomicI64::new(0),
             }),
         }
@@ -232,6 +236,13 @@ impl AppState {
                  with --trusted-proxy so its clients are told apart)"
             );
         }
+    }
+
+    /// The token census, for the metrics; `None` on a verify-only instance, which holds no
+    /// store, or when the store never answered.
+    async fn census(&self) -> Option<census::Census> {
+        let tokens = self.tokens()?;
+        self.inner.census.take(tokens.housekeeping()).await
     }
 
     /// The refusals held in the tarpit, for the metrics.

@@ -6,6 +6,7 @@
 mod support;
 
 mod access;
+mod census;
 mod flood;
 mod hostile;
 mod oauth;
