@@ -225,3 +225,49 @@ async fn a_config_file_sets_what_the_command_line_and_environment_do_not() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown field `port`"), "{stderr}");
 }
+
+#[test]
+fn redis_replica_options_come_from_flags_variables_and_the_file_and_the_embedded_store_refuses_them(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |args: &[&str], env: &[(&str, &str)]| {
+        let out = tessera(dir.path())
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let refused = |n: u32| format!("--redis-min-replicas {n} applies to a Redis store only");
+    let stderr = serve(&["--redis-min-replicas", "1"], &[]);
+    assert!(stderr.contains(&refused(1)), "{stderr}");
+    let stderr = serve(&[], &[("TESSERA_REDIS_MIN_REPLICAS", "3")]);
+    assert!(stderr.contains(&refused(3)), "{stderr}");
+    std::fs::write(
+        dir.path().join("replicas.toml"),
+        "redis-min-replicas = 2\nredis-wait-timeout = 500\n",
+    )
+    .unwrap();
+    let stderr = serve(&["--config", "replicas.toml"], &[]);
+    assert!(stderr.contains(&refused(2)), "{stderr}");
+    // The command line wins over the file.
+    let stderr = serve(
+        &["--config", "replicas.toml", "--redis-min-replicas", "4"],
+        &[],
+    );
+    assert!(stderr.contains(&refused(4)), "{stderr}");
+    // Nothing was made for the refused store.
+    assert!(!dir.path().join("data").exists());
+    // Out of range, from the file and from the command line.
+    std::fs::write(dir.path().join("zero.toml"), "redis-wait-timeout = 0\n").unwrap();
+    let stderr = serve(&["--config", "zero.toml"], &[]);
+    assert!(
+        stderr.contains("redis-wait-timeout must be in 1..=4000"),
+        "{stderr}"
+    );
+    let stderr = serve(&["--redis-wait-timeout", "5000"], &[]);
+    assert!(stderr.contains("--redis-wait-timeout"), "{stderr}");
+}
