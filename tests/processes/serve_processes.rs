@@ -271,3 +271,34 @@ fn redis_replica_options_come_from_flags_variables_and_the_file_and_the_embedded
     let stderr = serve(&["--redis-wait-timeout", "5000"], &[]);
     assert!(stderr.contains("--redis-wait-timeout"), "{stderr}");
 }
+
+#[test]
+fn redis_min_replicas_reaches_the_redis_store_and_a_write_without_replicas_fails() {
+    let Some(redis) = RedisServer::start_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    assert!(tessera(dir.path())
+        .args(["keys", "generate"])
+        .output()
+        .unwrap()
+        .status
+        .success());
+    // The first super-admin is a write; no replica can confirm it.
+    let out = tessera(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--store", &redis.url()])
+        .args(["--bootstrap-token", "admin.token"])
+        .args(["--redis-wait-timeout", "200"])
+        .env("TESSERA_REDIS_MIN_REPLICAS", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("only 0 of the 1 replicas required (--redis-min-replicas)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("within 200 ms"), "{stderr}");
+    assert!(stderr.contains("may have been applied"), "{stderr}");
+    assert!(!dir.path().join("admin.token").exists());
+}

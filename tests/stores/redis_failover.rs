@@ -346,3 +346,43 @@ async fn on_a_cluster_a_write_waits_for_the_replicas_of_its_shard() {
     assert_unsure_and_short(&err, 1, 2);
     assert!(store.get(a.id).await.unwrap().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_sentinel_the_password_in_the_url_reaches_the_nodes_and_is_never_shown() {
+    use crate::support::redis_server::url_encode;
+    let password = "s3cret/p@ss";
+    let Some(setup) = SentinelSetup::start_as_or_skip(1, Some(password)) else {
+        return;
+    };
+    let hosts = setup
+        .url()
+        .strip_prefix("redis+sentinel://")
+        .unwrap()
+        .to_owned();
+    let url = format!("redis+sentinel://:{}@{hosts}", url_encode(password));
+    let store = RedisStore::open_with_options(&url, &prefix(), waiting_for(1, 1000))
+        .await
+        .unwrap();
+    let token = record("a");
+    store.commit(create(&token)).await.unwrap();
+    assert!(store.get(token.id).await.unwrap().is_some());
+
+    let wrong = format!("redis+sentinel://:wrong-unseen@{hosts}");
+    match RedisStore::open(&wrong).await {
+        Err(StoreError::Config(message)) => {
+            assert!(
+                message.contains("refused the user or password"),
+                "{message}"
+            );
+            assert!(!message.contains("wrong-unseen"), "{message}");
+        }
+        other => panic!("expected a Config error, got {other:?}"),
+    }
+    let none = format!("redis+sentinel://{hosts}");
+    match RedisStore::open(&none).await {
+        Err(StoreError::Config(message)) => {
+            assert!(message.contains("requires a password"), "{message}")
+        }
+        other => panic!("expected a Config error, got {other:?}"),
+    }
+}

@@ -35,7 +35,19 @@ struct Sentinel {
 
 /// One command over a plain connection to `127.0.0.1:port`.
 pub fn query<T: redis::FromRedisValue>(port: u16, args: &[&str]) -> redis::RedisResult<T> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
+    query_as(port, None, args)
+}
+
+/// [`query`] after `AUTH password`.
+pub fn query_as<T: redis::FromRedisValue>(
+    port: u16,
+    password: Option<&str>,
+    args: &[&str],
+) -> redis::RedisResult<T> {
+    let auth = password
+        .map(|p| format!(":{}@", super::redis_server::url_encode(p)))
+        .unwrap_or_default();
+    let client = redis::Client::open(format!("redis://{auth}127.0.0.1:{port}"))?;
     let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut cmd = redis::cmd(args[0]);
@@ -47,7 +59,12 @@ pub fn query<T: redis::FromRedisValue>(port: u16, args: &[&str]) -> redis::Redis
 
 /// `INFO replication` of the Redis on `port`, as a map.
 pub fn replication(port: u16) -> HashMap<String, String> {
-    query::<String>(port, &["INFO", "replication"])
+    replication_as(port, None)
+}
+
+/// [`replication`] after `AUTH password`.
+pub fn replication_as(port: u16, password: Option<&str>) -> HashMap<String, String> {
+    query_as::<String>(port, password, &["INFO", "replication"])
         .unwrap_or_default()
         .lines()
         .filter_map(|line| line.trim().split_once(':'))
@@ -66,16 +83,26 @@ pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) 
 
 /// A replica of `primary`, started and in sync with it.
 pub fn start_replica(primary: &RedisServer) -> RedisServer {
+    start_replica_as(primary, None)
+}
+
+/// [`start_replica`], with `password` required of clients and given to the primary.
+pub fn start_replica_as(primary: &RedisServer, password: Option<&str>) -> RedisServer {
+    let mut args = vec![
+        "--replicaof".to_owned(),
+        "127.0.0.1".to_owned(),
+        primary.port().to_string(),
+    ];
+    if let Some(password) = password {
+        args.extend(["--masterauth".to_owned(), password.to_owned()]);
+    }
     let replica = RedisServer::start_with(Options {
-        args: vec![
-            "--replicaof".into(),
-            "127.0.0.1".into(),
-            primary.port().to_string(),
-        ],
+        password: password.map(str::to_owned),
+        args,
         ..Options::default()
     });
     wait_until("the replica syncs", Duration::from_secs(15), || {
-        replication(replica.port())
+        replication_as(replica.port(), password)
             .get("master_link_status")
             .map(String::as_str)
             == Some("up")
@@ -88,9 +115,27 @@ impl SentinelSetup {
     /// replicas (so a failover can start at once), or `None` (after saying why) when
     /// `redis-server` is missing outside CI.
     pub fn start_or_skip(replicas: usize) -> Option<Self> {
-        let primary = RedisServer::start_or_skip()?;
-        let replicas: Vec<RedisServer> = (0..replicas).map(|_| start_replica(&primary)).collect();
-        let sentinels = (0..3).map(|_| Sentinel::start(primary.port())).collect();
+        Self::start_as_or_skip(replicas, None)
+    }
+
+    /// [`SentinelSetup::start_or_skip`], with `password` required by every Redis node (and
+    /// given by the replicas and the Sentinels; the Sentinels themselves require none).
+    pub fn start_as_or_skip(replicas: usize, password: Option<&str>) -> Option<Self> {
+        let mut args = Vec::new();
+        if let Some(password) = password {
+            args.extend(["--masterauth".to_owned(), password.to_owned()]);
+        }
+        let primary = RedisServer::start_with_or_skip(Options {
+            password: password.map(str::to_owned),
+            args,
+            ..Options::default()
+        })?;
+        let replicas: Vec<RedisServer> = (0..replicas)
+            .map(|_| start_replica_as(&primary, password))
+            .collect();
+        let sentinels = (0..3)
+            .map(|_| Sentinel::start(primary.port(), password))
+            .collect();
         let setup = Self {
             primary,
             replicas,
@@ -132,7 +177,7 @@ impl SentinelSetup {
 }
 
 impl Sentinel {
-    fn start(primary: u16) -> Self {
+    fn start(primary: u16, password: Option<&str>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("tessera-sentinel-")
             .tempdir()
@@ -146,9 +191,12 @@ impl Sentinel {
                  sentinel monitor {MASTER} 127.0.0.1 {primary} 2\n\
                  sentinel down-after-milliseconds {MASTER} {down}\n\
                  sentinel failover-timeout {MASTER} 5000\n\
-                 sentinel parallel-syncs {MASTER} 2\n",
+                 sentinel parallel-syncs {MASTER} 2\n{auth}",
                 dir = dir.path().display(),
                 down = DOWN_AFTER.as_millis(),
+                auth = password
+                    .map(|p| format!("sentinel auth-pass {MASTER} {p}\n"))
+                    .unwrap_or_default(),
             );
             std::fs::write(&conf, text).expect("cannot write sentinel.conf");
             let child = Command::new("redis-server")
