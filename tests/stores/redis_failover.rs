@@ -386,3 +386,78 @@ async fn under_sentinel_the_password_in_the_url_reaches_the_nodes_and_is_never_s
         other => panic!("expected a Config error, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_sentinel_a_verifier_follows_the_new_primary_without_a_restart() {
+    use crate::support::backend::{caller, new_token};
+    use std::sync::Arc;
+    use tessera::lifecycle::{LifecycleError, TokenService};
+    use tessera::mirror::{MirrorOptions, StateMirror};
+    use tessera::{keys, Issuer, KeyRing, Verifier};
+
+    let Some(mut setup) = SentinelSetup::start_or_skip(2) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    keys::generate_into(&dir.path().join("keys"), chrono::Utc::now()).unwrap();
+    let ring = Arc::new(KeyRing::load_dir(&dir.path().join("keys")).unwrap());
+    let store = AnyStore::open_with(&setup.url(), waiting_for(1, 1000))
+        .await
+        .unwrap();
+    let service = TokenService::new(Arc::new(store), Issuer::new(ring.clone()).unwrap());
+    // The verifier, with a store of its own, as on another machine.
+    let bound = Duration::from_secs(30);
+    let mirror = StateMirror::start(
+        Arc::new(AnyStore::open(&setup.url()).await.unwrap()),
+        MirrorOptions {
+            bound,
+            poll_wait: Duration::from_millis(200),
+            ..MirrorOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let verifier = Verifier::new(ring.clone()).with_state(mirror.state());
+    let code = |token: &str| verifier.verify(token).map_or_else(|e| e.code(), |_| "ok");
+    let becomes = async |token: &str, want: &str, limit: Duration| {
+        let started = Instant::now();
+        while code(token) != want {
+            assert!(started.elapsed() < limit, "{} after {limit:?}", code(token));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+
+    let kept = service.create(&caller(), new_token("kept")).await.unwrap();
+    let early = service.create(&caller(), new_token("early")).await.unwrap();
+    let late = service.create(&caller(), new_token("late")).await.unwrap();
+    service
+        .delete(&caller(), early.record.id, None)
+        .await
+        .unwrap();
+    becomes(early.token.expose(), "revoked", Duration::from_secs(5)).await;
+    assert_eq!(code(late.token.expose()), "ok");
+
+    setup.primary.kill();
+    let killed = Instant::now();
+    // An administrator deletes a token during the failover, trying until the store answers.
+    loop {
+        match service.delete(&caller(), late.record.id, None).await {
+            // An earlier try that said it may have been applied was.
+            Ok(_) | Err(LifecycleError::NotFound(_)) => break,
+            Err(e) => {
+                assert!(killed.elapsed() < RECOVERY_BOUND, "{e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let deleted = killed.elapsed();
+    becomes(late.token.expose(), "revoked", Duration::from_secs(10)).await;
+    let seen = killed.elapsed();
+    assert_eq!(code(kept.token.expose()), "ok");
+    assert_eq!(code(early.token.expose()), "revoked");
+    assert!(seen < bound, "the verifier never went stale");
+    eprintln!(
+        "sentinel failover: a deletion was acknowledged {deleted:?} after SIGKILL of the primary \
+         and enforced by the verifier {seen:?} after it"
+    );
+}
