@@ -461,3 +461,79 @@ async fn under_sentinel_a_verifier_follows_the_new_primary_without_a_restart() {
          and enforced by the verifier {seen:?} after it"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_sentinel_a_failover_of_a_live_primary_moves_writes_to_the_new_one_before_demotion() {
+    use crate::support::redis_sentinel::query;
+    let Some(setup) = SentinelSetup::start_or_skip(2) else {
+        return;
+    };
+    let prefix = prefix();
+    let store = RedisStore::open_with_options(&setup.url(), &prefix, waiting_for(1, 1000))
+        .await
+        .unwrap();
+    let before = record("before");
+    store.commit(create(&before)).await.unwrap();
+
+    // The old primary stays up and is demoted: Sentinel makes it a replica of the new one.
+    let old_port = setup.primary.port();
+    let sentinel_port: u16 = setup
+        .url()
+        .trim_start_matches("redis+sentinel://127.0.0.1:")
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let _: String = query(sentinel_port, &["SENTINEL", "FAILOVER", "tessera"]).unwrap();
+    let started = Instant::now();
+    wait_until("a replica is promoted", RECOVERY_BOUND, || {
+        setup.primary_port().is_some_and(|p| p != old_port)
+    });
+    let promoted = started.elapsed();
+    // Writes the old primary takes before the store notices the promotion can be lost, even
+    // confirmed by a replica (one that then follows the new primary): the store asks the
+    // Sentinels every second, so give it three.
+    tokio::time::sleep(3 * Duration::from_secs(1)).await;
+    let mut refusals = Vec::new();
+    let mut attempts = 0;
+
+    // Writes reach the new primary, and a read right after a write sees it.
+    let mut written = Vec::new();
+    while written.len() < 5 {
+        assert!(started.elapsed() < RECOVERY_BOUND, "no write succeeded");
+        attempts += 1;
+        let token = record(&format!("after-{attempts}"));
+        match store.commit(create(&token)).await {
+            Ok(_) => {
+                assert!(store.get(token.id).await.unwrap().is_some());
+                written.push(token.id);
+            }
+            Err(StoreError::Unavailable(why)) => {
+                refusals.push((started.elapsed(), why));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    let written_after = started.elapsed();
+    // The store went to the new primary before the Sentinels demoted the old one (they do so
+    // only about 10 s after the promotion), as it asks them every second.
+    assert_eq!(
+        replication(old_port).get("role").map(String::as_str),
+        Some("master"),
+        "the old primary was demoted before the writes: the test shows nothing"
+    );
+    wait_until("the old primary is demoted", RECOVERY_BOUND, || {
+        replication(old_port).get("role").map(String::as_str) == Some("slave")
+    });
+    let demoted = started.elapsed();
+    let new_port = setup.primary_port().unwrap();
+    for id in written.iter().chain([&before.id]) {
+        assert!(holds(new_port, &prefix, *id), "{id} not on the new primary");
+    }
+    eprintln!(
+        "sentinel manual failover: promoted after {promoted:?}, 5 writes done after \
+         {written_after:?}, old primary demoted after {demoted:?}; refusals: {refusals:?}"
+    );
+}

@@ -3,7 +3,10 @@
 //! Sentinel client, which also checks with `ROLE` that the node it names is a primary), keeps
 //! one connection to it, and when that connection fails or the node answers `READONLY` (it was
 //! demoted), drops it: the next command asks the Sentinels again, so writes, the feed follower
-//! and snapshots find a new primary without a restart.
+//! and snapshots find a new primary without a restart. It also asks a Sentinel every second
+//! which node is the primary, and drops the connection when another one is named: a primary
+//! that is cut off rather than dead goes on accepting writes until the Sentinels reach it to
+//! demote it, seconds later.
 
 use super::*;
 use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
@@ -146,7 +149,16 @@ struct Shared {
     node: SentinelNodeConnectionInfo,
     current: Mutex<Option<Primary>>,
     generation: AtomicU64,
+    /// The Sentinels, and a connection to the one that answered last, for [`WATCH_EVERY`].
+    sentinels: Vec<ConnectionInfo>,
+    watch: tokio::sync::Mutex<Option<MultiplexedConnection>>,
 }
+
+/// How often the store asks a Sentinel which node is the primary. A primary that is cut off
+/// rather than dead goes on answering (and accepting writes) until the Sentinels demote it,
+/// which they do only when they reach it again, seconds after they promoted a replica; asking
+/// the Sentinels moves the store to the new primary within this time instead.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
 
 /// The primary as last resolved, and the shared connection to it.
 #[derive(Clone)]
@@ -171,7 +183,7 @@ impl SentinelConn {
                 describe(&e)
             ))
         })?;
-        Ok(Self(Arc::new(Shared {
+        let shared = Arc::new(Shared {
             master: spec.master.clone(),
             server: server.to_owned(),
             db: spec.db,
@@ -179,7 +191,60 @@ impl SentinelConn {
             node: spec.node.clone(),
             current: Mutex::new(None),
             generation: AtomicU64::new(0),
-        })))
+            sentinels: spec.sentinels.iter().map(|(_, i)| i.clone()).collect(),
+            watch: tokio::sync::Mutex::new(None),
+        });
+        // Ends once the store is dropped.
+        let weak = Arc::downgrade(&shared);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(WATCH_EVERY).await;
+                let Some(shared) = weak.upgrade() else { return };
+                let conn = SentinelConn(shared);
+                let _ = tokio::time::timeout(WATCH_EVERY, conn.watch()).await;
+            }
+        });
+        Ok(Self(shared))
+    }
+
+    /// Ask a Sentinel which node is the primary; when it names another than the one in use,
+    /// stop using that one (the next command asks the Sentinels again).
+    async fn watch(&self) {
+        let Some(primary) = self.current() else {
+            return;
+        };
+        let mut watch = self.0.watch.lock().await;
+        let mut ask = redis::cmd("SENTINEL");
+        ask.arg("get-master-addr-by-name").arg(&self.0.master);
+        if let Some(conn) = watch.as_mut() {
+            match ask.query_async::<Option<(String, u16)>>(conn).await {
+                Ok(named) => return self.compare(&primary, named),
+                Err(_) => *watch = None,
+            }
+        }
+        for info in &self.0.sentinels {
+            let Ok(client) = Client::open(info.clone()) else {
+                continue;
+            };
+            let Ok(mut conn) = client
+                .get_multiplexed_async_connection_with_config(&blocking_config())
+                .await
+            else {
+                continue;
+            };
+            if let Ok(named) = ask.query_async::<Option<(String, u16)>>(&mut conn).await {
+                *watch = Some(conn);
+                return self.compare(&primary, named);
+            }
+        }
+    }
+
+    fn compare(&self, primary: &Primary, named: Option<(String, u16)>) {
+        if let Some((host, port)) = named {
+            if format!("{host}:{port}") != primary.addr {
+                self.forget(primary.generation);
+            }
+        }
     }
 
     fn current(&self) -> Option<Primary> {
