@@ -66,8 +66,8 @@
 //!   primary by. The credentials are the Redis nodes'; the Sentinels are asked without any. See
 //!   the `sentinel` module: the store asks the Sentinels for the primary, and asks again when
 //!   its connection to the primary fails, the node answers `READONLY`, or a Sentinel (asked
-//!   every second) names another primary; meanwhile a request
-//!   that surely did not run is sent again for up to 5 seconds, as on a cluster.
+//!   every second) names another primary; meanwhile a request that surely did not run is sent
+//!   again for up to 5 seconds, as on a cluster.
 //!
 //! One shared connection carries every non-blocking command; on a cluster it is a cluster
 //! connection, which holds one multiplexed connection per primary. Both speak RESP3, so they
