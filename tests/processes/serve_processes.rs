@@ -302,3 +302,37 @@ fn redis_min_replicas_reaches_the_redis_store_and_a_write_without_replicas_fails
     assert!(stderr.contains("may have been applied"), "{stderr}");
     assert!(!dir.path().join("admin.token").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tessera_serve_runs_on_redis_under_sentinel_and_never_logs_the_password() {
+    use crate::support::redis_sentinel::SentinelSetup;
+    use crate::support::redis_server::url_encode;
+    let password = "serve-secret-unseen";
+    let Some(setup) = SentinelSetup::start_as_or_skip(1, Some(password)) else {
+        return;
+    };
+    let hosts = setup
+        .url()
+        .strip_prefix("redis+sentinel://")
+        .unwrap()
+        .to_owned();
+    let store = format!("redis+sentinel://:{}@{hosts}", url_encode(password));
+    let dir = tempfile::tempdir().unwrap();
+    assert!(tessera(dir.path())
+        .args(["keys", "generate"])
+        .output()
+        .unwrap()
+        .status
+        .success());
+    // The first super-admin is a write that one replica must confirm.
+    let server = Serve::start_logged(
+        dir.path(),
+        &["--store", &store, "--bootstrap-token", "admin.token"],
+        &[("TESSERA_REDIS_MIN_REPLICAS", "1")],
+    );
+    ready(&Client::new(), &server).await;
+    assert!(dir.path().join("admin.token").exists());
+    let log = server.log();
+    assert!(log.contains("redis+sentinel://:***@127.0.0.1:"), "{log}");
+    assert!(!log.contains(password), "{log}");
+}
