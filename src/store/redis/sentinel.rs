@@ -1,9 +1,9 @@
 //! Redis Sentinel: a primary and its replicas, watched by Sentinels that promote a replica when
 //! the primary fails. The store asks the Sentinels which node is the primary (the redis crate's
 //! Sentinel client, which also checks with `ROLE` that the node it names is a primary), keeps
-//! one connection to it, and when that connection fails or the node answers `READONLY` (it was
-//! demoted), drops it: the next command asks the Sentinels again, so writes, the feed follower
-//! and snapshots find a new primary without a restart. It also asks a Sentinel every second
+//! one connection to it, and drops it when it closes (the connection says so at once), fails,
+//! or the node answers `READONLY` (it was demoted): the next command asks the Sentinels again,
+//! so writes, the feed follower and snapshots find a new primary without a restart. It also asks a Sentinel every second
 //! which node is the primary, and drops the connection when another one is named: a primary
 //! that is cut off rather than dead goes on accepting writes until the Sentinels reach it to
 //! demote it, seconds later.
@@ -267,13 +267,29 @@ impl SentinelConn {
             return Ok(primary);
         }
         let limit = CONNECT_TIMEOUT + RESPONSE_TIMEOUT;
+        let generation = self.0.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        // The connection says when it closes (RESP3): then the primary is forgotten at once,
+        // so the next command asks the Sentinels instead of failing on the dead connection.
+        let (pushes, mut heard) = tokio::sync::mpsc::unbounded_channel::<redis::PushInfo>();
+        let weak = Arc::downgrade(&self.0);
+        tokio::spawn(async move {
+            while let Some(push) = heard.recv().await {
+                if push.kind == redis::PushKind::Disconnection {
+                    if let Some(shared) = weak.upgrade() {
+                        SentinelConn(shared).forget(generation);
+                    }
+                    return;
+                }
+            }
+        });
         let resolve = async {
             let client = sentinel
                 .async_master_for(&self.0.master, Some(&self.0.node))
                 .await?;
             let config = AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                .set_response_timeout(Some(RESPONSE_TIMEOUT));
+                .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                .set_push_sender(pushes);
             let conn = client
                 .get_multiplexed_async_connection_with_config(&config)
                 .await?;
@@ -298,7 +314,6 @@ impl SentinelConn {
             }
             other => other.to_string(),
         };
-        let generation = self.0.generation.fetch_add(1, Ordering::Relaxed) + 1;
         if generation > 1 {
             tracing::info!(server = %self.0.server, primary = %addr, "Redis Sentinel: using the primary it names now");
         }
