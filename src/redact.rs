@@ -42,5 +42,9 @@ mod tests {
             "rediss://app:***@host/1 and file:data/x.redb"
         );
         assert_eq!(super::url("redis://host:6379"), "redis://host:6379");
+        assert_eq!(
+            super::url("redis+sentinel://:pw@s1:26379,s2:26379/mymaster/0"),
+            "redis+sentinel://:***@s1:26379,s2:26379/mymaster/0"
+        );
     }
 }

@@ -10,7 +10,7 @@ use crate::keys::{self, KeyError, KeyId, KeyRing};
 use crate::lifecycle::{Caller, Expiry, NewToken, Policy, Service, TokenService, Upkeep};
 use crate::mirror::{MirrorOptions, StateMirror};
 use crate::server::{AppState, Parts, Tokens};
-use crate::store::{AnyStore, StoreError};
+use crate::store::{AnyStore, StoreError, StoreOptions};
 use crate::verifier::{Verifier, DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -24,6 +24,8 @@ pub struct ServerConfig {
     pub keys_dir: PathBuf,
     /// The store URL.
     pub store_url: String,
+    /// Options of the store beyond its URL (`--redis-min-replicas`, `--redis-wait-timeout`).
+    pub store_options: StoreOptions,
     /// The issuer written into and required of tokens.
     pub issuer: String,
     /// Clock skew tolerated on token times.
@@ -62,6 +64,7 @@ impl Default for ServerConfig {
         Self {
             keys_dir: PathBuf::from("keys"),
             store_url: crate::store::DEFAULT_STORE_URL.to_owned(),
+            store_options: StoreOptions::default(),
             issuer: DEFAULT_ISSUER.to_owned(),
             leeway: chrono::Duration::seconds(DEFAULT_LEEWAY_SECS),
             staleness_bound: Duration::from_secs(30),
@@ -139,7 +142,7 @@ pub async fn open(config: &ServerConfig) -> Result<(AppState, Startup), StartErr
                 .into(),
         ));
     }
-    let store = Arc::new(AnyStore::open(&config.store_url).await?);
+    let store = Arc::new(AnyStore::open_with(&config.store_url, config.store_options).await?);
     let mut startup = Startup::default();
     let (ring, generated) = signing_keys(&config.keys_dir, &store)?;
     startup.generated_key = generated.map(|id| id.to_string());
@@ -191,7 +194,8 @@ async fn open_verify_only(config: &ServerConfig) -> Result<AppState, StartError>
             Ok(assemble(config, None, mirror, ring, None))
         }
         None => {
-            let store = Arc::new(AnyStore::open(&config.store_url).await?);
+            let store =
+                Arc::new(AnyStore::open_with(&config.store_url, config.store_options).await?);
             if matches!(*store, AnyStore::Embedded(_)) {
                 return Err(StartError::Config(
                     "a verify-only instance follows a shared store (--store redis://...) or \

@@ -7,6 +7,7 @@ use super::token::StoreArg;
 use crate::lifecycle::{Expiry, Policy};
 use crate::server;
 use crate::startup::{self, ServerConfig};
+use crate::store::StoreOptions;
 use crate::verifier::{DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
@@ -39,6 +40,18 @@ pub(crate) struct ServeArgs {
 
     #[command(flatten)]
     store: StoreArg,
+
+    /// Redis only: after every write, wait until this many replicas have it (Redis `WAIT`);
+    /// when fewer acknowledge it within --redis-wait-timeout, the write fails as unavailable
+    /// (503) and may have been applied. 0: do not wait. Refused with the embedded store
+    #[arg(long, value_name = "N", env = "TESSERA_REDIS_MIN_REPLICAS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    redis_min_replicas: u32,
+
+    /// How long a write waits for --redis-min-replicas replicas, in milliseconds
+    #[arg(long, value_name = "MS", env = "TESSERA_REDIS_WAIT_TIMEOUT", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=4000))]
+    redis_wait_timeout: u64,
 
     /// The issuer written into tokens and required of them
     #[arg(long, value_name = "NAME", env = "TESSERA_ISSUER", default_value = DEFAULT_ISSUER)]
@@ -122,9 +135,10 @@ pub(crate) struct ServeArgs {
 
 pub(crate) const AFTER_HELP: &str = "\
 Each option is taken from the command line, else its TESSERA_* variable, else the --config
-file (TOML, keys as the long names: listen, keys, store, issuer, leeway, staleness-bound,
-fail-open, max-lifetime-days, trusted-proxy, bad-signature-budget, verify-only, state-from,
-bootstrap-token, bootstrap-expires), else its default.
+file (TOML, keys as the long names: listen, keys, store, redis-min-replicas,
+redis-wait-timeout, issuer, leeway, staleness-bound, fail-open, max-lifetime-days,
+trusted-proxy, bad-signature-budget, verify-only, state-from, bootstrap-token,
+bootstrap-expires), else its default.
 Logs go to stderr; set TESSERA_LOG (e.g. `debug`, `tessera=debug`) to change the level.
 Stop with Ctrl-C or SIGTERM: requests in flight are finished first.
 
@@ -161,6 +175,10 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
     let config = ServerConfig {
         keys_dir: args.keys.clone(),
         store_url: args.store.store.clone(),
+        store_options: StoreOptions {
+            redis_min_replicas: args.redis_min_replicas,
+            redis_wait_timeout: Duration::from_millis(args.redis_wait_timeout),
+        },
         issuer: args.issuer,
         leeway: chrono::Duration::seconds(args.leeway),
         staleness_bound: Duration::from_secs(args.staleness_bound),
@@ -249,6 +267,8 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     keys: Option<PathBuf>,
     store: Option<String>,
+    redis_min_replicas: Option<u32>,
+    redis_wait_timeout: Option<u64>,
     issuer: Option<String>,
     leeway: Option<i64>,
     staleness_bound: Option<u64>,
@@ -295,6 +315,22 @@ fn apply_file(
     take!(listen, "listen", args.listen);
     take!(keys, "keys", args.keys);
     take!(store, "store", args.store.store);
+    if let Some(n) = file.redis_min_replicas {
+        if n > 100 {
+            return Err(out_of_range("redis-min-replicas", "0..=100"));
+        }
+        if unset("redis_min_replicas") {
+            args.redis_min_replicas = n;
+        }
+    }
+    if let Some(ms) = file.redis_wait_timeout {
+        if !(1..=4000).contains(&ms) {
+            return Err(out_of_range("redis-wait-timeout", "1..=4000"));
+        }
+        if unset("redis_wait_timeout") {
+            args.redis_wait_timeout = ms;
+        }
+    }
     take!(issuer, "issuer", args.issuer);
     if let Some(leeway) = file.leeway {
         if !(0..=86_400).contains(&leeway) {

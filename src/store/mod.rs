@@ -8,7 +8,7 @@
 //! | backend | URL | for |
 //! |---|---|---|
 //! | [`EmbeddedStore`] | `file:data/tessera.redb` | one machine: a redb file, fsync on every commit |
-//! | [`RedisStore`] | `redis://…`, `rediss://…`, `redis+cluster://…` | several issuers and many verifiers |
+//! | [`RedisStore`] | `redis://…`, `rediss://…`, `redis+cluster://…`, `redis+sentinel://…` | several issuers and many verifiers |
 //!
 //! [`AnyStore`] picks one by URL. One conformance suite (`tests/stores/store_conformance.rs`) runs
 //! against both.
@@ -271,7 +271,8 @@ pub trait TokenStore: Send + Sync + 'static {
 
 /// A store chosen by URL: `file:PATH` (or a plain path) for the embedded store, `redis://` or
 /// `rediss://` for one Redis, `redis+cluster://` or `rediss+cluster://` (seed nodes separated
-/// by commas) for a Redis Cluster.
+/// by commas) for a Redis Cluster, `redis+sentinel://` or `rediss+sentinel://` (Sentinels
+/// separated by commas, then `/MASTER_NAME/DB`) for a primary found through Redis Sentinel.
 #[derive(Debug, Clone)]
 pub enum AnyStore {
     /// The embedded redb file.
@@ -281,20 +282,72 @@ pub enum AnyStore {
     Redis(RedisStore),
 }
 
-impl AnyStore {
-    /// Open the store a URL names.
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
-        if [
-            "redis://",
-            "rediss://",
-            "redis+cluster://",
-            "rediss+cluster://",
-        ]
-        .iter()
-        .any(|scheme| url.starts_with(scheme))
+/// Options of a store beyond its URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Redis only: after every write, wait (`WAIT`) until this many replicas have it; when
+    /// fewer do within [`StoreOptions::redis_wait_timeout`], the write fails as
+    /// [`StoreError::Unavailable`] (it may have been applied). 0: do not wait.
+    pub redis_min_replicas: u32,
+    /// How long a write waits for [`StoreOptions::redis_min_replicas`] replicas (whole
+    /// milliseconds, at least 1, at most [`MAX_REDIS_WAIT_TIMEOUT`]).
+    pub redis_wait_timeout: Duration,
+}
+
+/// The longest [`StoreOptions::redis_wait_timeout`]: the write and its `WAIT` must come back
+/// within the Redis store's 5 s response timeout.
+pub const MAX_REDIS_WAIT_TIMEOUT: Duration = Duration::from_millis(4000);
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            redis_min_replicas: 0,
+            redis_wait_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+impl StoreOptions {
+    /// Refuse values the store cannot keep.
+    pub fn check(&self) -> Result<(), StoreError> {
+        if self.redis_wait_timeout < Duration::from_millis(1)
+            || self.redis_wait_timeout > MAX_REDIS_WAIT_TIMEOUT
         {
+            return Err(StoreError::Config(format!(
+                "the Redis wait timeout must be from 1 to {} ms, not {} ms",
+                MAX_REDIS_WAIT_TIMEOUT.as_millis(),
+                self.redis_wait_timeout.as_millis()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The URL schemes of the Redis store.
+const REDIS_SCHEMES: [&str; 6] = [
+    "redis://",
+    "rediss://",
+    "redis+cluster://",
+    "rediss+cluster://",
+    "redis+sentinel://",
+    "rediss+sentinel://",
+];
+
+impl AnyStore {
+    /// Open the store a URL names, with the default [`StoreOptions`].
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, StoreOptions::default()).await
+    }
+
+    /// Open the store a URL names. Options for Redis on another store are refused
+    /// ([`StoreError::Config`]): the embedded store has no replicas to wait for.
+    pub async fn open_with(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
+        options.check()?;
+        if REDIS_SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
             #[cfg(feature = "redis")]
-            return Ok(AnyStore::Redis(RedisStore::open(url).await?));
+            return Ok(AnyStore::Redis(
+                RedisStore::open_with_options(url, self::redis::DEFAULT_PREFIX, options).await?,
+            ));
             #[cfg(not(feature = "redis"))]
             return Err(StoreError::Config(
                 "this build has no Redis support (feature `redis`)".into(),
@@ -303,8 +356,16 @@ impl AnyStore {
         let path = url.strip_prefix("file:").unwrap_or(url);
         if path.is_empty() || path.contains("://") {
             return Err(StoreError::Config(format!(
-                "unknown store URL {url:?}: use file:PATH, redis://HOST:PORT/DB or \
-                 redis+cluster://HOST:PORT,HOST:PORT"
+                "unknown store URL {url:?}: use file:PATH, redis://HOST:PORT/DB, \
+                 redis+cluster://HOST:PORT,HOST:PORT or \
+                 redis+sentinel://HOST:PORT,HOST:PORT/MASTER_NAME/DB"
+            )));
+        }
+        if options.redis_min_replicas > 0 {
+            return Err(StoreError::Config(format!(
+                "--redis-min-replicas {} applies to a Redis store only: the embedded store \
+                 ({url}) has no replicas (set it to 0, or use --store redis://...)",
+                options.redis_min_replicas
             )));
         }
         Ok(AnyStore::Embedded(EmbeddedStore::open(path).await?))

@@ -225,3 +225,114 @@ async fn a_config_file_sets_what_the_command_line_and_environment_do_not() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown field `port`"), "{stderr}");
 }
+
+#[test]
+fn redis_replica_options_come_from_flags_variables_and_the_file_and_the_embedded_store_refuses_them(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |args: &[&str], env: &[(&str, &str)]| {
+        let out = tessera(dir.path())
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let refused = |n: u32| format!("--redis-min-replicas {n} applies to a Redis store only");
+    let stderr = serve(&["--redis-min-replicas", "1"], &[]);
+    assert!(stderr.contains(&refused(1)), "{stderr}");
+    let stderr = serve(&[], &[("TESSERA_REDIS_MIN_REPLICAS", "3")]);
+    assert!(stderr.contains(&refused(3)), "{stderr}");
+    std::fs::write(
+        dir.path().join("replicas.toml"),
+        "redis-min-replicas = 2\nredis-wait-timeout = 500\n",
+    )
+    .unwrap();
+    let stderr = serve(&["--config", "replicas.toml"], &[]);
+    assert!(stderr.contains(&refused(2)), "{stderr}");
+    // The command line wins over the file.
+    let stderr = serve(
+        &["--config", "replicas.toml", "--redis-min-replicas", "4"],
+        &[],
+    );
+    assert!(stderr.contains(&refused(4)), "{stderr}");
+    // Nothing was made for the refused store.
+    assert!(!dir.path().join("data").exists());
+    // Out of range, from the file and from the command line.
+    std::fs::write(dir.path().join("zero.toml"), "redis-wait-timeout = 0\n").unwrap();
+    let stderr = serve(&["--config", "zero.toml"], &[]);
+    assert!(
+        stderr.contains("redis-wait-timeout must be in 1..=4000"),
+        "{stderr}"
+    );
+    let stderr = serve(&["--redis-wait-timeout", "5000"], &[]);
+    assert!(stderr.contains("--redis-wait-timeout"), "{stderr}");
+}
+
+#[test]
+fn redis_min_replicas_reaches_the_redis_store_and_a_write_without_replicas_fails() {
+    let Some(redis) = RedisServer::start_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    assert!(tessera(dir.path())
+        .args(["keys", "generate"])
+        .output()
+        .unwrap()
+        .status
+        .success());
+    // The first super-admin is a write; no replica can confirm it.
+    let out = tessera(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--store", &redis.url()])
+        .args(["--bootstrap-token", "admin.token"])
+        .args(["--redis-wait-timeout", "200"])
+        .env("TESSERA_REDIS_MIN_REPLICAS", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("only 0 of the 1 replicas required (--redis-min-replicas)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("within 200 ms"), "{stderr}");
+    assert!(stderr.contains("may have been applied"), "{stderr}");
+    assert!(!dir.path().join("admin.token").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tessera_serve_runs_on_redis_under_sentinel_and_never_logs_the_password() {
+    use crate::support::redis_sentinel::SentinelSetup;
+    use crate::support::redis_server::url_encode;
+    let password = "serve-secret-unseen";
+    let Some(setup) = SentinelSetup::start_as_or_skip(1, Some(password)) else {
+        return;
+    };
+    let hosts = setup
+        .url()
+        .strip_prefix("redis+sentinel://")
+        .unwrap()
+        .to_owned();
+    let store = format!("redis+sentinel://:{}@{hosts}", url_encode(password));
+    let dir = tempfile::tempdir().unwrap();
+    assert!(tessera(dir.path())
+        .args(["keys", "generate"])
+        .output()
+        .unwrap()
+        .status
+        .success());
+    // The first super-admin is a write that one replica must confirm.
+    let server = Serve::start_logged(
+        dir.path(),
+        &["--store", &store, "--bootstrap-token", "admin.token"],
+        &[("TESSERA_REDIS_MIN_REPLICAS", "1")],
+    );
+    ready(&Client::new(), &server).await;
+    assert!(dir.path().join("admin.token").exists());
+    let log = server.log();
+    assert!(log.contains("redis+sentinel://:***@127.0.0.1:"), "{log}");
+    assert!(!log.contains(password), "{log}");
+}

@@ -1,5 +1,6 @@
 //! The token stores: every lifecycle rule on each backend (`store_conformance`), the Redis
-//! store itself (`redis_store`) and on a cluster (`redis_cluster`), the embedded store killed
+//! store itself (`redis_store`), on a cluster (`redis_cluster`), with replicas and under Sentinel
+//! (`redis_failover`), the embedded store killed
 //! mid-write (`embedded_crash`), and a state mirror whose Redis goes away (`mirror_faults`).
 
 #[path = "../support/mod.rs"]
@@ -8,5 +9,6 @@ mod support;
 mod embedded_crash;
 mod mirror_faults;
 mod redis_cluster;
+mod redis_failover;
 mod redis_store;
 mod store_conformance;

@@ -22,15 +22,15 @@ use uuid::Uuid;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-fn super_admin() -> Permissions {
+pub(crate) fn super_admin() -> Permissions {
     serde_json::from_str(r#"{"super_admin": true}"#).unwrap()
 }
 
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(0)
 }
 
-fn record(name: &str) -> TokenRecord {
+pub(crate) fn record(name: &str) -> TokenRecord {
     let at = now();
     TokenRecord {
         id: Uuid::new_v4(),
@@ -50,7 +50,7 @@ fn record(name: &str) -> TokenRecord {
     }
 }
 
-fn audit(action: Action, record: &TokenRecord) -> AuditEntry {
+pub(crate) fn audit(action: Action, record: &TokenRecord) -> AuditEntry {
     AuditEntry {
         at: now(),
         actor: Actor::local("test"),
@@ -63,7 +63,7 @@ fn audit(action: Action, record: &TokenRecord) -> AuditEntry {
     }
 }
 
-fn create(record: &TokenRecord) -> Write {
+pub(crate) fn create(record: &TokenRecord) -> Write {
     Write::Create {
         record: record.clone(),
         audit: audit(Action::Create, record),
@@ -71,7 +71,10 @@ fn create(record: &TokenRecord) -> Write {
 }
 
 /// `record` changed once more, with a state entry (or its removal).
-fn replace(record: &TokenRecord, state: Option<Option<StateRecord>>) -> (Write, TokenRecord) {
+pub(crate) fn replace(
+    record: &TokenRecord,
+    state: Option<Option<StateRecord>>,
+) -> (Write, TokenRecord) {
     let mut next = record.clone();
     next.revision += 1;
     next.description = format!("revision {}", next.revision);
@@ -87,7 +90,7 @@ fn replace(record: &TokenRecord, state: Option<Option<StateRecord>>) -> (Write, 
     )
 }
 
-fn delete(record: &TokenRecord) -> Write {
+pub(crate) fn delete(record: &TokenRecord) -> Write {
     Write::Delete {
         id: record.id,
         expect: record.revision,
@@ -97,7 +100,7 @@ fn delete(record: &TokenRecord) -> Write {
     }
 }
 
-fn deleted_entry(drop_after: Option<DateTime<Utc>>) -> StateRecord {
+pub(crate) fn deleted_entry(drop_after: Option<DateTime<Utc>>) -> StateRecord {
     StateRecord {
         deleted: true,
         min_ver: 0,
@@ -116,7 +119,7 @@ fn min_ver_entry(min_ver: u32, drop_after: Option<DateTime<Utc>>) -> StateRecord
 }
 
 /// A unique key prefix, so a test's keys are its own even on a shared server.
-fn prefix() -> String {
+pub(crate) fn prefix() -> String {
     format!("t-{}", &Uuid::new_v4().simple().to_string()[..12])
 }
 

@@ -6,7 +6,8 @@
 //!   and an issuer with its first super-admin token.
 //! - [`binary`]: the `tessera` binary, run in a sandbox folder or as a `tessera serve` child.
 //! - [`backend`]: the token lifecycle on a store of either kind, and a verifier following it.
-//! - [`redis_server`], [`redis_cluster`]: a throwaway `redis-server`, and a Redis Cluster.
+//! - [`redis_server`], [`redis_cluster`], [`redis_sentinel`]: a throwaway `redis-server`, a
+//!   Redis Cluster, and a primary with replicas under Sentinel.
 //! - [`gateways`]: nginx, Caddy and Traefik from their recipes, an echo API and a relay.
 //!
 //! Here: what the machine has (a free port, a binary on `PATH`, whether this is CI) and a
@@ -25,6 +26,8 @@ pub mod binary;
 #[cfg(feature = "server")]
 pub mod gateways;
 pub mod redis_cluster;
+#[cfg(feature = "redis")]
+pub mod redis_sentinel;
 pub mod redis_server;
 
 use std::net::TcpListener;

@@ -40,7 +40,8 @@ use zeroize::Zeroizing;
 pub(crate) struct StoreArg {
     /// The token store: `file:PATH` (the embedded redb file), `redis://HOST:PORT/DB`
     /// (`rediss://` for TLS; a password goes in the URL, `redis://:PASSWORD@HOST`) or
-    /// `redis+cluster://HOST:PORT,HOST:PORT` for a Redis Cluster
+    /// `redis+cluster://HOST:PORT,HOST:PORT` for a Redis Cluster, or
+    /// `redis+sentinel://HOST:PORT,HOST:PORT/MASTER_NAME/DB` for a primary under Redis Sentinel
     #[arg(long, value_name = "URL", env = "TESSERA_STORE", default_value = DEFAULT_STORE_URL, hide_env_values = true)]
     pub(crate) store: String,
 }

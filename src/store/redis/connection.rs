@@ -13,6 +13,8 @@ pub(super) enum Conn {
     Direct(MultiplexedConnection),
     /// A Redis Cluster connection: sends each command to the node that owns its slot.
     Cluster(ClusterConnection),
+    /// The shared connection to the primary Redis Sentinel names; made afresh when it fails.
+    Sentinel(SentinelConn),
 }
 
 impl ConnectionLike for Conn {
@@ -21,6 +23,7 @@ impl ConnectionLike for Conn {
             Conn::Managed(c) => c.req_packed_command(cmd),
             Conn::Direct(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Sentinel(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -34,6 +37,7 @@ impl ConnectionLike for Conn {
             Conn::Managed(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Direct(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -42,6 +46,7 @@ impl ConnectionLike for Conn {
             Conn::Managed(c) => c.get_db(),
             Conn::Direct(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
+            Conn::Sentinel(c) => c.get_db(),
         }
     }
 }
@@ -55,6 +60,8 @@ pub(super) enum Connector {
     /// read), do not resend anything by themselves, and speak RESP2, so they do not reconnect
     /// behind the caller's back either (see `scan_state`).
     Cluster(ClusterClient),
+    /// Connections to the primary Redis Sentinel names now.
+    Sentinel(SentinelConn),
 }
 
 /// Whether `e` says the cluster did not run the request, which may then be sent again, even a
@@ -64,7 +71,8 @@ pub(super) enum Connector {
 /// reasons counts too.
 pub(super) fn cluster_did_not_run(e: &RedisError) -> bool {
     match e.kind() {
-        ErrorKind::ClusterConnectionNotFound => true,
+        // No connection to the slot's node; or (Sentinel) no primary found or reached.
+        ErrorKind::ClusterConnectionNotFound | ErrorKind::MasterNameNotFoundBySentinel => true,
         ErrorKind::Server(ServerErrorKind::ExecAbort) => aborted_by_cluster(e),
         ErrorKind::Server(kind) => cluster_refusal(kind),
         _ => e.is_connection_refusal(),
@@ -99,6 +107,9 @@ pub(super) fn aborted_by_cluster(e: &RedisError) -> bool {
 
 /// When a request that failed is sent again.
 pub(super) struct Resend {
+    /// A cluster, or a primary found through Sentinel: a failover can make a request fail
+    /// that then succeeds on the new primary, so requests that did not run are sent again
+    /// for a while.
     cluster: bool,
     started: Instant,
     attempts: u32,

@@ -162,6 +162,7 @@ impl RedisStore {
                 .get_multiplexed_async_connection_with_config(&blocking_config())
                 .await
                 .map(Conn::Direct),
+            Connector::Sentinel(sentinel) => sentinel.own().await.map(Conn::Direct),
             Connector::Cluster(client) => {
                 let limit = CONNECT_TIMEOUT + RESPONSE_TIMEOUT;
                 match tokio::time::timeout(limit, client.get_async_connection()).await {

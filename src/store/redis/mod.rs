@@ -60,6 +60,15 @@
 //!   command to the node that owns its slot, and learns the new layout when a node answers
 //!   `MOVED` (the slot was moved, or a replica was promoted) or stops answering.
 //!
+//! - `redis+sentinel://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]…]/MASTER_NAME[/DB]`
+//!   (`rediss+sentinel://…` for TLS to the Sentinels and the nodes): a primary and its replicas
+//!   under Redis Sentinel, by the Sentinels (port 26379 unless given) and the name they know the
+//!   primary by. The credentials are the Redis nodes'; the Sentinels are asked without any. See
+//!   the `sentinel` module: the store asks the Sentinels for the primary, and asks again when
+//!   its connection to the primary fails, the node answers `READONLY`, or a Sentinel (asked
+//!   every second) names another primary; meanwhile a request that surely did not run is sent
+//!   again for up to 5 seconds, as on a cluster.
+//!
 //! One shared connection carries every non-blocking command; on a cluster it is a cluster
 //! connection, which holds one multiplexed connection per primary. Both speak RESP3, so they
 //! hear at once when a server goes away and reconnect in the background; a command issued
@@ -92,12 +101,22 @@
 //! slot moved, a failover) it starts over on a fresh connection, instead of going on with the
 //! cursor on another node and missing entries.
 //!
+//! # Waiting for replicas
+//! With [`StoreOptions::redis_min_replicas`] above 0, each write script is followed, in the same
+//! pipeline (so on the same connection), by `WAIT replicas timeout`. When fewer replicas than
+//! asked acknowledge it in time, the write is [`StoreError::Unavailable`], saying it may have
+//! been applied (it was, on the primary; a failover before the replicas catch up can lose it).
+//! A refused write (a name taken, a conflict) changed nothing and waits for nothing. A `WAIT`
+//! holds up the commands behind it on its connection, so writes then go over a second shared
+//! connection of their own and reads never queue behind a wait.
+//!
 //! Needs Redis 6.0 or later (RESP3).
 
 mod codec;
 mod connection;
 mod feed;
 mod scripts;
+mod sentinel;
 #[cfg(test)]
 mod tests;
 mod token_store;
@@ -106,9 +125,10 @@ mod url;
 use codec::*;
 use connection::*;
 use scripts::*;
+use sentinel::*;
 use url::*;
 
-use super::{Committed, StateDecoder, StoreError, TokenStore, Write, FEED_RETENTION};
+use super::{Committed, StateDecoder, StoreError, StoreOptions, TokenStore, Write, FEED_RETENTION};
 use crate::model::{
     AuditEntry, AuditRecord, FeedPage, StateChange, StateRecord, StateSnapshot, TokenRecord, Usage,
 };
@@ -131,7 +151,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// The key prefix (hash tag) used by [`RedisStore::open`].
-const DEFAULT_PREFIX: &str = "tessera";
+pub(super) const DEFAULT_PREFIX: &str = "tessera";
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a command on the shared connection may take. Scripts are short, but with
@@ -204,6 +224,10 @@ struct Inner {
     connector: Connector,
     /// The shared connection for every non-blocking command; reconnects by itself.
     conn: Conn,
+    /// With `redis_min_replicas` above 0, a second shared connection for writes: each write's
+    /// `WAIT` holds up the commands behind it on its connection (Redis answers a client's
+    /// commands in order), so reads must not queue behind it.
+    writes: Option<Conn>,
     /// Connections of their own, kept for reuse: one per waiting follower for `XREAD BLOCK`,
     /// and on a cluster one per snapshot being scanned.
     blocking: Mutex<Vec<Conn>>,
@@ -214,6 +238,10 @@ struct Inner {
     db: i64,
     tls: bool,
     cluster: bool,
+    /// A primary found through Redis Sentinel.
+    sentinel: bool,
+    /// `redis_min_replicas` and `redis_wait_timeout` (see [`StoreOptions`]).
+    options: StoreOptions,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -223,6 +251,7 @@ impl std::fmt::Debug for RedisStore {
             .field("db", &self.inner.db)
             .field("tls", &self.inner.tls)
             .field("cluster", &self.inner.cluster)
+            .field("sentinel", &self.inner.sentinel)
             .field("prefix", &self.inner.keys.prefix)
             .finish()
     }
@@ -235,6 +264,8 @@ impl RedisStore {
     /// - `redis+cluster://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]…]`, or
     ///   `rediss+cluster://…` for TLS: a Redis Cluster, by its seed nodes (any of its nodes;
     ///   the first that answers tells the client the rest).
+    /// - `redis+sentinel://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]…]/MASTER_NAME[/DB]`, or
+    ///   `rediss+sentinel://…` for TLS: the primary the Sentinels name `MASTER_NAME`.
     ///
     /// A malformed URL is [`StoreError::Config`]; a server that cannot be reached (on a
     /// cluster: no seed node) is [`StoreError::Unavailable`]; a password the server refuses,
@@ -247,7 +278,20 @@ impl RedisStore {
     /// stores (tenants, tests) can share one Redis database or cluster without seeing each
     /// other.
     pub async fn open_with_prefix(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        Self::connect(url, prefix, None).await
+        Self::connect(url, prefix, None, StoreOptions::default()).await
+    }
+
+    /// Like [`RedisStore::open_with_prefix`], with [`StoreOptions`]: with
+    /// `redis_min_replicas` above 0 every write is followed by `WAIT`, and fails as
+    /// [`StoreError::Unavailable`] (saying it may have been applied) when fewer replicas than
+    /// that acknowledge it within `redis_wait_timeout`.
+    pub async fn open_with_options(
+        url: &str,
+        prefix: &str,
+        options: StoreOptions,
+    ) -> Result<Self, StoreError> {
+        options.check()?;
+        Self::connect(url, prefix, None, options).await
     }
 
     /// Like [`RedisStore::open_with_prefix`] for a `rediss://` or `rediss+cluster://` URL whose
@@ -260,10 +304,15 @@ impl RedisStore {
                 redact(url)
             )));
         }
-        Self::connect(url, prefix, Some(ca_pem)).await
+        Self::connect(url, prefix, Some(ca_pem), StoreOptions::default()).await
     }
 
-    async fn connect(url: &str, prefix: &str, ca_pem: Option<&[u8]>) -> Result<Self, StoreError> {
+    async fn connect(
+        url: &str,
+        prefix: &str,
+        ca_pem: Option<&[u8]>,
+        options: StoreOptions,
+    ) -> Result<Self, StoreError> {
         if prefix.is_empty()
             || prefix.len() > 64
             || !prefix
@@ -273,6 +322,9 @@ impl RedisStore {
             return Err(StoreError::Config(format!(
                 "invalid Redis key prefix {prefix:?}: use 1 to 64 letters, digits, '-', '_', '.' or ':'"
             )));
+        }
+        if sentinel_scheme(url).is_some() {
+            return Self::connect_sentinel(url, prefix, options).await;
         }
         let Endpoint {
             nodes,
@@ -287,7 +339,7 @@ impl RedisStore {
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
 
-        let (server, conn, connector, blocking) = if cluster {
+        let (server, conn, writes, connector, blocking) = if cluster {
             let names: Vec<&str> = nodes.iter().map(|(name, _)| name.as_str()).collect();
             let server = format!("{} (cluster)", names.join(","));
             reach_a_seed(&nodes, has_password).await?;
@@ -312,17 +364,22 @@ impl RedisStore {
                 .build()
                 .map_err(config_error)?;
             let limit = CONNECT_TIMEOUT + RESPONSE_TIMEOUT;
-            let conn = match tokio::time::timeout(limit, shared.get_async_connection()).await {
-                Ok(conn) => conn.map_err(config_error)?,
-                Err(_) => {
-                    return Err(StoreError::Unavailable(format!(
+            let connect =
+                async || match tokio::time::timeout(limit, shared.get_async_connection()).await {
+                    Ok(conn) => conn.map(Conn::Cluster).map_err(config_error),
+                    Err(_) => Err(StoreError::Unavailable(format!(
                         "Redis at {server} did not tell its cluster layout within {limit:?}"
-                    )))
-                }
+                    ))),
+                };
+            let conn = connect().await?;
+            let writes = match options.redis_min_replicas {
+                0 => None,
+                _ => Some(connect().await?),
             };
             (
-                server,
-                Conn::Cluster(conn),
+                server.clone(),
+                conn,
+                writes,
                 Connector::Cluster(own),
                 Vec::new(),
             )
@@ -337,12 +394,21 @@ impl RedisStore {
                 .set_number_of_retries(3)
                 .set_min_delay(Duration::from_millis(50))
                 .set_max_delay(Duration::from_secs(1));
-            let conn = ConnectionManager::new_with_config(client.clone(), config)
-                .await
-                .map_err(|e| open_error(&server, has_password, e))?;
+            let connect = async || {
+                ConnectionManager::new_with_config(client.clone(), config.clone())
+                    .await
+                    .map(Conn::Managed)
+                    .map_err(|e| open_error(&server, has_password, e))
+            };
+            let conn = connect().await?;
+            let writes = match options.redis_min_replicas {
+                0 => None,
+                _ => Some(connect().await?),
+            };
             (
-                server,
-                Conn::Managed(conn),
+                server.clone(),
+                conn,
+                writes,
                 Connector::Single(client),
                 vec![Conn::Direct(probe)],
             )
@@ -352,12 +418,66 @@ impl RedisStore {
             inner: Arc::new(Inner {
                 connector,
                 conn,
+                writes,
                 blocking: Mutex::new(blocking),
                 keys: Keys::new(prefix),
                 server,
                 db,
                 tls,
                 cluster,
+                sentinel: false,
+                options,
+            }),
+        };
+        store.warn_if_not_durable().await;
+        Ok(store)
+    }
+
+    /// [`RedisStore::connect`] for a `redis+sentinel://` URL.
+    async fn connect_sentinel(
+        url: &str,
+        prefix: &str,
+        options: StoreOptions,
+    ) -> Result<Self, StoreError> {
+        let spec = parse_sentinel_url(url)?;
+        if spec.tls {
+            // As in `connect`.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let names: Vec<&str> = spec.sentinels.iter().map(|(n, _)| n.as_str()).collect();
+        let server = format!("{} via Sentinel {}", spec.master, names.join(","));
+        let limit = CONNECT_TIMEOUT + RESPONSE_TIMEOUT;
+        let connect = async || {
+            let conn = SentinelConn::new(&spec, &server)?;
+            match tokio::time::timeout(limit, conn.connect()).await {
+                Ok(reached) => reached.map_err(|e| open_error(&server, spec.has_password, e))?,
+                Err(_) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "Redis at {server}: the Sentinels did not name a primary that answered \
+                         within {limit:?}"
+                    )))
+                }
+            }
+            Ok(conn)
+        };
+        let conn = connect().await?;
+        let writes = match options.redis_min_replicas {
+            0 => None,
+            _ => Some(Conn::Sentinel(connect().await?)),
+        };
+        let store = Self {
+            inner: Arc::new(Inner {
+                connector: Connector::Sentinel(conn.clone()),
+                conn: Conn::Sentinel(conn),
+                writes,
+                blocking: Mutex::new(Vec::new()),
+                keys: Keys::new(prefix),
+                server,
+                db: spec.db,
+                tls: spec.tls,
+                cluster: false,
+                sentinel: true,
+                options,
             }),
         };
         store.warn_if_not_durable().await;
@@ -429,22 +549,58 @@ impl RedisStore {
     }
 
     async fn run_write(&self, what: &str, call: &LuaCall) -> Result<Vec<String>, StoreError> {
-        let mut resend = Resend::new(self.inner.cluster);
-        let reply: Vec<String> = loop {
-            let mut conn = self.inner.conn.clone();
-            match call.invoke(&mut conn).await {
+        let mut resend = Resend::new(self.inner.cluster || self.inner.sentinel);
+        let wait = self.replica_wait();
+        let (reply, acked): (Vec<String>, Option<i64>) = loop {
+            let mut conn = self
+                .inner
+                .writes
+                .as_ref()
+                .unwrap_or(&self.inner.conn)
+                .clone();
+            match call.invoke_and_wait(&mut conn, wait).await {
                 // Only when the request surely did not run (see `Resend::again`).
                 Err(e) if resend.again(&e, true).await => {}
                 result => break result.map_err(|e| self.write_err(what, e))?,
             }
         };
-        if reply.first().map(String::as_str) == Some("corrupt") {
-            return Err(StoreError::Corrupt(format!(
-                "{what} refused: {}",
-                reply.get(1).map_or("(no reason)", String::as_str)
-            )));
+        match reply.first().map(String::as_str) {
+            Some("corrupt") => {
+                return Err(StoreError::Corrupt(format!(
+                    "{what} refused: {}",
+                    reply.get(1).map_or("(no reason)", String::as_str)
+                )))
+            }
+            // Only a write that changed something has replicas to wait for.
+            Some("ok") => {
+                if let (Some((wanted, timeout_ms)), Some(acked)) = (wait, acked) {
+                    if acked < i64::from(wanted) {
+                        return Err(StoreError::Unavailable(format!(
+                            "Redis at {}: {what}: only {acked} of the {wanted} replicas required \
+                             (--redis-min-replicas) acknowledged the write within {timeout_ms} \
+                             ms; the write may have been applied: the primary has it, and a \
+                             failover before the replicas catch up can lose it",
+                            self.inner.server
+                        )));
+                    }
+                }
+            }
+            _ => {}
         }
         Ok(reply)
+    }
+
+    /// `(replicas, timeout in ms)` for the `WAIT` after each write, when the store waits.
+    fn replica_wait(&self) -> Option<(u32, u64)> {
+        let options = &self.inner.options;
+        (options.redis_min_replicas > 0).then(|| {
+            (
+                options.redis_min_replicas,
+                u64::try_from(options.redis_wait_timeout.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+            )
+        })
     }
 
     /// Run a read, once more if the connection turned out to be dead (a read is safe to
@@ -454,7 +610,7 @@ impl RedisStore {
         what: &str,
         request: Read<'_>,
     ) -> Result<T, StoreError> {
-        let mut resend = Resend::new(self.inner.cluster);
+        let mut resend = Resend::new(self.inner.cluster || self.inner.sentinel);
         loop {
             let mut conn = self.inner.conn.clone();
             let result = match &request {

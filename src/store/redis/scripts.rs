@@ -100,6 +100,35 @@ impl LuaCall {
         cmd
     }
 
+    /// Run the script and, with `wait` = `(replicas, timeout_ms)`, `WAIT replicas timeout_ms`
+    /// right behind it in one pipeline, so both surely go over the same connection (`WAIT`
+    /// counts the replicas that have this client's writes: on a connection made afresh it
+    /// would count a write it never made). Returns the script's reply and, when asked, the
+    /// number of replicas that acknowledged it.
+    pub(super) async fn invoke_and_wait(
+        &self,
+        conn: &mut Conn,
+        wait: Option<(u32, u64)>,
+    ) -> RedisResult<(Vec<String>, Option<i64>)> {
+        let Some((replicas, timeout_ms)) = wait else {
+            return Ok((self.invoke(conn).await?, None));
+        };
+        let pipe = |by_hash: bool| {
+            let mut pipe = redis::pipe();
+            let mut wait = redis::cmd("WAIT");
+            wait.arg(replicas).arg(timeout_ms);
+            pipe.add_command(self.cmd(by_hash)).add_command(wait);
+            pipe
+        };
+        let (reply, acked) = match pipe(true).query_async::<(Vec<String>, i64)>(conn).await {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                pipe(false).query_async(conn).await?
+            }
+            result => result?,
+        };
+        Ok((reply, Some(acked)))
+    }
+
     pub(super) async fn invoke<T: FromRedisValue>(&self, conn: &mut Conn) -> RedisResult<T> {
         match self.cmd(true).query_async(conn).await {
             Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {

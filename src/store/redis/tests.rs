@@ -100,3 +100,28 @@ fn stream_ids_are_revisions() {
     assert!(parse_stream_id("f", "42-1").is_err());
     assert!(parse_stream_id("f", "x-0").is_err());
 }
+
+#[test]
+fn a_sentinel_url_names_the_sentinels_the_primary_and_the_nodes_credentials() {
+    let spec = parse_sentinel_url("redis+sentinel://u:p%40ss@s1:26380,s2,10.0.0.3:5000/mymaster/3")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = spec.sentinels.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["s1:26380", "s2:26379", "10.0.0.3:5000"]);
+    assert_eq!(spec.master, "mymaster");
+    assert!(spec.db == 3 && spec.has_password && !spec.tls);
+    // The Sentinels are asked without the nodes' credentials.
+    for (_, info) in &spec.sentinels {
+        assert_eq!(info.redis_settings().password(), None);
+        assert_eq!(info.redis_settings().db(), 0);
+    }
+    let spec = parse_sentinel_url("rediss+sentinel://s1/m").unwrap();
+    assert!(spec.tls && spec.db == 0 && !spec.has_password);
+    assert!(matches!(
+        spec.sentinels[0].1.addr(),
+        ConnectionAddr::TcpTls { port: 26379, .. }
+    ));
+    assert_eq!(
+        redact("redis+sentinel://:pw@h1:1,h2:2/m/0"),
+        "redis+sentinel://***@h1:1,h2:2/m/0"
+    );
+}

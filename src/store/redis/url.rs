@@ -19,7 +19,8 @@ pub(super) fn redact(url: &str) -> String {
 pub(super) const URL_FORM: &str =
     "use redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (rediss://… for TLS), \
      or redis+cluster://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]…] (rediss+cluster://… for TLS) \
-     for a Redis Cluster";
+     for a Redis Cluster, or redis+sentinel://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]…]/MASTER_NAME[/DB] \
+     (rediss+sentinel://… for TLS) for a primary found through Redis Sentinel";
 
 /// The scheme of each node (`redis` or `rediss`) and what follows `+cluster://`, for a
 /// `redis+cluster://` or `rediss+cluster://` URL.
