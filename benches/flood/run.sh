@@ -53,16 +53,6 @@ cp "$bin" "$work/tessera"
 cd "$work"
 say "work folder: $work"
 
-wait_http() { # URL
-    local _
-    for _ in $(seq 1 100); do
-        if curl -fsS -o /dev/null "$1" 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    die "no answer from $1"
-}
 
 # --- tokens ----------------------------------------------------------------------------------
 store=file:data/tessera.redb
@@ -98,15 +88,6 @@ metric() { # NAME: a value from the server's /metrics, 0 when absent
     curl -fsS "$url/metrics" | awk -v name="$1" '$1 == name { print $2; found = 1 } END { if (!found) print 0 }'
 }
 
-to_ms() { # a wrk time (e.g. 812.00us, 1.20ms, 2.01s) in ms
-    awk -v t="$1" 'BEGIN {
-        v = t + 0
-        if (t ~ /us$/) v /= 1000
-        else if (t ~ /ms$/) v = v
-        else if (t ~ /m$/) v *= 60000
-        else if (t ~ /s$/) v *= 1000
-        printf "%.3f", v }'
-}
 
 wrk_rps() { awk '/^Requests\/sec:/ { print $2 }' "$1"; }
 wrk_pct() { to_ms "$(awk -v p="$2" '$1 == p { print $2 }' "$1")"; }

@@ -146,15 +146,6 @@ status=$(curl -s -o token.json -w '%{http_code}' -X POST -H "Authorization: Bear
 token=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["token"])' token.json)
 
 # --- measuring -------------------------------------------------------------------------------
-to_ms() { # a wrk time (e.g. 812.00us, 1.20ms, 2.01s) in ms
-    awk -v t="$1" 'BEGIN {
-        v = t + 0
-        if (t ~ /us$/) v /= 1000
-        else if (t ~ /ms$/) v = v
-        else if (t ~ /m$/) v *= 60000
-        else if (t ~ /s$/) v *= 1000
-        printf "%.3f", v }'
-}
 
 ticks() { # PID...: user + system clock ticks of these processes and their children so far
     local p

@@ -59,16 +59,6 @@ cp "$target/release/tessera" "$work/tessera"
 cp "$target/release/examples/bare_axum" "$work/bare_axum"
 cd "$work"
 
-wait_http() { # URL
-    local _
-    for _ in $(seq 1 100); do
-        if curl -fsS -o /dev/null "$1" 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    die "no answer from $1"
-}
 
 # --- tokens and servers ------------------------------------------------------------------
 store=file:data/tessera.redb  # for the CLI; the servers take the folder
@@ -147,15 +137,6 @@ machine_ticks() { # "BUSY TOTAL": clock ticks of all cores so far
     awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat
 }
 
-to_ms() { # a wrk time (e.g. 812.00us, 1.20ms, 2.01s) in ms
-    awk -v t="$1" 'BEGIN {
-        v = t + 0
-        if (t ~ /us$/) v /= 1000
-        else if (t ~ /ms$/) v = v
-        else if (t ~ /m$/) v *= 60000
-        else if (t ~ /s$/) v *= 1000
-        printf "%.3f", v }'
-}
 
 hz=$(getconf CLK_TCK)
 printf 'round\tlabel\trps\tp50_ms\tp75_ms\tp90_ms\tp99_ms\tmax_ms\trequests\terrors\tcpu_us_per_req\twrk_us_per_req\tother_pct\tidle_pct\tsig_hit_ratio\n' >results.tsv

@@ -39,18 +39,7 @@ Examples:
 pub(crate) fn run(args: RevokeArgs) -> Result<ExitCode, Failure> {
     let server = args.server.as_str();
     let token = Zeroizing::new(input::token(args.token.as_deref())?);
-    let ca_pem = args
-        .server_ca
-        .as_deref()
-        .map(|path| {
-            std::fs::read(path).map_err(|e| {
-                Failure::new(format_args!(
-                    "cannot read --server-ca {}: {e}",
-                    path.display()
-                ))
-            })
-        })
-        .transpose()?;
+    let ca_pem = super::token::read_server_ca(args.server_ca.as_deref())?;
     let options = ClientOptions {
         ca_pem,
         ..ClientOptions::default()

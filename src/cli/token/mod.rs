@@ -310,7 +310,7 @@ pub(crate) use backend::open_store;
 use backend::*;
 use outcome::*;
 use output::*;
-pub(crate) use remote::ServerArgs;
+pub(crate) use remote::{read_server_ca, ServerArgs};
 
 async fn dispatch(command: TokenCommand) -> Result<ExitCode, Stop> {
     match command {

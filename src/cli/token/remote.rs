@@ -136,6 +136,19 @@ struct AuditBody {
     next_after: Option<u64>,
 }
 
+/// The PEM bundle `--server-ca` names, if any.
+pub(crate) fn read_server_ca(path: Option<&std::path::Path>) -> Result<Option<Vec<u8>>, Failure> {
+    path.map(|path| {
+        std::fs::read(path).map_err(|e| {
+            Failure::new(format_args!(
+                "cannot read --server-ca {}: {e}",
+                path.display()
+            ))
+        })
+    })
+    .transpose()
+}
+
 impl Remote {
     /// The server at `url`, with the caller's token from `TESSERA_TOKEN` and, when given,
     /// the extra CA certificates in `ca`.
@@ -150,16 +163,7 @@ impl Remote {
         ca: Option<&std::path::Path>,
     ) -> Result<Self, Failure> {
         let hint = "e.g. --server https://tessera.example.com or --server http://127.0.0.1:8080";
-        let ca_pem = ca
-            .map(|path| {
-                std::fs::read(path).map_err(|e| {
-                    Failure::new(format_args!(
-                        "cannot read --server-ca {}: {e}",
-                        path.display()
-                    ))
-                })
-            })
-            .transpose()?;
+        let ca_pem = read_server_ca(ca)?;
         let options = ClientOptions {
             connect_timeout: CONNECT_TIMEOUT,
             timeout: REQUEST_TIMEOUT,
