@@ -256,6 +256,25 @@ impl RedisServer {
         }
     }
 
+    /// Freeze the server with SIGSTOP: it reads nothing, answers nothing and sends nothing
+    /// until [`RedisServer::resume`], while the kernel still buffers what is sent to it.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Let a server frozen by [`RedisServer::pause`] run on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let child = self.child.as_ref().expect("the server is not running");
+        let pid = libc::pid_t::try_from(child.id()).expect("a pid fits a pid_t");
+        // SAFETY: kill(2) with the pid of a child this value owns and has not reaped.
+        let done = unsafe { libc::kill(pid, signal) };
+        assert_eq!(done, 0, "kill({pid}, {signal}) failed");
+    }
+
     /// Start the server again on the same ports and folder (killing it first if it runs), so
     /// what its append-only file holds survives; returns once it answers PING.
     pub fn restart(&mut self) {
