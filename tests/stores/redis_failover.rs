@@ -6,9 +6,9 @@
 
 #![cfg(feature = "redis")]
 
-use crate::redis_store::{audit, create, delete, prefix, record};
 use crate::support::redis_sentinel::{replication, start_replica, wait_until, SentinelSetup};
 use crate::support::redis_server::RedisServer;
+use crate::support::writes::{audit, create, delete, prefix, record};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use tessera::model::{Action, FeedPage};

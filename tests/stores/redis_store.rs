@@ -8,120 +8,19 @@
 
 use crate::support::free_port;
 use crate::support::redis_server::{Options, RedisServer, TlsFiles};
-use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Utc};
+use crate::support::writes::*;
+use chrono::Duration as ChronoDuration;
 use redis::aio::MultiplexedConnection;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tessera::model::{Action, Actor, AuditEntry, FeedPage, StateChange, StateRecord, TokenRecord};
-use tessera::store::{RedisStore, StoreError, TokenStore, Write, FEED_RETENTION};
-use tessera::Permissions;
+use tessera::model::{Action, FeedPage, StateChange, StateRecord, TokenRecord};
+use tessera::store::{RedisStore, StoreError, TokenStore, FEED_RETENTION};
 use uuid::Uuid;
 
 // ---------------------------------------------------------------------------------------------
-// Helpers
-
-pub(crate) fn super_admin() -> Permissions {
-    serde_json::from_str(r#"{"super_admin": true}"#).unwrap()
-}
-
-pub(crate) fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(0)
-}
-
-pub(crate) fn record(name: &str) -> TokenRecord {
-    let at = now();
-    TokenRecord {
-        id: Uuid::new_v4(),
-        name: name.to_owned(),
-        description: format!("test token {name}"),
-        permissions: super_admin(),
-        version: 1,
-        revision: 1,
-        created_at: at,
-        created_by: "local:test".into(),
-        updated_at: at,
-        updated_by: "local:test".into(),
-        expires_at: Some(at + ChronoDuration::days(30)),
-        issued_until: Some(at + ChronoDuration::days(30)),
-        last_used_at: None,
-        last_used_from: None,
-    }
-}
-
-pub(crate) fn audit(action: Action, record: &TokenRecord) -> AuditEntry {
-    AuditEntry {
-        at: now(),
-        actor: Actor::local("test"),
-        action,
-        target: Some(record.id),
-        target_name: Some(record.name.clone()),
-        outcome: "ok".into(),
-        from: None,
-        note: None,
-    }
-}
-
-pub(crate) fn create(record: &TokenRecord) -> Write {
-    Write::Create {
-        record: record.clone(),
-        audit: audit(Action::Create, record),
-    }
-}
-
-/// `record` changed once more, with a state entry (or its removal).
-pub(crate) fn replace(
-    record: &TokenRecord,
-    state: Option<Option<StateRecord>>,
-) -> (Write, TokenRecord) {
-    let mut next = record.clone();
-    next.revision += 1;
-    next.description = format!("revision {}", next.revision);
-    (
-        Write::Replace {
-            expect: record.revision,
-            record: next.clone(),
-            state,
-            audit: audit(Action::Update, record),
-            keep: None,
-        },
-        next,
-    )
-}
-
-pub(crate) fn delete(record: &TokenRecord) -> Write {
-    Write::Delete {
-        id: record.id,
-        expect: record.revision,
-        state: deleted_entry(Some(now() + ChronoDuration::days(30))),
-        audit: audit(Action::Delete, record),
-        keep: None,
-    }
-}
-
-pub(crate) fn deleted_entry(drop_after: Option<DateTime<Utc>>) -> StateRecord {
-    StateRecord {
-        deleted: true,
-        min_ver: 0,
-        perm: None,
-        drop_after,
-    }
-}
-
-fn min_ver_entry(min_ver: u32, drop_after: Option<DateTime<Utc>>) -> StateRecord {
-    StateRecord {
-        deleted: false,
-        min_ver,
-        perm: None,
-        drop_after,
-    }
-}
-
-/// A unique key prefix, so a test's keys are its own even on a shared server.
-pub(crate) fn prefix() -> String {
-    format!("t-{}", &Uuid::new_v4().simple().to_string()[..12])
-}
+// Helpers (the records and writes themselves are in `support::writes`)
 
 async fn raw(server: &RedisServer) -> MultiplexedConnection {
     redis::Client::open(server.url())

@@ -9,6 +9,7 @@
 //! - [`redis_server`], [`redis_cluster`], [`redis_sentinel`]: a throwaway `redis-server`, a
 //!   Redis Cluster, and a primary with replicas under Sentinel.
 //! - [`gateways`]: nginx, Caddy and Traefik from their recipes, an echo API and a relay.
+//! - [`writes`]: token records and store writes made by hand, below the lifecycle.
 //!
 //! Here: what the machine has (a free port, a binary on `PATH`, whether this is CI) and a
 //! child process killed on drop.
@@ -29,6 +30,8 @@ pub mod redis_cluster;
 #[cfg(feature = "redis")]
 pub mod redis_sentinel;
 pub mod redis_server;
+#[cfg(feature = "store")]
+pub mod writes;
 
 use std::net::TcpListener;
 use std::process::Child;

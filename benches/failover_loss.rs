@@ -1,9 +1,8 @@
 //! What a primary killed under Sentinel takes with it, with and without
-//! `--redis-min-replicas`: a measurement, not a check, so a plain `cargo test` skips it. Run it
-//! with
+//! `--redis-min-replicas`: a measurement, not a check. Run it with
 //!
 //! ```text
-//! CI=true cargo test --test stores failover_loss -- --ignored --nocapture
+//! cargo bench --bench failover_loss
 //! ```
 //!
 //! (`FAILOVER_LOSS_RUNS=N` sets the runs of each setting under each fault, 3 by default.) It
@@ -25,10 +24,11 @@
 //! primary sends them waits in the kernel's socket buffers and is applied when they run again.
 //! The fault `cut` is what loses writes: their bytes never reach a replica.
 
-#![cfg(feature = "redis")]
+#[path = "../tests/support/mod.rs"]
+mod support;
 
-use crate::redis_store::{create, delete, prefix, record};
 use crate::support::redis_sentinel::{query, SentinelSetup};
+use crate::support::writes::{create, delete, prefix, record};
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -270,9 +270,17 @@ fn spread<T: Ord + Copy>(
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement of about three minutes: see the module's comment"]
-async fn failover_loss_with_and_without_min_replicas() {
+fn main() {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(measure_all());
+}
+
+/// Every case, `FAILOVER_LOSS_RUNS` times (3 by default), in turns; then the table.
+async fn measure_all() {
     let runs: usize = std::env::var("FAILOVER_LOSS_RUNS")
         .ok()
         .map(|n| n.parse().expect("FAILOVER_LOSS_RUNS is a number"))
