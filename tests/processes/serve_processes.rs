@@ -34,12 +34,7 @@ async fn a_change_through_one_instance_is_enforced_by_the_others() {
     };
     let dir = tempfile::tempdir().unwrap();
     let store = redis.url();
-    assert!(tessera(dir.path())
-        .args(["keys", "generate"])
-        .output()
-        .unwrap()
-        .status
-        .success());
+    generate_keys(dir.path());
     // The edge gets the public halves only.
     std::fs::create_dir(dir.path().join("public")).unwrap();
     for entry in std::fs::read_dir(dir.path().join("keys")).unwrap() {
@@ -278,12 +273,7 @@ fn redis_min_replicas_reaches_the_redis_store_and_a_write_without_replicas_fails
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    assert!(tessera(dir.path())
-        .args(["keys", "generate"])
-        .output()
-        .unwrap()
-        .status
-        .success());
+    generate_keys(dir.path());
     // The first super-admin is a write; no replica can confirm it.
     let out = tessera(dir.path())
         .args(["serve", "--listen", "127.0.0.1:0", "--store", &redis.url()])
@@ -306,24 +296,13 @@ fn redis_min_replicas_reaches_the_redis_store_and_a_write_without_replicas_fails
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tessera_serve_runs_on_redis_under_sentinel_and_never_logs_the_password() {
     use crate::support::redis_sentinel::SentinelSetup;
-    use crate::support::redis_server::url_encode;
     let password = "serve-secret-unseen";
     let Some(setup) = SentinelSetup::start_as_or_skip(1, Some(password)) else {
         return;
     };
-    let hosts = setup
-        .url()
-        .strip_prefix("redis+sentinel://")
-        .unwrap()
-        .to_owned();
-    let store = format!("redis+sentinel://:{}@{hosts}", url_encode(password));
+    let store = setup.url_with_password(password);
     let dir = tempfile::tempdir().unwrap();
-    assert!(tessera(dir.path())
-        .args(["keys", "generate"])
-        .output()
-        .unwrap()
-        .status
-        .success());
+    generate_keys(dir.path());
     // The first super-admin is a write that one replica must confirm.
     let server = Serve::start_logged(
         dir.path(),
@@ -335,4 +314,14 @@ async fn tessera_serve_runs_on_redis_under_sentinel_and_never_logs_the_password(
     let log = server.log();
     assert!(log.contains("redis+sentinel://:***@127.0.0.1:"), "{log}");
     assert!(!log.contains(password), "{log}");
+}
+
+/// `tessera keys generate` in `dir`, which must succeed.
+fn generate_keys(dir: &std::path::Path) {
+    assert!(tessera(dir)
+        .args(["keys", "generate"])
+        .output()
+        .unwrap()
+        .status
+        .success());
 }

@@ -349,17 +349,11 @@ async fn on_a_cluster_a_write_waits_for_the_replicas_of_its_shard() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_sentinel_the_password_in_the_url_reaches_the_nodes_and_is_never_shown() {
-    use crate::support::redis_server::url_encode;
     let password = "s3cret/p@ss";
     let Some(setup) = SentinelSetup::start_as_or_skip(1, Some(password)) else {
         return;
     };
-    let hosts = setup
-        .url()
-        .strip_prefix("redis+sentinel://")
-        .unwrap()
-        .to_owned();
-    let url = format!("redis+sentinel://:{}@{hosts}", url_encode(password));
+    let url = setup.url_with_password(password);
     let store = RedisStore::open_with_options(&url, &prefix(), waiting_for(1, 1000))
         .await
         .unwrap();
@@ -367,7 +361,7 @@ async fn under_sentinel_the_password_in_the_url_reaches_the_nodes_and_is_never_s
     store.commit(create(&token)).await.unwrap();
     assert!(store.get(token.id).await.unwrap().is_some());
 
-    let wrong = format!("redis+sentinel://:wrong-unseen@{hosts}");
+    let wrong = setup.url_with_password("wrong-unseen");
     match RedisStore::open(&wrong).await {
         Err(StoreError::Config(message)) => {
             assert!(
@@ -378,8 +372,7 @@ async fn under_sentinel_the_password_in_the_url_reaches_the_nodes_and_is_never_s
         }
         other => panic!("expected a Config error, got {other:?}"),
     }
-    let none = format!("redis+sentinel://{hosts}");
-    match RedisStore::open(&none).await {
+    match RedisStore::open(&setup.url()).await {
         Err(StoreError::Config(message)) => {
             assert!(message.contains("requires a password"), "{message}")
         }

@@ -166,6 +166,16 @@ impl SentinelSetup {
         format!("redis+sentinel://{}/{MASTER}/0", hosts.join(","))
     }
 
+    /// [`SentinelSetup::url`] with `password` for the Redis nodes, URL-encoded.
+    pub fn url_with_password(&self, password: &str) -> String {
+        let hosts = self.url();
+        let hosts = hosts.strip_prefix("redis+sentinel://").unwrap_or(&hosts);
+        format!(
+            "redis+sentinel://:{}@{hosts}",
+            super::redis_server::url_encode(password)
+        )
+    }
+
     /// The port of the primary the first Sentinel that answers names.
     pub fn primary_port(&self) -> Option<u16> {
         self.sentinels.iter().find_map(|s| {
