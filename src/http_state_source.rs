@@ -4,7 +4,7 @@
 
 use crate::client::{ApiClient, ClientOptions};
 use crate::mirror::StateSource;
-use crate::model::{FeedPage, StateSnapshot};
+use crate::model::{FeedPage, FeedPosition, StateSnapshot};
 use crate::server::state_feed::{ChangesBody, SnapshotBody, MAX_WAIT_SECS};
 use crate::store::StoreError;
 use reqwest::Method;
@@ -57,21 +57,24 @@ impl StateSource for HttpStateSource {
         let body: SnapshotBody = self.get("", Duration::from_secs(60)).await?;
         Ok(StateSnapshot {
             revision: body.revision,
+            tag: body.tag,
             entries: body.entries.into_iter().map(|e| (e.id, e.entry)).collect(),
         })
     }
 
-    async fn changes_since(&self, revision: u64, wait: Duration) -> Result<FeedPage, StoreError> {
+    async fn changes_since(
+        &self,
+        after: FeedPosition,
+        wait: Duration,
+    ) -> Result<FeedPage, StoreError> {
+        let revision = after.revision;
         // Whole seconds, rounded up so a short wait still waits rather than spins.
         let secs = wait
             .as_millis()
             .div_ceil(1000)
             .min(u128::from(MAX_WAIT_SECS)) as u64;
         let body: ChangesBody = self
-            .get(
-                &format!("?since={revision}&wait={secs}"),
-                Duration::from_secs(secs + 5),
-            )
+            .get(&since_query(after, secs), Duration::from_secs(secs + 5))
             .await?;
         match (body.reload, body.changes) {
             (true, _) => Ok(FeedPage::Reload),
@@ -90,5 +93,26 @@ impl StateSource for HttpStateSource {
             }
             (false, None) => Ok(FeedPage::Reload),
         }
+    }
+}
+
+/// The query for the changes after `after`. Tag 0 is left out, so that a follower that loaded
+/// a snapshot from an issuer older than tags can still follow it.
+fn since_query(after: FeedPosition, wait_secs: u64) -> String {
+    match after.tag {
+        0 => format!("?since={}&wait={wait_secs}", after.revision),
+        tag => format!("?since={}&tag={tag}&wait={wait_secs}", after.revision),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tag_is_asked_for_unless_the_issuer_gave_none() {
+        let at = |revision, tag| FeedPosition { revision, tag };
+        assert_eq!(since_query(at(7, 42), 3), "?since=7&tag=42&wait=3");
+        assert_eq!(since_query(at(7, 0), 3), "?since=7&wait=3");
     }
 }

@@ -1,8 +1,10 @@
 //! The state mirror: a verifier's in-memory copy of a store's state map, kept current by
 //! following the store's change feed.
 //!
-//! The mirror loads a snapshot, then applies the feed in revision order. On a gap, a
-//! [`FeedPage::Reload`], or any store error (a lost connection, a restart), it reloads the
+//! The mirror loads a snapshot, then applies the feed in revision order, asking each time for
+//! the changes after the [`FeedPosition`] it stands on (a revision and its change's tag, so
+//! that a store whose history forked under it, in a failover that lost writes, says so). On a
+//! gap, a [`FeedPage::Reload`], or any store error (a lost connection, a restart), it reloads the
 //! snapshot once the store answers again, because changes may have been missed meanwhile. Every
 //! successful poll (even an empty one) counts as hearing from the source; the [`MemoryState`]
 //! it feeds refuses to answer once the source has been silent longer than the bound, so
@@ -13,7 +15,7 @@
 //! `XREAD BLOCK`.
 
 use crate::clock::{Clock, SystemClock};
-use crate::model::{FeedPage, StateSnapshot};
+use crate::model::{FeedPage, FeedPosition, StateSnapshot};
 use crate::state::MemoryState;
 use crate::store::{StoreError, TokenStore};
 use std::future::Future;
@@ -30,10 +32,10 @@ pub trait StateSource: Send + Sync + 'static {
     /// The whole state map as of a revision.
     fn snapshot(&self) -> impl Future<Output = Result<StateSnapshot, StoreError>> + Send;
 
-    /// The changes after `revision`, waiting up to `wait` for one.
+    /// The changes after `after`, waiting up to `wait` for one.
     fn changes_since(
         &self,
-        revision: u64,
+        after: FeedPosition,
         wait: Duration,
     ) -> impl Future<Output = Result<FeedPage, StoreError>> + Send;
 }
@@ -45,10 +47,10 @@ impl<S: TokenStore> StateSource for S {
 
     fn changes_since(
         &self,
-        revision: u64,
+        after: FeedPosition,
         wait: Duration,
     ) -> impl Future<Output = Result<FeedPage, StoreError>> + Send {
-        TokenStore::changes_since(self, revision, wait)
+        TokenStore::changes_since(self, after, wait)
     }
 }
 
@@ -135,8 +137,14 @@ impl StateMirror {
                 .failing_open(options.fail_open),
         );
         let stats = Arc::new(MirrorStats::default());
-        load(&*store, &state, &stats).await?;
-        let task = tokio::spawn(follow(store, state.clone(), stats.clone(), options));
+        let position = load(&*store, &state, &stats).await?;
+        let task = tokio::spawn(follow(
+            store,
+            state.clone(),
+            stats.clone(),
+            options,
+            position,
+        ));
         Ok(Self { state, stats, task })
     }
 
@@ -157,12 +165,14 @@ impl Drop for StateMirror {
     }
 }
 
+/// Load a snapshot; returns where the mirror then stands.
 async fn load<S: StateSource>(
     store: &S,
     state: &MemoryState,
     stats: &MirrorStats,
-) -> Result<(), StoreError> {
+) -> Result<FeedPosition, StoreError> {
     let snapshot = store.snapshot().await?;
+    let position = snapshot.position();
     state.load_snapshot(
         snapshot.revision,
         snapshot
@@ -171,7 +181,7 @@ async fn load<S: StateSource>(
             .map(|(id, record)| (id, record.to_entry())),
     );
     stats.reloads.fetch_add(1, Ordering::Relaxed);
-    Ok(())
+    Ok(position)
 }
 
 async fn follow<S: StateSource>(
@@ -179,6 +189,7 @@ async fn follow<S: StateSource>(
     state: Arc<MemoryState>,
     stats: Arc<MirrorStats>,
     options: MirrorOptions,
+    mut position: FeedPosition,
 ) {
     let mut reload = false;
     let mut backoff = Duration::from_millis(50);
@@ -197,14 +208,12 @@ async fn follow<S: StateSource>(
             }
         }
         let result = if reload {
-            load(&*store, &state, &stats).await.map(|()| {
+            load(&*store, &state, &stats).await.map(|at| {
+                position = at;
                 reload = false;
             })
         } else {
-            match store
-                .changes_since(state.revision(), options.poll_wait)
-                .await
-            {
+            match store.changes_since(position, options.poll_wait).await {
                 Ok(FeedPage::Changes(changes)) => {
                     for change in changes {
                         let entry = change.entry.as_ref().map(|e| e.to_entry());
@@ -213,6 +222,7 @@ async fn follow<S: StateSource>(
                             reload = true;
                             break;
                         }
+                        position = change.position();
                     }
                     if !reload {
                         state.heard_now();
@@ -259,6 +269,7 @@ mod tests {
     struct Scripted {
         snapshot: Mutex<StateSnapshot>,
         answers: Mutex<VecDeque<Result<FeedPage, StoreError>>>,
+        asked: Mutex<Vec<FeedPosition>>,
     }
 
     fn deleted() -> StateRecord {
@@ -275,6 +286,7 @@ mod tests {
             revision,
             id: Uuid::from_u128(id),
             entry: Some(deleted()),
+            tag: 100 + revision,
         }
     }
 
@@ -300,7 +312,17 @@ mod tests {
         async fn snapshot(&self) -> Result<StateSnapshot, StoreError> {
             Ok(self.snapshot.lock().unwrap().clone())
         }
-        async fn changes_since(&self, _: u64, wait: Duration) -> Result<FeedPage, StoreError> {
+        async fn changes_since(
+            &self,
+            after: FeedPosition,
+            wait: Duration,
+        ) -> Result<FeedPage, StoreError> {
+            {
+                let mut asked = self.asked.lock().unwrap();
+                if asked.last() != Some(&after) {
+                    asked.push(after);
+                }
+            }
             let answer = self.answers.lock().unwrap().pop_front();
             match answer {
                 Some(answer) => answer,
@@ -342,6 +364,7 @@ mod tests {
         // Revision 1 arrives, then 3: revision 2 was missed.
         *store.snapshot.lock().unwrap() = StateSnapshot {
             revision: 3,
+            tag: 42,
             entries: vec![
                 (Uuid::from_u128(1), deleted()),
                 (Uuid::from_u128(2), deleted()),
@@ -357,6 +380,17 @@ mod tests {
         assert!(state.lookup(&Uuid::from_u128(2)).unwrap().is_some());
         // Revision 3's change was not applied on its own: the snapshot stands for it.
         assert!(state.lookup(&Uuid::from_u128(3)).unwrap().is_none());
+        // Each ask names where the mirror stood: nowhere, then revision 1 with its change's
+        // tag, then the reloaded snapshot's revision and tag.
+        until("the mirror asks from the snapshot", || {
+            store.asked.lock().unwrap().len() == 3
+        })
+        .await;
+        let at = |revision, tag| FeedPosition { revision, tag };
+        assert_eq!(
+            *store.asked.lock().unwrap(),
+            [at(0, 0), at(1, 101), at(3, 42)]
+        );
     }
 
     #[tokio::test]

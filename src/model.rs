@@ -116,6 +116,44 @@ pub struct StateChange {
     pub id: Uuid,
     /// The new entry, or `None` when the entry was dropped.
     pub entry: Option<StateRecord>,
+    /// The change's [tag](FeedPosition::tag); 0 for changes written before tags existed.
+    #[serde(default)]
+    pub tag: u64,
+}
+
+impl StateChange {
+    /// Where a follower stands once it has applied this change.
+    pub fn position(&self) -> FeedPosition {
+        FeedPosition {
+            revision: self.revision,
+            tag: self.tag,
+        }
+    }
+}
+
+/// Where a follower stands in a store's feed: the last revision it applied, and the tag of the
+/// change that made it.
+///
+/// Every change gets a random tag when it is written. A revision number alone does not name a
+/// change: after a failover that lost the last writes, or a restore from a backup, the store
+/// gives the same numbers again to other changes, and a follower that had seen the lost ones
+/// would take itself to be up to date. The tag tells the two histories apart, so the store
+/// answers [`FeedPage::Reload`] instead.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FeedPosition {
+    /// The last revision applied (0: none).
+    pub revision: u64,
+    /// The tag of the change at `revision`; 0 when that change has none (revision 0, or a
+    /// change written before tags existed).
+    pub tag: u64,
+}
+
+impl FeedPosition {
+    /// A fresh random tag for a new change: 52 bits, never 0, so that it survives any JSON
+    /// reader and a Lua script can add a small index to it exactly.
+    pub fn new_tag() -> u64 {
+        (Uuid::new_v4().as_u128() as u64 >> 12).max(1)
+    }
 }
 
 /// The whole state map as of a revision (see the snapshot rule of `TokenStore`).
@@ -123,8 +161,20 @@ pub struct StateChange {
 pub struct StateSnapshot {
     /// Every change up to this revision is included; later ones may be, in part.
     pub revision: u64,
+    /// The tag of the change at `revision` (see [`FeedPosition`]).
+    pub tag: u64,
     /// Every entry.
     pub entries: Vec<(Uuid, StateRecord)>,
+}
+
+impl StateSnapshot {
+    /// Where a follower stands once it has loaded this snapshot.
+    pub fn position(&self) -> FeedPosition {
+        FeedPosition {
+            revision: self.revision,
+            tag: self.tag,
+        }
+    }
 }
 
 /// What a follower gets when it asks for changes after a revision.
@@ -132,8 +182,8 @@ pub struct StateSnapshot {
 pub enum FeedPage {
     /// The changes after the asked revision, in order and without gaps (possibly none).
     Changes(Vec<StateChange>),
-    /// The feed no longer holds the change right after the asked revision (it was trimmed, or
-    /// the store was reset): reload a snapshot.
+    /// The feed no longer holds the changes after the asked position (they were trimmed, the
+    /// store was reset, or its history forked, see [`FeedPosition`]): reload a snapshot.
     Reload,
 }
 

@@ -39,7 +39,7 @@ pub use validate::{validate_description, validate_name};
 use crate::clock::{Clock, SystemClock};
 use crate::issuer::{IssueError, IssuedToken, Issuer, TokenSpec};
 use crate::model::{Action, Actor, AuditEntry, AuditRecord, StateRecord, TokenRecord};
-use crate::model::{FeedPage, StateSnapshot};
+use crate::model::{FeedPage, FeedPosition, StateSnapshot};
 use crate::permissions::Permissions;
 use crate::store::{KeepSuperAdmin, StoreError, TokenStore, Write};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
@@ -462,13 +462,13 @@ impl<S: TokenStore> TokenService<S> {
         Ok(self.store.snapshot().await?)
     }
 
-    /// The token state changes after `revision`, waiting up to `wait` for one.
+    /// The token state changes after `after`, waiting up to `wait` for one.
     pub async fn state_changes(
         &self,
-        revision: u64,
+        after: FeedPosition,
         wait: std::time::Duration,
     ) -> Result<FeedPage, LifecycleError> {
-        Ok(self.store.changes_since(revision, wait).await?)
+        Ok(self.store.changes_since(after, wait).await?)
     }
 
     /// Drop the state entries that can no longer matter; returns how many went.

@@ -11,7 +11,7 @@ use super::routes::Need;
 use super::AppState;
 use crate::lifecycle::{Caller, LifecycleError, Service};
 use crate::model::{Action, Actor};
-use crate::model::{FeedPage, StateSnapshot};
+use crate::model::{FeedPage, FeedPosition, StateSnapshot};
 use crate::permissions::{Access, TesseraRole};
 use crate::VerifiedToken;
 use axum::extract::{ConnectInfo, FromRequestParts};
@@ -220,13 +220,13 @@ impl StateReader {
         self.tokens.0.state_snapshot().await
     }
 
-    /// The changes after `revision`, waiting up to `wait` for one.
+    /// The changes after `after`, waiting up to `wait` for one.
     pub async fn changes(
         &self,
-        revision: u64,
+        after: FeedPosition,
         wait: std::time::Duration,
     ) -> Result<FeedPage, LifecycleError> {
-        self.tokens.0.state_changes(revision, wait).await
+        self.tokens.0.state_changes(after, wait).await
     }
 }
 

@@ -2,10 +2,12 @@
 //! to verifiers that should not hold store credentials (`crate::http_state_source` is the
 //! verifier's side).
 //!
-//! `GET /v1/state` gives the snapshot `{"revision", "entries": [{"id", "entry"}]}`;
-//! `GET /v1/state?since=REV&wait=SECONDS` long-polls for the changes after `REV`:
-//! `{"changes": [{"revision", "id", "entry"}]}` (empty after the wait when nothing changed), or
-//! `{"reload": true}` when the follower must load the snapshot again. Entries are the store's
+//! `GET /v1/state` gives the snapshot `{"revision", "tag", "entries": [{"id", "entry"}]}`;
+//! `GET /v1/state?since=REV&tag=TAG&wait=SECONDS` long-polls for the changes after `REV`:
+//! `{"changes": [{"revision", "id", "tag", "entry"}]}` (empty after the wait when nothing
+//! changed), or `{"reload": true}` when the follower must load the snapshot again, which
+//! includes when the change at `REV` is not the one tagged `TAG` (the store's history forked:
+//! see [`FeedPosition`]). Entries are the store's
 //! own ([`StateRecord`]), so the follower applies exactly what the store holds. Reading the
 //! state takes a `tessera` `read-state` token (or a super-admin): it names every deleted token
 //! and every updated permission, but it changes nothing, so an edge needs no more.
@@ -14,7 +16,7 @@ use super::auth::StateReader;
 use super::error::ApiError;
 use super::handlers::Params;
 use super::openapi::{errors, schemas};
-use crate::model::{FeedPage, StateChange, StateRecord};
+use crate::model::{FeedPage, FeedPosition, StateChange, StateRecord};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -31,6 +33,10 @@ pub const MAX_WAIT_SECS: u64 = 30;
 pub struct StateQuery {
     #[param(format = "uint64", minimum = 0, maximum = 18446744073709551615_u64)]
     since: Option<u64>,
+    /// The tag of the change at `since`, as the snapshot or the last change gave it (with
+    /// `since`; absent means 0, the tag of changes written before tags existed).
+    #[param(format = "uint64", minimum = 0, maximum = 18446744073709551615_u64)]
+    tag: Option<u64>,
     /// Seconds to wait for a change (with `since`); default 0.
     #[param(format = "uint64", minimum = 0, maximum = 30)]
     wait: Option<u64>,
@@ -45,6 +51,10 @@ const _: () = assert!(MAX_WAIT_SECS == 30);
 pub(crate) struct SnapshotBody {
     #[schema(format = "uint64")]
     pub(crate) revision: u64,
+    /// The tag of the change at `revision` (absent from issuers older than tags: 0).
+    #[serde(default)]
+    #[schema(format = "uint64")]
+    pub(crate) tag: u64,
     #[schema(inline)]
     pub(crate) entries: Vec<EntryBody>,
 }
@@ -76,9 +86,11 @@ pub(crate) struct ChangesBody {
     summary = "The token state, for verifiers that should not hold store credentials \
                (tessera read-state, or super-admin).",
     description = format!(
-        "Without `since`: the snapshot of the state map. With `since`: the changes after that \
-         revision, waiting up to `wait` seconds (at most {MAX_WAIT_SECS}) for one, or \
-         `{{\"reload\": true}}` when the follower must load the snapshot again."
+        "Without `since`: the snapshot of the state map. With `since` (and `tag`, the tag of \
+         the change at `since`): the changes after that revision, waiting up to `wait` seconds \
+         (at most {MAX_WAIT_SECS}) for one, or `{{\"reload\": true}}` when the follower must \
+         load the snapshot again: the changes it needs were trimmed, or the store no longer \
+         holds the change it stands on (a failover lost it, or a backup was restored)."
     ),
     security(("bearer" = []), ("token" = [])),
     params(StateQuery),
@@ -93,9 +105,9 @@ pub async fn state(
     Params(query): Params<StateQuery>,
 ) -> Result<Response, ApiError> {
     let Some(since) = query.since else {
-        if query.wait.is_some() {
+        if query.wait.is_some() || query.tag.is_some() {
             return Err(ApiError::bad_request(
-                "wait goes with since: a snapshot does not wait",
+                "wait and tag go with since: a snapshot starts nowhere and does not wait",
             ));
         }
         let snapshot = reader.snapshot().await?;
@@ -106,6 +118,7 @@ pub async fn state(
             .collect();
         return Ok(Json(SnapshotBody {
             revision: snapshot.revision,
+            tag: snapshot.tag,
             entries,
         })
         .into_response());
@@ -116,7 +129,11 @@ pub async fn state(
             "wait is at most {MAX_WAIT_SECS} seconds"
         )));
     }
-    let body = match reader.changes(since, Duration::from_secs(wait)).await? {
+    let after = FeedPosition {
+        revision: since,
+        tag: query.tag.unwrap_or(0),
+    };
+    let body = match reader.changes(after, Duration::from_secs(wait)).await? {
         FeedPage::Changes(changes) => ChangesBody {
             changes: Some(changes),
             reload: false,

@@ -8,14 +8,15 @@
 //! error naming the file.
 
 use super::{
-    Committed, KeepSuperAdmin, StateDecoder, StoreError, TokenStore, Write, FEED_RETENTION,
+    on_this_history, Committed, FeedValue, KeepSuperAdmin, StateDecoder, StoreError, TokenStore,
+    Write, FEED_RETENTION,
 };
 use crate::model::{
-    AuditEntry, AuditRecord, FeedPage, StateChange, StateRecord, StateSnapshot, TokenRecord, Usage,
+    AuditEntry, AuditRecord, FeedPage, FeedPosition, StateRecord, StateSnapshot, TokenRecord, Usage,
 };
 use chrono::{DateTime, Utc};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,13 +34,6 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Each token's last use, apart from its record so recording it never races a change.
 const USAGE: TableDefinition<u128, &[u8]> = TableDefinition::new("usage");
 const REVISION: &str = "revision";
-
-/// A feed entry as stored (the revision is the key).
-#[derive(Serialize, Deserialize)]
-struct FeedValue {
-    id: Uuid,
-    entry: Option<StateRecord>,
-}
 
 /// The embedded store. Cheap to clone; clones share the open file.
 #[derive(Clone)]
@@ -176,6 +170,7 @@ fn put_state(
     meta.insert(REVISION, revision).map_err(db_err)?;
     let value = FeedValue {
         id,
+        tag: FeedPosition::new_tag(),
         entry: entry.cloned(),
     };
     feed.insert(revision, encode(&value)?.as_slice())
@@ -465,6 +460,8 @@ impl Inner {
         let txn = self.db.begin_read().map_err(db_err)?;
         let meta = txn.open_table(META).map_err(db_err)?;
         let revision = meta.get(REVISION).map_err(db_err)?.map_or(0, |v| v.value());
+        let feed = txn.open_table(FEED).map_err(db_err)?;
+        let tag = tag_at(&feed, revision)?.unwrap_or(0);
         let state = txn.open_table(STATE).map_err(db_err)?;
         let mut entries = Vec::with_capacity(state.len().map_err(db_err)? as usize);
         let mut decoder = StateDecoder::default();
@@ -472,35 +469,53 @@ impl Inner {
             let (k, v) = item.map_err(db_err)?;
             entries.push((Uuid::from_u128(k.value()), decoder.decode(v.value())?));
         }
-        Ok(StateSnapshot { revision, entries })
+        Ok(StateSnapshot {
+            revision,
+            tag,
+            entries,
+        })
     }
 
-    fn read_feed(&self, revision: u64) -> Result<FeedPage, StoreError> {
+    fn read_feed(&self, after: FeedPosition) -> Result<FeedPage, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let meta = txn.open_table(META).map_err(db_err)?;
         let current = meta.get(REVISION).map_err(db_err)?.map_or(0, |v| v.value());
-        if revision > current {
-            // The follower has seen revisions this store never gave: a different or reset store.
+        let feed = txn.open_table(FEED).map_err(db_err)?;
+        let revision = after.revision;
+        let tag_there = if revision > 0 && revision <= current {
+            tag_at(&feed, revision)?
+        } else {
+            None
+        };
+        if !on_this_history(after, current, tag_there) {
+            // The follower has seen changes this store does not hold: a different or reset
+            // store, or one restored from a backup.
             return Ok(FeedPage::Reload);
         }
         if revision == current {
             return Ok(FeedPage::Changes(Vec::new()));
         }
-        let feed = txn.open_table(FEED).map_err(db_err)?;
         let mut changes = Vec::new();
         for item in feed.range(revision + 1..).map_err(db_err)?.take(1000) {
             let (k, v) = item.map_err(db_err)?;
             let value: FeedValue = decode("feed entry", v.value())?;
-            changes.push(StateChange {
-                revision: k.value(),
-                id: value.id,
-                entry: value.entry,
-            });
+            changes.push(value.into_change(k.value()));
         }
         if changes.first().map(|c| c.revision) != Some(revision + 1) {
             return Ok(FeedPage::Reload);
         }
         Ok(FeedPage::Changes(changes))
+    }
+}
+
+/// The tag of the feed entry at `revision`, if the feed still holds it.
+fn tag_at(
+    feed: &redb::ReadOnlyTable<u64, &'static [u8]>,
+    revision: u64,
+) -> Result<Option<u64>, StoreError> {
+    match feed.get(revision).map_err(db_err)? {
+        Some(v) => Ok(Some(decode::<FeedValue>("feed entry", v.value())?.tag)),
+        None => Ok(None),
     }
 }
 
@@ -534,12 +549,15 @@ impl TokenStore for EmbeddedStore {
         self.blocking(|inner| inner.snapshot()).await
     }
 
-    async fn changes_since(&self, revision: u64, wait: Duration) -> Result<FeedPage, StoreError> {
+    async fn changes_since(
+        &self,
+        after: FeedPosition,
+        wait: Duration,
+    ) -> Result<FeedPage, StoreError> {
         // Subscribe before reading, so a commit between the read and the wait still wakes us.
         let mut watcher = self.inner.revision.subscribe();
-        let page = self
-            .blocking(move |inner| inner.read_feed(revision))
-            .await?;
+        let revision = after.revision;
+        let page = self.blocking(move |inner| inner.read_feed(after)).await?;
         if !matches!(&page, FeedPage::Changes(c) if c.is_empty()) {
             return Ok(page);
         }
@@ -549,7 +567,7 @@ impl TokenStore for EmbeddedStore {
         if !woke {
             return Ok(FeedPage::Changes(Vec::new()));
         }
-        self.blocking(move |inner| inner.read_feed(revision)).await
+        self.blocking(move |inner| inner.read_feed(after)).await
     }
 
     async fn prune_state(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {

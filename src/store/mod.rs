@@ -20,7 +20,8 @@ mod redis;
 pub use embedded::EmbeddedStore;
 
 use crate::model::{
-    AuditEntry, AuditRecord, FeedPage, StateRecord, StateSnapshot, TokenRecord, Usage,
+    AuditEntry, AuditRecord, FeedPage, FeedPosition, StateChange, StateRecord, StateSnapshot,
+    TokenRecord, Usage,
 };
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
@@ -38,6 +39,44 @@ pub const DEFAULT_STORE_URL: &str = "file:data/tessera.redb";
 /// How many changes a store keeps in its feed. A follower further behind than this reloads a
 /// snapshot instead.
 pub const FEED_RETENTION: u64 = 100_000;
+
+/// A feed entry as both backends store it (the revision is its key or stream id).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FeedValue {
+    id: Uuid,
+    /// The change's tag (absent, so 0, in entries written before tags existed).
+    #[serde(default)]
+    tag: u64,
+    entry: Option<StateRecord>,
+}
+
+/// Whether a follower at `after` stands on this store's history, given the store's current
+/// revision and the tag of its feed entry at `after.revision` (`None`: not in the feed).
+fn on_this_history(after: FeedPosition, current: u64, tag_there: Option<u64>) -> bool {
+    if after.revision == 0 {
+        return true;
+    }
+    if after.revision > current {
+        return false;
+    }
+    match tag_there {
+        Some(tag) => tag == after.tag,
+        // Only the newest change can be missing without a trim: a feed cut short by hand.
+        // Then a snapshot names tag 0, and its follower must not reload forever.
+        None => after.revision == current && after.tag == 0,
+    }
+}
+
+impl FeedValue {
+    fn into_change(self, revision: u64) -> StateChange {
+        StateChange {
+            revision,
+            id: self.id,
+            entry: self.entry,
+            tag: self.tag,
+        }
+    }
+}
 
 /// Decodes the state entries of a snapshot, sharing equal permission sets as it goes, so a
 /// snapshot of a million entries holds each distinct set once (and the duplicates are freed at
@@ -204,9 +243,15 @@ impl StoreError {
 /// - **Revisions.** The global state revision starts at 0 and goes up by exactly one for each
 ///   write that touches the state map; the feed holds those changes in order. A record's
 ///   revision is checked and replaced in the same atomic step.
-/// - **Feed.** [`TokenStore::changes_since`] returns the changes after a revision in order,
+/// - **Feed.** [`TokenStore::changes_since`] returns the changes after a position in order,
 ///   with no gaps, or [`FeedPage::Reload`] when it cannot; it may wait up to `wait` for a change
 ///   when there is none, and must return within about `wait` either way.
+/// - **Tags.** Every change gets a fresh random tag ([`FeedPosition::new_tag`]), kept in the
+///   feed. `changes_since` answers `Reload` unless the feed holds the change at the position's
+///   revision with the position's tag (revision 0 matches any store): a follower that saw
+///   changes this store's history does not hold (lost in a failover, undone by a restore) must
+///   reload, even once new changes have reused those revisions. A snapshot names the tag of
+///   the change at its revision.
 /// - **Snapshots.** [`TokenStore::snapshot`] gives every entry of the map as of its
 ///   `revision`, except that an entry may already show a change made after that revision
 ///   (never an older one), and an id may appear twice (the later one counts). Applying the feed
@@ -250,10 +295,10 @@ pub trait TokenStore: Send + Sync + 'static {
     /// The whole state map at one revision.
     fn snapshot(&self) -> impl Future<Output = Result<StateSnapshot, StoreError>> + Send;
 
-    /// The changes after `revision`, waiting up to `wait` for one when there is none.
+    /// The changes after `after`, waiting up to `wait` for one when there is none.
     fn changes_since(
         &self,
-        revision: u64,
+        after: FeedPosition,
         wait: Duration,
     ) -> impl Future<Output = Result<FeedPage, StoreError>> + Send;
 
@@ -404,8 +449,12 @@ impl TokenStore for AnyStore {
     async fn snapshot(&self) -> Result<StateSnapshot, StoreError> {
         delegate!(self, s => s.snapshot().await)
     }
-    async fn changes_since(&self, revision: u64, wait: Duration) -> Result<FeedPage, StoreError> {
-        delegate!(self, s => s.changes_since(revision, wait).await)
+    async fn changes_since(
+        &self,
+        after: FeedPosition,
+        wait: Duration,
+    ) -> Result<FeedPage, StoreError> {
+        delegate!(self, s => s.changes_since(after, wait).await)
     }
     async fn prune_state(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         delegate!(self, s => s.prune_state(now).await)

@@ -640,6 +640,53 @@ async fn the_state_feed_serves_a_snapshot_and_long_polls_for_changes() {
         )
         .await;
     assert_eq!(ahead, json!({"reload": true}));
+    // The change's tag names it: the snapshot carries it, and a follower passes it back. A
+    // follower at revision 1 of another history (a wrong tag) must reload.
+    let tag = changes[0]["tag"].as_u64().unwrap();
+    assert_ne!(tag, 0);
+    let (_, _, snapshot) = app
+        .call(reqwest::Method::GET, "/v1/state", Some(&app.admin), None)
+        .await;
+    assert_eq!(
+        (snapshot["revision"].as_u64(), snapshot["tag"].as_u64()),
+        (Some(1), Some(tag))
+    );
+    let since = |tag: u64| format!("/v1/state?since=1&tag={tag}");
+    let (_, _, here) = app
+        .call(reqwest::Method::GET, &since(tag), Some(&app.admin), None)
+        .await;
+    assert_eq!(here, json!({"changes": []}));
+    let (_, _, forked) = app
+        .call(
+            reqwest::Method::GET,
+            &since(tag ^ 1),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(forked, json!({"reload": true}));
+    let (_, _, untagged) = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/state?since=1",
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        untagged,
+        json!({"reload": true}),
+        "tag 0 is not this change's"
+    );
+    let (status, _, _) = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/state?tag=1",
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a snapshot takes no tag");
     let (status, _, _) = app
         .call(
             reqwest::Method::GET,

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use tessera::lifecycle::{Caller, Expiry, NewToken, TokenService, TokenUpdate};
-use tessera::model::{Actor, FeedPage};
+use tessera::model::{Actor, FeedPage, FeedPosition};
 use tessera::store::{EmbeddedStore, TokenStore};
 use tessera::{Issuer, KeyRing, Permissions};
 use uuid::Uuid;
@@ -203,21 +203,24 @@ fn a_killed_writer_leaves_every_acknowledged_write_and_a_consistent_store() {
             assert_eq!(by_name.map(|r| r.id), Some(record.id));
         }
         let mut revisions = Vec::new();
+        let mut after = FeedPosition::default();
         loop {
-            let after = revisions.last().copied().unwrap_or(0);
             let page = store
                 .changes_since(after, std::time::Duration::ZERO)
                 .await
                 .unwrap();
             let FeedPage::Changes(changes) = page else {
-                panic!("the feed holds every change after {after}");
+                panic!("the feed holds every change after {after:?}");
             };
-            if changes.is_empty() {
+            let Some(last) = changes.last() else {
                 break;
-            }
+            };
+            after = last.position();
             revisions.extend(changes.iter().map(|c| c.revision));
         }
         assert_eq!(revisions, (1..=snapshot.revision).collect::<Vec<_>>());
+        // The snapshot names the newest change, tag included.
+        assert_eq!(after, snapshot.position());
         eprintln!(
             "{} acknowledged writes before SIGKILL; {} records, state revision {}",
             acks.len(),

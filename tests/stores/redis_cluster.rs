@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera::lifecycle::{Expiry, LifecycleError, TokenService, TokenUpdate};
-use tessera::model::{Action, Actor, AuditEntry, FeedPage};
+use tessera::model::{Action, Actor, AuditEntry, FeedPage, FeedPosition};
 use tessera::store::{AnyStore, RedisStore, StoreError, TokenStore};
 use tessera::{keys, Access, DevtronRole, Issuer, KeyRing, ManualClock};
 
@@ -244,7 +244,10 @@ async fn redirections_are_followed_from_a_seed_without_the_slot_and_when_the_slo
     // And one that only reads pages of the feed (a MULTI/EXEC block).
     let reader = AnyStore::open(&cluster.url_with(&[seed])).await.unwrap();
     assert_eq!(
-        reader.changes_since(0, Duration::ZERO).await.unwrap(),
+        reader
+            .changes_since(FeedPosition::default(), Duration::ZERO)
+            .await
+            .unwrap(),
         FeedPage::Changes(Vec::new())
     );
 
@@ -263,7 +266,10 @@ async fn redirections_are_followed_from_a_seed_without_the_slot_and_when_the_slo
     // A MULTI/EXEC block sent to the old owner is aborted (its commands answered MOVED, which
     // the cluster client does not learn from): sent again once the client knows the new owner.
     assert_eq!(
-        reader.changes_since(0, Duration::ZERO).await.unwrap(),
+        reader
+            .changes_since(FeedPosition::default(), Duration::ZERO)
+            .await
+            .unwrap(),
         FeedPage::Changes(Vec::new())
     );
 
@@ -582,7 +588,11 @@ async fn rediss_cluster_with_a_private_ca_works_and_an_unknown_ca_is_refused() {
     // The blocking feed read runs on a cluster connection of its own, over TLS too.
     let follower = {
         let store = store.clone();
-        tokio::spawn(async move { store.changes_since(0, Duration::from_secs(10)).await })
+        tokio::spawn(async move {
+            store
+                .changes_since(FeedPosition::default(), Duration::from_secs(10))
+                .await
+        })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     service

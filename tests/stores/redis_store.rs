@@ -6,6 +6,7 @@
 
 #![cfg(feature = "redis")]
 
+use crate::support::backend::position;
 use crate::support::free_port;
 use crate::support::redis_server::{Options, RedisServer, TlsFiles};
 use crate::support::writes::*;
@@ -15,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tessera::model::{Action, FeedPage, StateChange, StateRecord, TokenRecord};
+use tessera::model::{Action, FeedPage, FeedPosition, StateChange, StateRecord, TokenRecord};
 use tessera::store::{RedisStore, StoreError, TokenStore, FEED_RETENTION};
 use uuid::Uuid;
 
@@ -54,19 +55,23 @@ async fn dump(conn: &mut MultiplexedConnection, prefix: &str) -> BTreeMap<String
 
 /// Every change in the feed after `from`, following pages, asserting there is no gap.
 async fn whole_feed(store: &RedisStore, from: u64) -> Vec<StateChange> {
+    whole_feed_from(store, position(store, from).await).await
+}
+
+/// Every change in the feed after `at`, following pages, asserting there is no gap.
+async fn whole_feed_from(store: &RedisStore, mut at: FeedPosition) -> Vec<StateChange> {
     let mut out: Vec<StateChange> = Vec::new();
-    let mut at = from;
     loop {
         match store.changes_since(at, Duration::ZERO).await.unwrap() {
             FeedPage::Changes(changes) if changes.is_empty() => return out,
             FeedPage::Changes(changes) => {
                 for c in changes {
-                    assert_eq!(c.revision, at + 1, "the feed has a gap");
-                    at = c.revision;
+                    assert_eq!(c.revision, at.revision + 1, "the feed has a gap");
+                    at = c.position();
                     out.push(c);
                 }
             }
-            FeedPage::Reload => panic!("unexpected Reload after {at}"),
+            FeedPage::Reload => panic!("unexpected Reload after {at:?}"),
         }
     }
 }
@@ -208,7 +213,7 @@ async fn every_key_shares_one_hash_tag() {
     assert_eq!(store.prune_state(now()).await.unwrap(), 1);
     store.snapshot().await.unwrap();
     store
-        .changes_since(0, Duration::from_millis(10))
+        .changes_since(FeedPosition::default(), Duration::from_millis(10))
         .await
         .unwrap();
     store.get_by_name("tag-a").await.unwrap().unwrap();
@@ -513,7 +518,7 @@ async fn changes_since_wakes_on_a_change_and_returns_after_the_wait_when_none() 
     // Nothing happens: empty after about the wait.
     let t = Instant::now();
     let page = store
-        .changes_since(0, Duration::from_millis(300))
+        .changes_since(FeedPosition::default(), Duration::from_millis(300))
         .await
         .unwrap();
     let waited = t.elapsed();
@@ -525,7 +530,10 @@ async fn changes_since_wakes_on_a_change_and_returns_after_the_wait_when_none() 
     // No wait: at once.
     let t = Instant::now();
     assert_eq!(
-        store.changes_since(0, Duration::ZERO).await.unwrap(),
+        store
+            .changes_since(FeedPosition::default(), Duration::ZERO)
+            .await
+            .unwrap(),
         FeedPage::Changes(Vec::new())
     );
     assert!(t.elapsed() < Duration::from_millis(200));
@@ -538,7 +546,7 @@ async fn changes_since_wakes_on_a_change_and_returns_after_the_wait_when_none() 
             tokio::spawn(async move {
                 let t = Instant::now();
                 let page = store
-                    .changes_since(0, Duration::from_secs(10))
+                    .changes_since(FeedPosition::default(), Duration::from_secs(10))
                     .await
                     .unwrap();
                 (page, t.elapsed())
@@ -586,13 +594,20 @@ async fn a_follower_ahead_of_the_store_or_behind_the_trimmed_feed_reloads() {
     // Ahead: this store never gave revision 6.
     assert_eq!(
         store
-            .changes_since(6, Duration::from_millis(50))
+            .changes_since(
+                FeedPosition {
+                    revision: 6,
+                    tag: 1
+                },
+                Duration::from_millis(50)
+            )
             .await
             .unwrap(),
         FeedPage::Reload
     );
     assert_eq!(whole_feed(&store, 0).await.len(), 5);
 
+    let at3 = position(&store, 3).await;
     // Trimmed: the changes up to 2 are gone.
     let feed_key = &store_keys(&prefix)[5];
     let mut conn = raw(&server).await;
@@ -603,18 +618,24 @@ async fn a_follower_ahead_of_the_store_or_behind_the_trimmed_feed_reloads() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    for behind in [0, 1] {
+    // A follower whose own change was trimmed reloads too, even with the next one still
+    // there: its change can no longer be told from another given the same revision.
+    for behind in [0, 1, 2] {
+        let at = FeedPosition {
+            revision: behind,
+            tag: 0,
+        };
         assert_eq!(
-            store.changes_since(behind, Duration::ZERO).await.unwrap(),
+            store.changes_since(at, Duration::ZERO).await.unwrap(),
             FeedPage::Reload
         );
     }
-    let revisions: Vec<u64> = whole_feed(&store, 2)
+    let revisions: Vec<u64> = whole_feed_from(&store, at3)
         .await
         .iter()
         .map(|c| c.revision)
         .collect();
-    assert_eq!(revisions, [3, 4, 5]);
+    assert_eq!(revisions, [4, 5]);
 }
 
 #[tokio::test]
@@ -667,30 +688,41 @@ async fn the_feed_is_trimmed_to_its_retention_and_pages_by_a_thousand() {
         "the feed holds {len} entries"
     );
     let oldest = history + 1 - len + 1;
+    // Entries written here have no tag (as before tags existed): a follower's tag is 0.
+    let untagged = |revision| FeedPosition { revision, tag: 0 };
+    for behind in [oldest - 2, oldest - 1] {
+        assert_eq!(
+            store
+                .changes_since(untagged(behind), Duration::ZERO)
+                .await
+                .unwrap(),
+            FeedPage::Reload
+        );
+    }
     assert_eq!(
         store
-            .changes_since(oldest - 2, Duration::ZERO)
+            .changes_since(FeedPosition::default(), Duration::ZERO)
             .await
             .unwrap(),
         FeedPage::Reload
     );
-    assert_eq!(
-        store.changes_since(0, Duration::ZERO).await.unwrap(),
-        FeedPage::Reload
-    );
     match store
-        .changes_since(oldest - 1, Duration::ZERO)
+        .changes_since(untagged(oldest), Duration::ZERO)
         .await
         .unwrap()
     {
         FeedPage::Changes(changes) => {
             assert_eq!(changes.len(), 1000);
-            assert_eq!(changes[0].revision, oldest);
-            assert_eq!(changes[999].revision, oldest + 999);
+            assert_eq!(changes[0].revision, oldest + 1);
+            assert_eq!(changes[999].revision, oldest + 1000);
         }
         page => panic!("{page:?}"),
     }
-    match store.changes_since(history, Duration::ZERO).await.unwrap() {
+    match store
+        .changes_since(untagged(history), Duration::ZERO)
+        .await
+        .unwrap()
+    {
         FeedPage::Changes(changes) => {
             assert_eq!(changes.len(), 1);
             assert_eq!((changes[0].revision, changes[0].id), (history + 1, a.id));
@@ -1015,7 +1047,11 @@ async fn rediss_with_a_private_ca_works_and_an_unknown_ca_is_refused() {
     // The blocking feed read runs on its own TLS connection.
     let follower = {
         let store = store.clone();
-        tokio::spawn(async move { store.changes_since(0, Duration::from_secs(10)).await })
+        tokio::spawn(async move {
+            store
+                .changes_since(FeedPosition::default(), Duration::from_secs(10))
+                .await
+        })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     let (w, _) = replace(&a, Some(Some(min_ver_entry(2, None))));
@@ -1050,10 +1086,11 @@ async fn the_store_reconnects_after_redis_restarts() {
     store.commit(create(&a)).await.unwrap();
     let (w, a) = replace(&a, Some(Some(min_ver_entry(2, None))));
     store.commit(w).await.unwrap();
+    let at1 = position(&store, 1).await;
     // A kept blocking connection and an idle shared one.
     assert_eq!(
         store
-            .changes_since(1, Duration::from_millis(50))
+            .changes_since(at1, Duration::from_millis(50))
             .await
             .unwrap(),
         FeedPage::Changes(Vec::new())
@@ -1065,8 +1102,9 @@ async fn the_store_reconnects_after_redis_restarts() {
     eprintln!("first read after the restart took {:?}", t.elapsed());
     let (w, a) = replace(&a, Some(Some(min_ver_entry(3, None))));
     assert_eq!(store.commit(w).await.unwrap().state_revision, Some(2));
+    let at2 = position(&store, 2).await;
     let page = store
-        .changes_since(1, Duration::from_millis(50))
+        .changes_since(at1, Duration::from_millis(50))
         .await
         .unwrap();
     assert!(
@@ -1079,7 +1117,7 @@ async fn the_store_reconnects_after_redis_restarts() {
         let store = store.clone();
         tokio::spawn(async move {
             let t = Instant::now();
-            let page = store.changes_since(2, Duration::from_secs(30)).await;
+            let page = store.changes_since(at2, Duration::from_secs(30)).await;
             (page, t.elapsed())
         })
     };
@@ -1092,14 +1130,14 @@ async fn the_store_reconnects_after_redis_restarts() {
     // While Redis is down, calls fail promptly.
     let t = Instant::now();
     let err = store
-        .changes_since(2, Duration::from_secs(30))
+        .changes_since(at2, Duration::from_secs(30))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     let t = Instant::now();
     let err = store
-        .changes_since(2, Duration::from_millis(100))
+        .changes_since(at2, Duration::from_millis(100))
         .await
         .unwrap_err();
     eprintln!(
@@ -1121,7 +1159,7 @@ async fn the_store_reconnects_after_redis_restarts() {
     let (w, _) = replace(&a, Some(None));
     store.commit(w).await.unwrap();
     let page = store
-        .changes_since(2, Duration::from_secs(5))
+        .changes_since(at2, Duration::from_secs(5))
         .await
         .unwrap();
     assert!(

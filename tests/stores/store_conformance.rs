@@ -9,10 +9,14 @@ use crate::support::backend::{
 };
 use chrono::Duration;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tessera::lifecycle::{Expiry, LifecycleError, Policy, TokenUpdate};
-use tessera::model::{Action, FeedPage};
+use tessera::mirror::{MirrorOptions, StateMirror};
+use tessera::model::{Action, FeedPage, FeedPosition, StateSnapshot};
 use tessera::store::TokenStore;
+use tessera::store::{AnyStore, StoreError};
+use tessera::TokenState as _;
 use tessera::{Access, DevtronRole};
 
 macro_rules! conformance {
@@ -57,6 +61,7 @@ conformance!(
     unknown_ids_are_not_found,
     the_audit_trail_records_actions_and_refusals_with_paging,
     every_state_change_gets_the_next_revision_in_the_feed,
+    a_follower_of_another_history_reloads_at_an_equal_revision,
     state_entries_are_dropped_only_when_nothing_they_restrict_can_pass,
     a_new_follower_loads_the_snapshot,
     concurrent_creates_of_one_name_have_one_winner,
@@ -552,7 +557,7 @@ async fn every_state_change_gets_the_next_revision_in_the_feed(b: Backend) {
     assert_eq!(ids, BTreeSet::from([a, c]));
 
     let page = store
-        .changes_since(0, std::time::Duration::ZERO)
+        .changes_since(FeedPosition::default(), std::time::Duration::ZERO)
         .await
         .unwrap();
     let FeedPage::Changes(changes) = page else {
@@ -578,28 +583,164 @@ async fn every_state_change_gets_the_next_revision_in_the_feed(b: Backend) {
             (3, c, Some((true, 0, false))),
         ]
     );
+    // Every change has a tag of its own, and the snapshot names the newest one's.
+    let tags: BTreeSet<u64> = changes.iter().map(|c| c.tag).collect();
+    assert_eq!(tags.len(), 3);
+    assert!(!tags.contains(&0));
+    assert_eq!(snapshot.position(), changes[2].position());
     let page = store
-        .changes_since(2, std::time::Duration::ZERO)
+        .changes_since(changes[1].position(), std::time::Duration::ZERO)
         .await
         .unwrap();
     assert!(matches!(page, FeedPage::Changes(c) if c.len() == 1 && c[0].revision == 3));
     // Nothing new: an empty page after about the wait.
     let started = std::time::Instant::now();
     let page = store
-        .changes_since(3, std::time::Duration::from_millis(300))
+        .changes_since(changes[2].position(), std::time::Duration::from_millis(300))
         .await
         .unwrap();
     assert_eq!(page, FeedPage::Changes(Vec::new()));
     assert!(started.elapsed() >= std::time::Duration::from_millis(250));
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
     // A follower that is ahead of the store (a reset store) must reload.
+    let ahead = FeedPosition {
+        revision: 9,
+        tag: changes[2].tag,
+    };
     assert_eq!(
         store
-            .changes_since(9, std::time::Duration::ZERO)
+            .changes_since(ahead, std::time::Duration::ZERO)
             .await
             .unwrap(),
         FeedPage::Reload
     );
+}
+
+/// A follower that saw revisions of another history (a failover that lost the newest writes,
+/// a store restored from a backup, a store replaced by another) reloads, even once this store
+/// has reached the same revision with other changes. Revision numbers alone cannot tell.
+async fn a_follower_of_another_history_reloads_at_an_equal_revision(b: Backend) {
+    let Some(other) = Backend::new(b.kind).await else {
+        return;
+    };
+    let mut seen = Vec::new();
+    for backend in [&b, &other] {
+        let service = backend.service();
+        for name in ["fork-a", "fork-b"] {
+            let id = service
+                .create(&caller(), new_token(name))
+                .await
+                .unwrap()
+                .record
+                .id;
+            service.delete(&caller(), id, None).await.unwrap();
+        }
+        seen.push(backend.store.snapshot().await.unwrap().position());
+    }
+    let (there, here) = (seen[0], seen[1]);
+    assert_eq!((there.revision, here.revision), (2, 2));
+    assert_ne!(there.tag, here.tag);
+    let store = &other.store;
+    for wait in [
+        std::time::Duration::ZERO,
+        std::time::Duration::from_millis(100),
+    ] {
+        assert_eq!(
+            store.changes_since(there, wait).await.unwrap(),
+            FeedPage::Reload
+        );
+    }
+    // Revision 1 of the other history: also not this store's.
+    let first_there = match b
+        .store
+        .changes_since(FeedPosition::default(), std::time::Duration::ZERO)
+        .await
+        .unwrap()
+    {
+        FeedPage::Changes(changes) => changes[0].position(),
+        page => panic!("{page:?}"),
+    };
+    assert_eq!(
+        store
+            .changes_since(first_there, std::time::Duration::ZERO)
+            .await
+            .unwrap(),
+        FeedPage::Reload
+    );
+    // This store's own follower is served.
+    assert_eq!(
+        store
+            .changes_since(here, std::time::Duration::ZERO)
+            .await
+            .unwrap(),
+        FeedPage::Changes(Vec::new())
+    );
+    // A mirror that followed the first store, then finds the other in its place (as after a
+    // failover), ends on the other's state: the tokens deleted there are refused.
+    let source = Arc::new(Switch {
+        stores: [b.store.clone(), other.store.clone()],
+        to_other: AtomicBool::new(false),
+    });
+    let mirror = StateMirror::start(
+        source.clone(),
+        MirrorOptions {
+            poll_wait: std::time::Duration::from_millis(20),
+            ..MirrorOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let deleted_here: Vec<_> = other
+        .store
+        .snapshot()
+        .await
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let state = mirror.state();
+    assert!(state.lookup(&deleted_here[0]).unwrap().is_none());
+    source.to_other.store(true, Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    while deleted_here
+        .iter()
+        .any(|id| state.lookup(id).unwrap().is_none())
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the mirror never learned the other store's deletions"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(mirror.stats().reloads(), 2);
+}
+
+/// A state source that is one store, then another: a failover, seen from a follower.
+struct Switch {
+    stores: [Arc<AnyStore>; 2],
+    to_other: AtomicBool,
+}
+
+impl Switch {
+    fn now(&self) -> &AnyStore {
+        &self.stores[usize::from(self.to_other.load(Ordering::SeqCst))]
+    }
+}
+
+// Named in full: in scope, its methods would clash with `TokenStore`'s on the stores.
+impl tessera::mirror::StateSource for Switch {
+    async fn snapshot(&self) -> Result<StateSnapshot, StoreError> {
+        TokenStore::snapshot(self.now()).await
+    }
+
+    async fn changes_since(
+        &self,
+        after: FeedPosition,
+        wait: std::time::Duration,
+    ) -> Result<FeedPage, StoreError> {
+        TokenStore::changes_since(self.now(), after, wait).await
+    }
 }
 
 async fn state_entries_are_dropped_only_when_nothing_they_restrict_can_pass(b: Backend) {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tessera::lifecycle::{Caller, Expiry, NewToken, TokenService};
 use tessera::mirror::{MirrorOptions, StateMirror};
+use tessera::model::{FeedPage, FeedPosition};
 use tessera::store::{AnyStore, TokenStore};
 use tessera::{keys, Issuer, KeyRing, ManualClock, Permissions, Verifier};
 
@@ -181,4 +182,23 @@ pub fn caller() -> Caller {
 
 pub fn days(n: i64) -> Duration {
     Duration::days(n)
+}
+
+/// Where a follower that applied every change up to `revision` stands: the revision and the
+/// tag of its change, read from the store's feed. A revision the feed no longer holds gets tag
+/// 0 (which the store will not recognize).
+pub async fn position(store: &impl TokenStore, revision: u64) -> FeedPosition {
+    let mut at = FeedPosition::default();
+    while at.revision < revision {
+        match store.changes_since(at, std::time::Duration::ZERO).await {
+            Ok(FeedPage::Changes(changes)) if !changes.is_empty() => {
+                match changes.iter().find(|c| c.revision == revision) {
+                    Some(change) => return change.position(),
+                    None => at = changes.last().unwrap().position(),
+                }
+            }
+            _ => break,
+        }
+    }
+    FeedPosition { revision, tag: 0 }
 }

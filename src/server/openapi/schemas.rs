@@ -240,6 +240,16 @@ impl PartialSchema for ChangesBody {
             )
             .property("id", string().format(format(KnownFormat::Uuid)))
             .property(
+                "tag",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0))
+                    .description(Some(
+                        "The change's random tag; a follower passes the last one it applied \
+                         as `tag`, with `since`.",
+                    )),
+            )
+            .property(
                 "entry",
                 AnyOfBuilder::new()
                     .item(Ref::from_schema_name(StateRecord::name()))
@@ -248,6 +258,7 @@ impl PartialSchema for ChangesBody {
             )
             .required("revision")
             .required("id")
+            .required("tag")
             .required("entry");
         let changes = closed()
             .title(Some("Changes"))

@@ -36,6 +36,20 @@ pub(super) fn parse_stream_id(key: &str, id: &str) -> Result<u64, StoreError> {
         .ok_or_else(|| StoreError::Corrupt(format!("{key} holds entry {id}, not <revision>-0")))
 }
 
+/// The change a feed entry holds.
+pub(super) fn feed_value(
+    key: &str,
+    item: &redis::streams::StreamId,
+) -> Result<FeedValue, StoreError> {
+    match item.map.get("change") {
+        Some(Value::BulkString(bytes)) => decode("feed entry", bytes),
+        _ => Err(StoreError::Corrupt(format!(
+            "feed entry {} in {key} has no change",
+            item.id
+        ))),
+    }
+}
+
 pub(super) fn parse_u64(what: &str, s: Option<&String>) -> Result<u64, StoreError> {
     s.and_then(|s| s.parse().ok())
         .ok_or_else(|| StoreError::Corrupt(format!("{what}: unexpected reply {s:?}")))

@@ -4,31 +4,41 @@
 use super::*;
 
 impl RedisStore {
-    /// The current revision and the feed from `revision + 1`, read in one step.
-    async fn read_feed(&self, revision: u64) -> Result<FeedPage, StoreError> {
+    /// The current revision and the feed from `after.revision` (to check its tag) on, read in
+    /// one step.
+    async fn read_feed(&self, after: FeedPosition) -> Result<FeedPage, StoreError> {
         let keys = &self.inner.keys;
+        let revision = after.revision;
         let mut pipe = redis::pipe();
         pipe.atomic()
             .get(&keys.rev)
             .cmd("XRANGE")
             .arg(&keys.feed)
-            .arg(format!("{}-0", revision.saturating_add(1)))
+            .arg(format!("{}-0", revision.max(1)))
             .arg("+")
             .arg("COUNT")
-            .arg(PAGE);
+            .arg(PAGE + 1);
         let (current, range): (Option<String>, redis::streams::StreamRangeReply) = self
             .read("reading the state feed", Read::Pipe(&pipe))
             .await?;
         let current = parse_revision(&keys.rev, current)?;
-        if revision > current {
-            // The follower has seen revisions this store never gave: a different or reset store.
+        let mut items = range.ids.iter().peekable();
+        let mut tag_there = None;
+        if revision > 0 {
+            if let Some(item) = items.next_if(|i| i.id == format!("{revision}-0")) {
+                tag_there = Some(feed_value(&keys.feed, item)?.tag);
+            }
+        }
+        if !on_this_history(after, current, tag_there) {
+            // The follower has seen changes this store does not hold: a different or reset
+            // store, or a failover that lost the newest writes.
             return Ok(FeedPage::Reload);
         }
         if revision == current {
             return Ok(FeedPage::Changes(Vec::new()));
         }
         let mut changes = Vec::with_capacity(range.ids.len());
-        for item in range.ids {
+        for item in items.take(PAGE) {
             let rev = parse_stream_id(&keys.feed, &item.id)?;
             let expected = revision + 1 + changes.len() as u64;
             if rev != expected {
@@ -40,21 +50,7 @@ impl RedisStore {
                 tracing::warn!(feed = %keys.feed, missing = expected, "the state feed has a gap");
                 break;
             }
-            let bytes = match item.map.get("change") {
-                Some(Value::BulkString(bytes)) => bytes,
-                _ => {
-                    return Err(StoreError::Corrupt(format!(
-                        "feed entry {} in {} has no change",
-                        item.id, keys.feed
-                    )))
-                }
-            };
-            let value: FeedValue = decode("feed entry", bytes)?;
-            changes.push(StateChange {
-                revision: rev,
-                id: value.id,
-                entry: value.entry,
-            });
+            changes.push(feed_value(&keys.feed, item)?.into_change(rev));
         }
         if changes.is_empty() {
             // The revision is behind the counter, yet the feed holds nothing after it.
@@ -63,20 +59,20 @@ impl RedisStore {
         Ok(FeedPage::Changes(changes))
     }
 
-    /// The feed page after `revision`, waiting up to `wait` for one when there is none.
+    /// The feed page after `after`, waiting up to `wait` for one when there is none.
     pub(super) async fn follow(
         &self,
-        revision: u64,
+        after: FeedPosition,
         wait: Duration,
     ) -> Result<FeedPage, StoreError> {
-        let page = self.read_feed(revision).await?;
+        let page = self.read_feed(after).await?;
         if wait.is_zero() || !matches!(&page, FeedPage::Changes(c) if c.is_empty()) {
             return Ok(page);
         }
         // XREAD from `revision` returns at once if a change landed since the read above, so
         // nothing is missed between the two.
-        if self.wait_for_feed(revision, wait).await? {
-            self.read_feed(revision).await
+        if self.wait_for_feed(after.revision, wait).await? {
+            self.read_feed(after).await
         } else {
             Ok(FeedPage::Changes(Vec::new()))
         }

@@ -16,7 +16,7 @@
 //! | `{tessera}:state` | hash | token id → state entry (JSON) |
 //! | `{tessera}:drops` | sorted set | token id, scored by the entry's `drop_after` (unix seconds) |
 //! | `{tessera}:rev` | string | the global state revision (absent: 0) |
-//! | `{tessera}:feed` | stream | one entry per state change, with the id `<revision>-0` |
+//! | `{tessera}:feed` | stream | one entry per state change, with the id `<revision>-0` and the field `change`: `{"id", "tag", "entry"}` (JSON) |
 //! | `{tessera}:audit` | list | audit entries (JSON); position `i` (from 0) is sequence `i + 1` |
 //!
 //! No token string is ever stored: records, state entries and audit entries have no field for
@@ -128,9 +128,12 @@ use scripts::*;
 use sentinel::*;
 use url::*;
 
-use super::{Committed, StateDecoder, StoreError, StoreOptions, TokenStore, Write, FEED_RETENTION};
+use super::{
+    on_this_history, Committed, FeedValue, StateDecoder, StoreError, StoreOptions, TokenStore,
+    Write, FEED_RETENTION,
+};
 use crate::model::{
-    AuditEntry, AuditRecord, FeedPage, StateChange, StateRecord, StateSnapshot, TokenRecord, Usage,
+    AuditEntry, AuditRecord, FeedPage, FeedPosition, StateRecord, StateSnapshot, TokenRecord, Usage,
 };
 use chrono::{DateTime, Utc};
 use redis::aio::{
@@ -144,7 +147,7 @@ use redis::{
     IntoConnectionInfo, Pipeline, ProtocolVersion, RedisError, RedisFuture, RedisResult, Script,
     ServerErrorKind, ToRedisArgs, Value,
 };
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
@@ -173,14 +176,6 @@ const CLUSTER_RESEND_BUDGET: Duration = RESPONSE_TIMEOUT;
 /// On a cluster, how many times a snapshot scan starts over after its connection failed or was
 /// redirected.
 const SCAN_RESTARTS: usize = 4;
-
-/// A feed entry as stored (the revision is the stream id); the same shape as the embedded
-/// store's.
-#[derive(Serialize, Deserialize)]
-struct FeedValue {
-    id: Uuid,
-    entry: Option<StateRecord>,
-}
 
 /// The store's key names.
 #[derive(Debug)]

@@ -16,7 +16,9 @@ if not rev then return {'corrupt', why} end
 for i, id in ipairs(due) do
   redis.call('ZREM', drops, id)
   redis.call('HDEL', state, id)
-  add_change(feed, ARGV[3], rev + i - 1, '{"id":"' .. id .. '","entry":null}')
+  -- ARGV[4], a random tag below 2^52: adding a batch index to it stays exact and unique.
+  local tag = string.format('%d', tonumber(ARGV[4]) + i - 1)
+  add_change(feed, ARGV[3], rev + i - 1, '{"id":"' .. id .. '","tag":' .. tag .. ',"entry":null}')
 end
 redis.call('SET', revkey, string.format('%d', rev + #due - 1))
 return {'ok', string.format('%d', #due)}

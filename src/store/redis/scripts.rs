@@ -21,7 +21,7 @@ pub(super) const LUA_COMMIT: &str = include_str!("commit.lua");
 pub(super) const LUA_USAGE: &str = include_str!("usage.lua");
 
 /// Drop due state entries. KEYS: state, drops, rev, feed. ARGV: now (unix seconds), batch
-/// size, feed retention. Returns {'ok', dropped} or {'corrupt', why}.
+/// size, feed retention, a random tag below 2^52 (the i-th change gets tag + i). Returns {'ok', dropped} or {'corrupt', why}.
 pub(super) const LUA_PRUNE: &str = include_str!("prune.lua");
 
 /// Append one audit entry. KEYS: audit. ARGV: entry JSON. Returns {'ok', seq} or

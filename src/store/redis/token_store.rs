@@ -62,6 +62,7 @@ impl TokenStore for RedisStore {
                     .unwrap_or_default(),
                 encode(&FeedValue {
                     id,
+                    tag: FeedPosition::new_tag(),
                     entry: entry.cloned(),
                 })?,
             ),
@@ -223,21 +224,43 @@ impl TokenStore for RedisStore {
         // An entry changed during the scan shows that later change, which is ahead of
         // `revision`, never behind it; the follower then applies the feed after `revision`
         // and ends exact (the contract allows this).
-        let mut get = redis::cmd("GET");
-        get.arg(&keys.rev);
-        let revision: Option<String> = self
-            .read("reading the state revision", Read::Cmd(&get))
+        // The revision and the newest feed entry (the change that made it) in one step.
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .get(&keys.rev)
+            .cmd("XREVRANGE")
+            .arg(&keys.feed)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1);
+        let (revision, newest): (Option<String>, redis::streams::StreamRangeReply) = self
+            .read("reading the state revision", Read::Pipe(&pipe))
             .await?;
         let revision = parse_revision(&keys.rev, revision)?;
+        let mut tag = 0;
+        if let Some(item) = newest.ids.first() {
+            if parse_stream_id(&keys.feed, &item.id)? == revision {
+                tag = feed_value(&keys.feed, item)?.tag;
+            }
+        }
         let entries = self.scan_state().await?;
-        Ok(StateSnapshot { revision, entries })
+        Ok(StateSnapshot {
+            revision,
+            tag,
+            entries,
+        })
     }
 
-    async fn changes_since(&self, revision: u64, wait: Duration) -> Result<FeedPage, StoreError> {
+    async fn changes_since(
+        &self,
+        after: FeedPosition,
+        wait: Duration,
+    ) -> Result<FeedPage, StoreError> {
         // Within about `wait` either way, even while the shared connection is still trying to
         // reconnect to a Redis that is down.
         let limit = wait.saturating_add(FEED_GRACE);
-        tokio::time::timeout(limit, self.follow(revision, wait))
+        tokio::time::timeout(limit, self.follow(after, wait))
             .await
             .unwrap_or_else(|_| {
                 Err(StoreError::Unavailable(format!(
@@ -259,7 +282,8 @@ impl TokenStore for RedisStore {
                 .key(&keys.feed)
                 .arg(now.timestamp())
                 .arg(PRUNE_BATCH)
-                .arg(FEED_RETENTION);
+                .arg(FEED_RETENTION)
+                .arg(FeedPosition::new_tag());
             let reply = self.run_write("pruning the state map", &invocation).await?;
             let dropped = usize::try_from(parse_u64("prune", reply.get(1))?).unwrap_or(usize::MAX);
             total += dropped;
