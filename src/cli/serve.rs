@@ -3,11 +3,10 @@
 //! or SIGTERM, finishing the requests in flight.
 
 use super::report::{eprint_line, Failure};
-use super::token::StoreArg;
+use super::token::{ReplicaArgs, StoreArg};
 use crate::lifecycle::{Expiry, Policy};
 use crate::server;
 use crate::startup::{self, ServerConfig};
-use crate::store::StoreOptions;
 use crate::verifier::{DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
@@ -41,17 +40,8 @@ pub(crate) struct ServeArgs {
     #[command(flatten)]
     store: StoreArg,
 
-    /// Redis only: after every write, wait until this many replicas have it (Redis `WAIT`);
-    /// when fewer acknowledge it within --redis-wait-timeout, the write fails as unavailable
-    /// (503) and may have been applied. 0: do not wait. Refused with the embedded store
-    #[arg(long, value_name = "N", env = "TESSERA_REDIS_MIN_REPLICAS", default_value_t = 0,
-          value_parser = clap::value_parser!(u32).range(0..=100))]
-    redis_min_replicas: u32,
-
-    /// How long a write waits for --redis-min-replicas replicas, in milliseconds
-    #[arg(long, value_name = "MS", env = "TESSERA_REDIS_WAIT_TIMEOUT", default_value_t = 1000,
-          value_parser = clap::value_parser!(u64).range(1..=4000))]
-    redis_wait_timeout: u64,
+    #[command(flatten)]
+    replicas: ReplicaArgs,
 
     /// The issuer written into tokens and required of them
     #[arg(long, value_name = "NAME", env = "TESSERA_ISSUER", default_value = DEFAULT_ISSUER)]
@@ -175,10 +165,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
     let config = ServerConfig {
         keys_dir: args.keys.clone(),
         store_url: args.store.store.clone(),
-        store_options: StoreOptions {
-            redis_min_replicas: args.redis_min_replicas,
-            redis_wait_timeout: Duration::from_millis(args.redis_wait_timeout),
-        },
+        store_options: args.replicas.options(),
         issuer: args.issuer,
         leeway: chrono::Duration::seconds(args.leeway),
         staleness_bound: Duration::from_secs(args.staleness_bound),
@@ -320,7 +307,7 @@ fn apply_file(
             return Err(out_of_range("redis-min-replicas", "0..=100"));
         }
         if unset("redis_min_replicas") {
-            args.redis_min_replicas = n;
+            args.replicas.redis_min_replicas = n;
         }
     }
     if let Some(ms) = file.redis_wait_timeout {
@@ -328,7 +315,7 @@ fn apply_file(
             return Err(out_of_range("redis-wait-timeout", "1..=4000"));
         }
         if unset("redis_wait_timeout") {
-            args.redis_wait_timeout = ms;
+            args.replicas.redis_wait_timeout = ms;
         }
     }
     take!(issuer, "issuer", args.issuer);

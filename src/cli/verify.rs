@@ -161,7 +161,7 @@ fn load_state(url: &str) -> Result<(Arc<MemoryState>, u64), Failure> {
         .build()
         .map_err(|e| Failure::new(format_args!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let store = super::token::open_store(url, LOCKED_FOR_VERIFY).await?;
+        let store = super::token::open_store(url, Default::default(), LOCKED_FOR_VERIFY).await?;
         let snapshot = store.snapshot().await.map_err(|e| {
             Failure::new(format_args!(
                 "cannot read the token state: {}",

@@ -6,6 +6,7 @@
 
 #![cfg(feature = "redis")]
 
+use crate::support::binary::Sandbox;
 use crate::support::redis_sentinel::{replication, start_replica, wait_until, SentinelSetup};
 use crate::support::redis_server::RedisServer;
 use crate::support::writes::{audit, create, delete, prefix, record};
@@ -196,6 +197,61 @@ async fn a_follower_that_saw_writes_a_promoted_replica_lost_reloads() {
     let snapshot = new.snapshot().await.unwrap();
     let deleted: HashSet<Uuid> = snapshot.entries.iter().map(|(id, _)| *id).collect();
     assert!(deleted.contains(&tokens[3].id) && !deleted.contains(&tokens[2].id));
+}
+
+/// `tessera token` writing to Redis itself waits for replicas as `tessera serve` does: an
+/// operator who asks for it gets no acknowledgement that one failover could take back.
+#[test]
+fn token_commands_that_write_wait_for_replicas_too() {
+    let Some(primary) = RedisServer::start_or_skip() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let keys = sandbox.keys();
+    let (url, keys) = (primary.url(), keys.display().to_string());
+    let create = |name: &str, replicas: &str| {
+        sandbox.run(&[
+            "token",
+            "create",
+            "--store",
+            &url,
+            "--keys",
+            &keys,
+            "--name",
+            name,
+            "--expires",
+            "7d",
+            "--super-admin",
+            "--redis-min-replicas",
+            replicas,
+            "--redis-wait-timeout",
+            "300",
+        ])
+    };
+    // No replica: the write fails after the wait, and says it may have been applied.
+    let refused = create("waits", "1").expect(2);
+    assert!(
+        refused.stdout.is_empty(),
+        "no token is shown: {}",
+        refused.stdout
+    );
+    for part in ["only 0 of the 1 replicas", "may have been applied"] {
+        assert!(refused.stderr.contains(part), "{}", refused.stderr);
+    }
+    create("does-not-wait", "0").expect(0);
+    let _replica = start_replica(&primary);
+    wait_until("the replica is in sync", Duration::from_secs(10), || {
+        replication(primary.port())
+            .get("connected_slaves")
+            .map(String::as_str)
+            == Some("1")
+    });
+    let created = create("waited-for", "1").expect(0);
+    assert!(
+        created.stdout.starts_with("v4.public."),
+        "{}",
+        created.stdout
+    );
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Where the commands run: on a store opened here, or through a server's HTTP API.
 
 use super::*;
-use crate::store::StoreError;
+use crate::store::{StoreError, StoreOptions};
 
 /// Where the commands run: on a store opened here, or through a server's HTTP API. Both give
 /// the same records and refusals, so everything after this is written once.
@@ -24,7 +24,7 @@ impl Backend {
         if let Some(url) = &common.remote.server {
             return Ok(Backend::Remote(Remote::from_env(&common.remote, url)?));
         }
-        let service = service(&common.store, keys)
+        let service = service(&common.store, &common.replicas, keys)
             .await?
             .with_policy(policy.map(PolicyArgs::policy).unwrap_or_default());
         Ok(Backend::Local {
@@ -155,9 +155,10 @@ impl Backend {
 
 pub(super) async fn service(
     store: &StoreArg,
+    replicas: &ReplicaArgs,
     keys: Option<&KeysDir>,
 ) -> Result<TokenService<AnyStore>, Failure> {
-    let store = Arc::new(open_store(&store.store, LOCKED_FOR_TOKENS).await?);
+    let store = Arc::new(open_store(&store.store, replicas.options(), LOCKED_FOR_TOKENS).await?);
     // Commands that sign nothing need no keys.
     let Some(dir) = keys else {
         return Ok(TokenService::without_issuer(store));
@@ -183,8 +184,12 @@ pub(super) async fn service(
 
 /// Open the store a `--store` URL names, with an error that says what to check; `locked` is
 /// the way round a store file another process holds.
-pub(crate) async fn open_store(url: &str, locked: &str) -> Result<AnyStore, Failure> {
-    AnyStore::open(url).await.map_err(|e| {
+pub(crate) async fn open_store(
+    url: &str,
+    options: StoreOptions,
+    locked: &str,
+) -> Result<AnyStore, Failure> {
+    AnyStore::open_with(url, options).await.map_err(|e| {
         let hint = match e {
             StoreError::Locked(_) => locked,
             _ => "check --store (or TESSERA_STORE): file:PATH or redis://HOST:PORT/DB",

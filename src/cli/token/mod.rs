@@ -24,7 +24,7 @@ use crate::lifecycle::{
 };
 use crate::model::{AuditRecord, TokenRecord};
 use crate::permissions::Permissions;
-use crate::store::{AnyStore, DEFAULT_STORE_URL};
+use crate::store::{AnyStore, StoreOptions, DEFAULT_STORE_URL};
 use chrono::{DateTime, SubsecRound as _, Utc};
 use clap::{Args, Subcommand};
 use remote::Remote;
@@ -44,6 +44,32 @@ pub(crate) struct StoreArg {
     /// `redis+sentinel://HOST:PORT,HOST:PORT/MASTER_NAME/DB` for a primary under Redis Sentinel
     #[arg(long, value_name = "URL", env = "TESSERA_STORE", default_value = DEFAULT_STORE_URL, hide_env_values = true)]
     pub(crate) store: String,
+}
+
+/// Waiting for Redis replicas after each write: `tessera serve` and the token commands that
+/// write to a store of their own take the same options.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ReplicaArgs {
+    /// Redis only: after every write, wait until this many replicas have it (Redis `WAIT`);
+    /// when fewer acknowledge it within --redis-wait-timeout, the write fails as unavailable
+    /// and may have been applied. 0: do not wait. Refused with the embedded store
+    #[arg(long, value_name = "N", env = "TESSERA_REDIS_MIN_REPLICAS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub(crate) redis_min_replicas: u32,
+
+    /// How long a write waits for --redis-min-replicas replicas, in milliseconds
+    #[arg(long, value_name = "MS", env = "TESSERA_REDIS_WAIT_TIMEOUT", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=4000))]
+    pub(crate) redis_wait_timeout: u64,
+}
+
+impl ReplicaArgs {
+    pub(crate) fn options(&self) -> StoreOptions {
+        StoreOptions {
+            redis_min_replicas: self.redis_min_replicas,
+            redis_wait_timeout: std::time::Duration::from_millis(self.redis_wait_timeout),
+        }
+    }
 }
 
 /// The lifetime rule an operator may configure.
@@ -69,6 +95,8 @@ impl PolicyArgs {
 struct Common {
     #[command(flatten)]
     store: StoreArg,
+    #[command(flatten)]
+    replicas: ReplicaArgs,
     #[command(flatten)]
     remote: ServerArgs,
     /// Print JSON on stdout instead of text
