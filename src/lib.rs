@@ -23,6 +23,7 @@
 //! | `startup` | the composition root: configuration → keys, store, issuer, mirror, the server's state (feature `server`) |
 //! | `server` | the HTTP service (feature `server`): router, extractors, errors |
 //! | `http_state_source` | an issuer's `/v1/state` as the state mirror's source, for edges (feature `server`) |
+//! | `outbox` | events of token changes, written with each change, kept for delivery (feature `store`) |
 //! | `mirror` | the state mirror: a verifier's copy of a store's state map, following its feed (feature `store`) |
 //! | `client` | the HTTP client of the `/v1` API, for the remote CLI and verify-only edges (feature `client`) |
 //! | [`redact`] | credentials out of messages |
@@ -89,6 +90,8 @@ pub mod lifecycle;
 #[cfg(feature = "store")]
 pub mod mirror;
 pub mod model;
+#[cfg(feature = "store")]
+pub mod outbox;
 pub mod paseto;
 pub mod permissions;
 pub mod redact;

@@ -253,12 +253,9 @@ async fn follow<S: StateSource>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{
-        AuditEntry, AuditRecord, StateChange, StateRecord, StateSnapshot, TokenRecord,
-    };
-    use crate::store::{Committed, Write};
+    use crate::model::{StateChange, StateRecord, StateSnapshot};
     use crate::TokenState as _;
-    use chrono::{DateTime, Utc};
+    use chrono::Utc;
     use std::collections::VecDeque;
     use std::sync::Mutex;
     use uuid::Uuid;
@@ -290,25 +287,7 @@ mod tests {
         }
     }
 
-    impl TokenStore for Scripted {
-        async fn commit(&self, _: Write) -> Result<Committed, StoreError> {
-            unreachable!("a mirror never writes")
-        }
-        async fn get(&self, _: Uuid) -> Result<Option<TokenRecord>, StoreError> {
-            unreachable!("a mirror never reads records")
-        }
-        async fn get_by_name(&self, _: &str) -> Result<Option<TokenRecord>, StoreError> {
-            unreachable!("a mirror never reads records")
-        }
-        async fn list(&self) -> Result<Vec<TokenRecord>, StoreError> {
-            unreachable!("a mirror never reads records")
-        }
-        async fn append_audit(&self, _: AuditEntry) -> Result<u64, StoreError> {
-            unreachable!("a mirror never writes")
-        }
-        async fn audit(&self, _: u64, _: usize) -> Result<Vec<AuditRecord>, StoreError> {
-            unreachable!("a mirror never reads the audit trail")
-        }
+    impl StateSource for Scripted {
         async fn snapshot(&self) -> Result<StateSnapshot, StoreError> {
             Ok(self.snapshot.lock().unwrap().clone())
         }
@@ -331,12 +310,6 @@ mod tests {
                     Ok(FeedPage::Changes(Vec::new()))
                 }
             }
-        }
-        async fn prune_state(&self, _: DateTime<Utc>) -> Result<usize, StoreError> {
-            unreachable!("a mirror never writes")
-        }
-        async fn record_usage(&self, _: Vec<crate::model::Usage>) -> Result<(), StoreError> {
-            unreachable!("a mirror never writes")
         }
     }
 

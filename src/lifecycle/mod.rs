@@ -472,8 +472,13 @@ impl<S: TokenStore> TokenService<S> {
     }
 
     /// Drop the state entries that can no longer matter; returns how many went.
+    /// Also drops the events too old to be delivered (see [`crate::outbox::RETENTION`]).
     pub async fn prune(&self) -> Result<usize, LifecycleError> {
-        Ok(self.store.prune_state(self.now()).await?)
+        let now = self.now();
+        self.store
+            .prune_events(now - crate::outbox::RETENTION)
+            .await?;
+        Ok(self.store.prune_state(now).await?)
     }
 
     fn resolve(

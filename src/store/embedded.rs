@@ -8,12 +8,13 @@
 //! error naming the file.
 
 use super::{
-    on_this_history, Committed, FeedValue, KeepSuperAdmin, StateDecoder, StoreError, TokenStore,
-    Write, FEED_RETENTION,
+    newest_first, on_this_history, Committed, FeedValue, KeepSuperAdmin, StateDecoder, StoreError,
+    TokenStore, Write, FEED_RETENTION,
 };
 use crate::model::{
     AuditEntry, AuditRecord, FeedPage, FeedPosition, StateRecord, StateSnapshot, TokenRecord, Usage,
 };
+use crate::outbox::{Delivery, EventFrame, OutboxEvent};
 use chrono::{DateTime, Utc};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{de::DeserializeOwned, Serialize};
@@ -34,6 +35,10 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Each token's last use, apart from its record so recording it never races a change.
 const USAGE: TableDefinition<u128, &[u8]> = TableDefinition::new("usage");
 const REVISION: &str = "revision";
+/// Events by id (see [`crate::outbox`]).
+const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox");
+/// Pending events by id: when each may next be claimed, in Unix milliseconds.
+const OUTBOX_DUE: TableDefinition<&str, i64> = TableDefinition::new("outbox_due");
 
 /// The embedded store. Cheap to clone; clones share the open file.
 #[derive(Clone)]
@@ -86,6 +91,8 @@ impl EmbeddedStore {
             txn.open_table(AUDIT).map_err(db_err)?;
             txn.open_table(META).map_err(db_err)?;
             txn.open_table(USAGE).map_err(db_err)?;
+            txn.open_table(OUTBOX).map_err(db_err)?;
+            txn.open_table(OUTBOX_DUE).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         let revision = {
@@ -181,6 +188,30 @@ fn put_state(
     Ok(revision)
 }
 
+/// Add the event of the change `audit` records (at audit position `seq`), `record` being the
+/// token's record to show.
+fn add_event(
+    txn: &redb::WriteTransaction,
+    audit: &AuditEntry,
+    record: &TokenRecord,
+    seq: u64,
+) -> Result<(), StoreError> {
+    let frame = EventFrame::for_change(audit);
+    let json = encode(record)?;
+    let json = std::str::from_utf8(&json)
+        .map_err(|e| StoreError::Corrupt(format!("a record encoded as {e}")))?;
+    let event = frame.around(json, seq);
+    txn.open_table(OUTBOX)
+        .map_err(db_err)?
+        .insert(frame.id.as_str(), event.as_bytes())
+        .map_err(db_err)?;
+    txn.open_table(OUTBOX_DUE)
+        .map_err(db_err)?
+        .insert(frame.id.as_str(), frame.due_ms)
+        .map_err(db_err)?;
+    Ok(())
+}
+
 fn append_audit(
     audit: &mut Table<'_, u64, &'static [u8]>,
     entry: &AuditEntry,
@@ -271,7 +302,8 @@ impl Inner {
                     names
                         .insert(record.name.as_str(), record.id.as_u128())
                         .map_err(db_err)?;
-                    append_audit(&mut audit, a)?;
+                    let seq = append_audit(&mut audit, a)?;
+                    add_event(&txn, a, record, seq)?;
                 }
                 Write::Replace {
                     expect,
@@ -295,7 +327,8 @@ impl Inner {
                             entry.as_ref(),
                         )?);
                     }
-                    append_audit(&mut audit, a)?;
+                    let seq = append_audit(&mut audit, a)?;
+                    add_event(&txn, a, record, seq)?;
                 }
                 Write::Delete {
                     id,
@@ -326,7 +359,8 @@ impl Inner {
                         *id,
                         Some(entry),
                     )?);
-                    append_audit(&mut audit, a)?;
+                    let seq = append_audit(&mut audit, a)?;
+                    add_event(&txn, a, &record, seq)?;
                 }
             }
         }
@@ -426,6 +460,102 @@ impl Inner {
             }
         }
         txn.commit().map_err(db_err)
+    }
+
+    fn claim_events(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        let now_ms = now.timestamp_millis();
+        let until = now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let mut claimed = Vec::new();
+        {
+            let outbox = txn.open_table(OUTBOX).map_err(db_err)?;
+            let mut due = txn.open_table(OUTBOX_DUE).map_err(db_err)?;
+            let mut ready: Vec<(i64, String)> = Vec::new();
+            for item in due.iter().map_err(db_err)? {
+                let (id, at) = item.map_err(db_err)?;
+                if at.value() <= now_ms {
+                    ready.push((at.value(), id.value().to_owned()));
+                }
+            }
+            ready.sort();
+            for (_, id) in ready.into_iter().take(limit) {
+                match outbox.get(id.as_str()).map_err(db_err)? {
+                    Some(v) => {
+                        claimed.push(decode::<OutboxEvent>("outbox event", v.value())?);
+                        due.insert(id.as_str(), until).map_err(db_err)?;
+                    }
+                    None => {
+                        due.remove(id.as_str()).map_err(db_err)?;
+                    }
+                }
+            }
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(claimed)
+    }
+
+    fn settle_event(&self, event: &OutboxEvent) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut outbox = txn.open_table(OUTBOX).map_err(db_err)?;
+            if outbox.get(event.id.as_str()).map_err(db_err)?.is_none() {
+                return Ok(());
+            }
+            outbox
+                .insert(event.id.as_str(), encode(event)?.as_slice())
+                .map_err(db_err)?;
+            let mut due = txn.open_table(OUTBOX_DUE).map_err(db_err)?;
+            match event.delivery {
+                Delivery::Pending => {
+                    let at = event.next_attempt_at.unwrap_or(event.created_at);
+                    due.insert(event.id.as_str(), at.timestamp_millis())
+                        .map_err(db_err)?;
+                }
+                Delivery::Delivered | Delivery::Failed => {
+                    due.remove(event.id.as_str()).map_err(db_err)?;
+                }
+            }
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    fn events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let outbox = txn.open_table(OUTBOX).map_err(db_err)?;
+        let mut all = Vec::new();
+        for item in outbox.iter().map_err(db_err)? {
+            let (_, v) = item.map_err(db_err)?;
+            all.push(decode::<OutboxEvent>("outbox event", v.value())?);
+        }
+        Ok(newest_first(all, limit))
+    }
+
+    fn prune_events(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let mut dropped = 0;
+        {
+            let mut outbox = txn.open_table(OUTBOX).map_err(db_err)?;
+            let mut due = txn.open_table(OUTBOX_DUE).map_err(db_err)?;
+            let mut old = Vec::new();
+            for item in outbox.iter().map_err(db_err)? {
+                let (id, v) = item.map_err(db_err)?;
+                if decode::<OutboxEvent>("outbox event", v.value())?.created_at < before {
+                    old.push(id.value().to_owned());
+                }
+            }
+            for id in old {
+                outbox.remove(id.as_str()).map_err(db_err)?;
+                due.remove(id.as_str()).map_err(db_err)?;
+                dropped += 1;
+            }
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(dropped)
     }
 
     fn append_audit(&self, entry: &AuditEntry) -> Result<u64, StoreError> {
@@ -579,5 +709,27 @@ impl TokenStore for EmbeddedStore {
             return Ok(());
         }
         self.blocking(move |inner| inner.record_usage(uses)).await
+    }
+
+    async fn claim_events(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        self.blocking(move |inner| inner.claim_events(now, lease, limit))
+            .await
+    }
+
+    async fn settle_event(&self, event: OutboxEvent) -> Result<(), StoreError> {
+        self.blocking(move |inner| inner.settle_event(&event)).await
+    }
+
+    async fn events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
+        self.blocking(move |inner| inner.events(limit)).await
+    }
+
+    async fn prune_events(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        self.blocking(move |inner| inner.prune_events(before)).await
     }
 }

@@ -26,6 +26,7 @@ use crate::model::{
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
 
+use crate::outbox::OutboxEvent;
 use crate::permissions::Permissions;
 use chrono::{DateTime, Utc};
 use std::future::Future;
@@ -65,6 +66,13 @@ fn on_this_history(after: FeedPosition, current: u64, tag_there: Option<u64>) ->
         // Then a snapshot names tag 0, and its follower must not reload forever.
         None => after.revision == current && after.tag == 0,
     }
+}
+
+/// The `limit` newest of `events`, the newest first.
+fn newest_first(mut events: Vec<OutboxEvent>, limit: usize) -> Vec<OutboxEvent> {
+    events.sort_by_key(|e| std::cmp::Reverse(e.seq));
+    events.truncate(limit);
+    events
 }
 
 impl FeedValue {
@@ -257,6 +265,11 @@ impl StoreError {
 ///   (never an older one), and an id may appear twice (the later one counts). Applying the feed
 ///   after `revision`, as a follower does, therefore ends exact. A backend may give exactly the
 ///   map at `revision` (the embedded store does).
+/// - **Outbox.** Every write also adds the event that describes it (see [`crate::outbox`]): its
+///   record after the change (before it, for a deletion) and the audit entry's actor, in the
+///   same atomic step. A refused write adds none. Events are leased out by `claim_events` and
+///   settled by `settle_event`, so that of several deliverers one has each event at a time,
+///   and one that dies mid-delivery gives it back when its lease ends.
 /// - **No token strings.** Nothing a store keeps can be turned back into a token.
 /// - **Usage.** [`TokenStore::record_usage`] keeps each token's last use apart from its record:
 ///   it bumps no revision and writes no audit entry, ignores ids with no record, never moves a
@@ -301,6 +314,35 @@ pub trait TokenStore: Send + Sync + 'static {
         after: FeedPosition,
         wait: Duration,
     ) -> impl Future<Output = Result<FeedPage, StoreError>> + Send;
+
+    /// Up to `limit` pending events due at `now`, oldest due first, each leased for `lease`:
+    /// no other call returns it until the lease ends, unless it is settled first.
+    fn claim_events(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<OutboxEvent>, StoreError>> + Send;
+
+    /// Write an event's delivery so far: a pending one is due again at its
+    /// `next_attempt_at`, a settled one is no longer claimed. An event no longer kept (see
+    /// `prune_events`) is left alone.
+    fn settle_event(
+        &self,
+        event: OutboxEvent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Up to `limit` events, the newest first.
+    fn events(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<OutboxEvent>, StoreError>> + Send;
+
+    /// Drop the events made before `before`, delivered or not; returns how many went.
+    fn prune_events(
+        &self,
+        before: DateTime<Utc>,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
     /// Record the last use of tokens (a batch, in any order; later uses of one id win).
     fn record_usage(&self, uses: Vec<Usage>)
@@ -461,5 +503,22 @@ impl TokenStore for AnyStore {
     }
     async fn record_usage(&self, uses: Vec<Usage>) -> Result<(), StoreError> {
         delegate!(self, s => s.record_usage(uses).await)
+    }
+    async fn claim_events(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        delegate!(self, s => s.claim_events(now, lease, limit).await)
+    }
+    async fn settle_event(&self, event: OutboxEvent) -> Result<(), StoreError> {
+        delegate!(self, s => s.settle_event(event).await)
+    }
+    async fn events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
+        delegate!(self, s => s.events(limit).await)
+    }
+    async fn prune_events(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        delegate!(self, s => s.prune_events(before).await)
     }
 }

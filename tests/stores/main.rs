@@ -9,6 +9,7 @@ mod support;
 
 mod embedded_crash;
 mod mirror_faults;
+mod outbox_conformance;
 mod redis_cluster;
 mod redis_failover;
 mod redis_store;

@@ -33,10 +33,20 @@ async fn raw(server: &RedisServer) -> MultiplexedConnection {
 
 /// Every key of the store under `prefix`.
 fn store_keys(prefix: &str) -> Vec<String> {
-    ["records", "names", "state", "drops", "rev", "feed", "audit"]
-        .iter()
-        .map(|k| format!("{{{prefix}}}:{k}"))
-        .collect()
+    [
+        "records",
+        "names",
+        "state",
+        "drops",
+        "rev",
+        "feed",
+        "audit",
+        "outbox",
+        "outbox_due",
+    ]
+    .iter()
+    .map(|k| format!("{{{prefix}}}:{k}"))
+    .collect()
 }
 
 /// `DUMP` of every key of the store: equal dumps, equal data.

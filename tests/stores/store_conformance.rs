@@ -5,7 +5,8 @@
 //! naming the binary; with `CI=true` it fails instead.
 
 use crate::support::backend::{
-    caller, new_super_admin, new_token, perms, start_time, super_admin, trigger, Backend, Kind,
+    caller, conformance, new_super_admin, new_token, perms, start_time, super_admin, trigger,
+    Backend, Kind,
 };
 use chrono::Duration;
 use std::collections::BTreeSet;
@@ -18,32 +19,6 @@ use tessera::store::TokenStore;
 use tessera::store::{AnyStore, StoreError};
 use tessera::TokenState as _;
 use tessera::{Access, DevtronRole};
-
-macro_rules! conformance {
-    ($($test:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let backend = super::Backend::new(super::Kind::Embedded).await.unwrap();
-                    super::$test(backend).await;
-                }
-            )*
-        }
-        #[cfg(feature = "redis")]
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let Some(backend) = super::Backend::new(super::Kind::Redis).await else {
-                        return;
-                    };
-                    super::$test(backend).await;
-                }
-            )*
-        }
-    };
-}
 
 conformance!(
     create_returns_a_working_token_and_a_record_without_it,

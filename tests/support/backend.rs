@@ -202,3 +202,34 @@ pub async fn position(store: &impl TokenStore, revision: u64) -> FeedPosition {
     }
     FeedPosition { revision, tag: 0 }
 }
+
+/// One test per backend, each with a fresh [`Backend`]: `conformance!(test_a, test_b)` in a
+/// module that has `async fn test_a(b: Backend)` and so on, and `Backend`, `Kind` in scope.
+#[allow(unused_macros)] // Only the stores tests use it.
+macro_rules! conformance {
+    ($($test:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let backend = super::Backend::new(super::Kind::Embedded).await.unwrap();
+                    super::$test(backend).await;
+                }
+            )*
+        }
+        #[cfg(feature = "redis")]
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let Some(backend) = super::Backend::new(super::Kind::Redis).await else {
+                        return;
+                    };
+                    super::$test(backend).await;
+                }
+            )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use conformance;

@@ -1,8 +1,9 @@
-local records, names, state, drops, revkey, feed, audit, usage =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local records, names, state, drops, revkey, feed, audit, usage, outbox, due =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local op, id = ARGV[1], ARGV[2]
 local problem = wrong_type({{records, 'hash'}, {names, 'hash'}, {state, 'hash'},
-  {drops, 'zset'}, {revkey, 'string'}, {feed, 'stream'}, {audit, 'list'}, {usage, 'hash'}})
+  {drops, 'zset'}, {revkey, 'string'}, {feed, 'stream'}, {audit, 'list'}, {usage, 'hash'},
+  {outbox, 'hash'}, {due, 'zset'}})
 if problem then return {'corrupt', problem} end
 
 local rev = nil
@@ -14,6 +15,8 @@ end
 
 -- Preconditions: nothing has been written yet.
 local name = nil
+-- The record the event shows: the new one, or for a deletion the one deleted.
+local shown = ARGV[4]
 if op == 'create' then
   if redis.call('HEXISTS', names, ARGV[3]) == 1 then return {'name_taken'} end
   if redis.call('HEXISTS', records, id) == 1 then return {'conflict', '0'} end
@@ -29,6 +32,7 @@ elseif op == 'replace' or op == 'delete' then
     return {'conflict', string.format('%d', rec.revision)}
   end
   name = rec.name
+  if op == 'delete' then shown = raw end
   -- Keep a super-admin (ARGV[11], the time it must be live at): another record must be one.
   if ARGV[11] ~= '' and not other_super_admin(records, id, ARGV[11]) then
     return {'last_super_admin'}
@@ -61,4 +65,8 @@ if rev then
   add_change(feed, ARGV[10], rev, ARGV[9])
 end
 local seq = redis.call('RPUSH', audit, ARGV[5])
+-- The event: ARGV[12] its id, ARGV[13] and ARGV[14] its JSON around the record, ARGV[15] due.
+redis.call('HSET', outbox, ARGV[12],
+  ARGV[13] .. shown .. ARGV[14] .. string.format('%d', seq) .. '}')
+redis.call('ZADD', due, ARGV[15], ARGV[12])
 return {'ok', string.format('%d', rev or 0), string.format('%d', seq)}

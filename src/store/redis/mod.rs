@@ -18,6 +18,9 @@
 //! | `{tessera}:rev` | string | the global state revision (absent: 0) |
 //! | `{tessera}:feed` | stream | one entry per state change, with the id `<revision>-0` and the field `change`: `{"id", "tag", "entry"}` (JSON) |
 //! | `{tessera}:audit` | list | audit entries (JSON); position `i` (from 0) is sequence `i + 1` |
+//! | `{tessera}:usage` | hash | token id → its last use (JSON, after the time in Unix milliseconds) |
+//! | `{tessera}:outbox` | hash | event id → event (JSON, [`crate::outbox::OutboxEvent`]) |
+//! | `{tessera}:outbox_due` | sorted set | pending event ids, scored by when each may next be claimed (Unix ms) |
 //!
 //! No token string is ever stored: records, state entries and audit entries have no field for
 //! one.
@@ -115,6 +118,7 @@
 mod codec;
 mod connection;
 mod feed;
+mod outbox;
 mod scripts;
 mod sentinel;
 #[cfg(test)]
@@ -129,12 +133,13 @@ use sentinel::*;
 use url::*;
 
 use super::{
-    on_this_history, Committed, FeedValue, StateDecoder, StoreError, StoreOptions, TokenStore,
-    Write, FEED_RETENTION,
+    newest_first, on_this_history, Committed, FeedValue, StateDecoder, StoreError, StoreOptions,
+    TokenStore, Write, FEED_RETENTION,
 };
 use crate::model::{
     AuditEntry, AuditRecord, FeedPage, FeedPosition, StateRecord, StateSnapshot, TokenRecord, Usage,
 };
+use crate::outbox::{EventFrame, OutboxEvent};
 use chrono::{DateTime, Utc};
 use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
@@ -189,6 +194,8 @@ struct Keys {
     feed: String,
     audit: String,
     usage: String,
+    outbox: String,
+    outbox_due: String,
 }
 
 impl Keys {
@@ -204,6 +211,8 @@ impl Keys {
             feed: key("feed"),
             audit: key("audit"),
             usage: key("usage"),
+            outbox: key("outbox"),
+            outbox_due: key("outbox_due"),
         }
     }
 }

@@ -7,10 +7,11 @@ use super::*;
 /// Checks shared by the write scripts. Nothing in them writes.
 pub(super) const LUA_PRELUDE: &str = include_str!("prelude.lua");
 
-/// One [`Write`]. KEYS: records, names, state, drops, rev, feed, audit, usage.
-/// ARGV: op (create|replace|delete), id, name (create) or expected revision, record JSON,
-/// audit JSON, state op (none|set|drop), state JSON, drop_after score or '', change JSON,
-/// feed retention, and the time another super-admin must be live at or '' (`KeepSuperAdmin`).
+/// One [`Write`]. KEYS: records, names, state, drops, rev, feed, audit, usage, outbox,
+/// outbox_due. ARGV: op (create|replace|delete), id, name (create) or expected revision, record
+/// JSON, audit JSON, state op (none|set|drop), state JSON, drop_after score or '', change JSON,
+/// feed retention, the time another super-admin must be live at or '' (`KeepSuperAdmin`), and
+/// the event: its id, its JSON before and after the record, when it is due (Unix ms).
 /// Returns {'ok', state revision or '0', audit seq}, {'name_taken'}, {'not_found'},
 /// {'conflict', actual revision}, {'last_super_admin'} or {'corrupt', why}.
 pub(super) const LUA_COMMIT: &str = include_str!("commit.lua");
@@ -33,6 +34,16 @@ pub(super) const LUA_AUDIT: &str = include_str!("audit.lua");
 /// or {id, record}.
 pub(super) const LUA_BY_NAME: &str = include_str!("by_name.lua");
 
+/// Lease due events. KEYS: outbox, outbox_due. ARGV: now, lease end (Unix ms), limit. Returns
+/// {'ok', event JSON…} or {'corrupt', why}.
+pub(super) const LUA_CLAIM: &str = include_str!("claim.lua");
+
+/// Write an event's delivery. KEYS: outbox, outbox_due. ARGV: id, event JSON, when it is due
+/// again (Unix ms) or '' (settled). Returns {'ok'} or {'corrupt', why}.
+pub(super) const LUA_SETTLE: &str = include_str!("settle.lua");
+
+pub(super) static CLAIM: LazyLock<Lua> = LazyLock::new(|| Lua::new(&[LUA_PRELUDE, LUA_CLAIM]));
+pub(super) static SETTLE: LazyLock<Lua> = LazyLock::new(|| Lua::new(&[LUA_PRELUDE, LUA_SETTLE]));
 pub(super) static COMMIT: LazyLock<Lua> = LazyLock::new(|| Lua::new(&[LUA_PRELUDE, LUA_COMMIT]));
 pub(super) static PRUNE: LazyLock<Lua> = LazyLock::new(|| Lua::new(&[LUA_PRELUDE, LUA_PRUNE]));
 pub(super) static AUDIT: LazyLock<Lua> = LazyLock::new(|| Lua::new(&[LUA_PRELUDE, LUA_AUDIT]));

@@ -67,6 +67,7 @@ impl TokenStore for RedisStore {
                 })?,
             ),
         };
+        let event = EventFrame::for_change(audit);
         let mut invocation = COMMIT.call();
         invocation
             .key(&keys.records)
@@ -77,6 +78,8 @@ impl TokenStore for RedisStore {
             .key(&keys.feed)
             .key(&keys.audit)
             .key(&keys.usage)
+            .key(&keys.outbox)
+            .key(&keys.outbox_due)
             .arg(op)
             .arg(id.to_string())
             .arg(&third)
@@ -87,7 +90,11 @@ impl TokenStore for RedisStore {
             .arg(score)
             .arg(change)
             .arg(FEED_RETENTION)
-            .arg(keep);
+            .arg(keep)
+            .arg(&event.id)
+            .arg(&event.prefix)
+            .arg(event.suffix)
+            .arg(event.due_ms);
         let reply = self
             .run_write("committing a token change", &invocation)
             .await?;
@@ -291,5 +298,26 @@ impl TokenStore for RedisStore {
                 return Ok(total);
             }
         }
+    }
+
+    async fn claim_events(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        self.claim(now, lease, limit).await
+    }
+
+    async fn settle_event(&self, event: OutboxEvent) -> Result<(), StoreError> {
+        self.settle(&event).await
+    }
+
+    async fn events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
+        Ok(newest_first(self.all_events().await?, limit))
+    }
+
+    async fn prune_events(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        self.prune_outbox(before).await
     }
 }
