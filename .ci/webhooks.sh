@@ -50,3 +50,34 @@ cat "$work/received"
 [[ $(sed -n 1p "$work/received") == "verified webhook.test msg_"* ]] || { echo "the first delivery was not verified" >&2; exit 1; }
 [[ $(sed -n 2p "$work/received") == "refused"* ]] || { echo "the second delivery was not refused" >&2; exit 1; }
 echo "ok: the reference library verifies Tessera's signature, and refuses another secret's"
+
+# Real events: a server with --webhook, a token created and deleted through it; the receiver
+# verifies each delivery with the reference library.
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+server_log="$work/serve.log"
+(cd "$work" && TESSERA_WEBHOOK_SECRET=$right exec "$tessera" serve --listen "127.0.0.1:$port" \
+  --bootstrap-token admin.token --webhook "$url") >"$server_log" 2>&1 &
+server_pid=$!
+stop_server() { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }
+trap 'stop_server; cleanup' EXIT
+for _ in $(seq 1 100); do
+  [[ -s "$work/admin.token" ]] && curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+export TESSERA_SERVER="http://127.0.0.1:$port" TESSERA_TOKEN
+TESSERA_TOKEN=$(cat "$work/admin.token")
+"$tessera" token create --name webhooked --expires 7d --super-admin >/dev/null
+"$tessera" token delete webhooked >/dev/null
+for _ in $(seq 1 100); do
+  grep -q "verified token.deleted" "$work/received" && break
+  sleep 0.1
+done
+stop_server
+cat "$work/received"
+grep -q "^verified token.created msg_" "$work/received" || { cat "$server_log"; echo "token.created was not delivered and verified" >&2; exit 1; }
+grep -q "^verified token.deleted msg_" "$work/received" || { cat "$server_log"; echo "token.deleted was not delivered and verified" >&2; exit 1; }
+if grep -q "^refused" <(sed -n '3,$p' "$work/received"); then
+  echo "a token event was refused by the reference library" >&2
+  exit 1
+fi
+echo "ok: token events from tessera serve --webhook are verified by the reference library"

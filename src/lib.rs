@@ -28,6 +28,7 @@
 //! | `client` | the HTTP client of the `/v1` API, for the remote CLI and verify-only edges (feature `client`) |
 //! | [`redact`] | credentials out of messages |
 //! | [`clock`] | injected time |
+//! | `delivery` | webhook delivery of the outbox's events, with retries (feature `server`) |
 //! | [`webhook`] | webhook signing secrets and signatures (Standard Webhooks) |
 //!
 //! Trust is a type: a `&str` becomes a [`VerifiedToken`] only through [`Verifier::verify`], and
@@ -80,6 +81,8 @@ pub mod claims;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod clock;
+#[cfg(feature = "server")]
+pub mod delivery;
 pub mod ed25519;
 #[cfg(feature = "server")]
 pub mod http_state_source;

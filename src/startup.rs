@@ -4,6 +4,7 @@
 //! and assembles the [`AppState`] the HTTP service runs on. Nothing else wires these together;
 //! the command line only turns flags, variables and a config file into a [`ServerConfig`].
 
+use crate::delivery::{Deliverer, DeliveryOptions};
 use crate::http_state_source::HttpStateSource;
 use crate::issuer::Issuer;
 use crate::keys::{self, KeyError, KeyId, KeyRing};
@@ -12,6 +13,7 @@ use crate::mirror::{MirrorOptions, StateMirror};
 use crate::server::{AppState, Parts, Tokens};
 use crate::store::{AnyStore, StoreError, StoreOptions};
 use crate::verifier::{Verifier, DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS};
+use crate::webhook::WebhookSecret;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -54,6 +56,10 @@ pub struct ServerConfig {
     pub bootstrap_token: Option<PathBuf>,
     /// The lifetime of that token.
     pub bootstrap_expires: Expiry,
+    /// Receivers of an event of every token change (issuers only).
+    pub webhooks: Vec<String>,
+    /// The secret the events are signed with; needed when `webhooks` is not empty.
+    pub webhook_secret: Option<Arc<WebhookSecret>>,
 }
 
 /// The lifetime of a token made by `--bootstrap-token`, unless `--bootstrap-expires` says.
@@ -77,6 +83,8 @@ impl Default for ServerConfig {
             state_from: None,
             bootstrap_token: None,
             bootstrap_expires: Expiry::Days(BOOTSTRAP_EXPIRES_DAYS),
+            webhooks: Vec::new(),
+            webhook_secret: None,
         }
     }
 }
@@ -133,6 +141,13 @@ pub struct Bootstrapped {
 /// must share keys, a missing key is an error that says how to make and distribute one.
 pub async fn open(config: &ServerConfig) -> Result<(AppState, Startup), StartError> {
     if config.verify_only {
+        if !config.webhooks.is_empty() {
+            return Err(StartError::Config(
+                "--webhook is for an issuer: a verify-only instance makes no changes to \
+                 announce"
+                    .into(),
+            ));
+        }
         return Ok((open_verify_only(config).await?, Startup::default()));
     }
     if config.state_from.is_some() {
@@ -143,6 +158,7 @@ pub async fn open(config: &ServerConfig) -> Result<(AppState, Startup), StartErr
         ));
     }
     let store = Arc::new(AnyStore::open_with(&config.store_url, config.store_options).await?);
+    let deliverer = deliverer(config, &store)?;
     let mut startup = Startup::default();
     let (ring, generated) = signing_keys(&config.keys_dir, &store)?;
     startup.generated_key = generated.map(|id| id.to_string());
@@ -171,6 +187,7 @@ pub async fn open(config: &ServerConfig) -> Result<(AppState, Startup), StartErr
         mirror,
         ring,
         Some(store),
+        deliverer,
     );
     Ok((state, startup))
 }
@@ -191,7 +208,7 @@ async fn open_verify_only(config: &ServerConfig) -> Result<AppState, StartError>
             }
             let source = Arc::new(HttpStateSource::new(url, token)?);
             let mirror = StateMirror::start(source, mirror_options(config)).await?;
-            Ok(assemble(config, None, mirror, ring, None))
+            Ok(assemble(config, None, mirror, ring, None, None))
         }
         None => {
             let store =
@@ -205,7 +222,7 @@ async fn open_verify_only(config: &ServerConfig) -> Result<AppState, StartError>
                 ));
             }
             let mirror = StateMirror::start(store.clone(), mirror_options(config)).await?;
-            Ok(assemble(config, None, mirror, ring, Some(store)))
+            Ok(assemble(config, None, mirror, ring, Some(store), None))
         }
     }
 }
@@ -340,12 +357,39 @@ fn mirror_options(config: &ServerConfig) -> MirrorOptions {
     }
 }
 
+/// The deliverer of the store's events to the configured webhooks, if any are.
+fn deliverer(
+    config: &ServerConfig,
+    store: &Arc<AnyStore>,
+) -> Result<Option<Deliverer<AnyStore>>, StartError> {
+    if config.webhooks.is_empty() {
+        return Ok(None);
+    }
+    let secret = config.webhook_secret.clone().ok_or_else(|| {
+        StartError::Config(
+            "--webhook needs the signing secret in TESSERA_WEBHOOK_SECRET (or webhook-secret \
+             in the config file): whsec_ and the base64 of 16 to 64 random bytes"
+                .into(),
+        )
+    })?;
+    Deliverer::new(
+        store.clone(),
+        &config.webhooks,
+        secret,
+        Arc::new(crate::clock::SystemClock),
+        DeliveryOptions::default(),
+    )
+    .map(Some)
+    .map_err(|e| StartError::Config(e.to_string()))
+}
+
 fn assemble(
     config: &ServerConfig,
     tokens: Option<Tokens>,
     mirror: StateMirror,
     ring: Arc<KeyRing>,
     store: Option<Arc<AnyStore>>,
+    deliverer: Option<Deliverer<AnyStore>>,
 ) -> AppState {
     let upkeep = store.map(Upkeep::new);
     let verifier = Verifier::new(ring.clone())
@@ -361,5 +405,6 @@ fn assemble(
         trusted_proxies: config.trusted_proxies.clone(),
         usage_flush: config.usage_flush,
         bad_signature_budget: config.bad_signature_budget,
+        deliverer,
     })
 }

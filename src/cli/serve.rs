@@ -4,16 +4,19 @@
 
 use super::report::{eprint_line, Failure};
 use super::token::{ReplicaArgs, StoreArg};
+use super::webhooks::SECRET_VAR;
 use crate::lifecycle::{Expiry, Policy};
 use crate::server;
 use crate::startup::{self, ServerConfig};
 use crate::verifier::{DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS};
+use crate::webhook::WebhookSecret;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Options of `tessera serve`.
@@ -112,6 +115,22 @@ pub(crate) struct ServeArgs {
     )]
     bootstrap_expires: Expiry,
 
+    /// Post an event of every token change to this URL, signed with the secret in
+    /// TESSERA_WEBHOOK_SECRET (Standard Webhooks), retried for up to 24 h; repeat the option
+    /// (or separate URLs with commas in the variable) for several receivers
+    #[arg(
+        long = "webhook",
+        value_name = "URL",
+        env = "TESSERA_WEBHOOKS",
+        value_delimiter = ',',
+        conflicts_with = "verify_only"
+    )]
+    webhooks: Vec<String>,
+
+    /// The webhook secret from the config file (the variable is read at start).
+    #[arg(skip)]
+    webhook_secret: Option<Arc<WebhookSecret>>,
+
     /// With --verify-only: follow the token state of the issuer at this URL (its /v1/state),
     /// reading it with the super-admin token in TESSERA_STATE_TOKEN
     #[arg(
@@ -128,7 +147,8 @@ Each option is taken from the command line, else its TESSERA_* variable, else th
 file (TOML, keys as the long names: listen, keys, store, redis-min-replicas,
 redis-wait-timeout, issuer, leeway, staleness-bound, fail-open, max-lifetime-days,
 trusted-proxy, bad-signature-budget, verify-only, state-from, bootstrap-token,
-bootstrap-expires), else its default.
+bootstrap-expires, webhook; and webhook-secret, whose variable is TESSERA_WEBHOOK_SECRET),
+else its default.
 Logs go to stderr; set TESSERA_LOG (e.g. `debug`, `tessera=debug`) to change the level.
 Stop with Ctrl-C or SIGTERM: requests in flight are finished first.
 
@@ -194,6 +214,8 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         },
         bootstrap_token: args.bootstrap_token.clone(),
         bootstrap_expires: args.bootstrap_expires,
+        webhook_secret: webhook_secret(args.webhook_secret.clone())?,
+        webhooks: args.webhooks.clone(),
         ..ServerConfig::default()
     };
     let (state, startup) = startup::open(&config)
@@ -247,6 +269,19 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The webhook secret: from TESSERA_WEBHOOK_SECRET, else the config file's.
+fn webhook_secret(
+    from_file: Option<Arc<WebhookSecret>>,
+) -> Result<Option<Arc<WebhookSecret>>, Failure> {
+    match std::env::var(SECRET_VAR) {
+        Ok(text) => text
+            .parse()
+            .map(|secret| Some(Arc::new(secret)))
+            .map_err(|e| Failure::new(format_args!("{SECRET_VAR}: {e}"))),
+        Err(_) => Ok(from_file),
+    }
+}
+
 /// `tessera serve --config FILE`: every option by its long name.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -267,6 +302,8 @@ struct FileConfig {
     state_from: Option<String>,
     bootstrap_token: Option<PathBuf>,
     bootstrap_expires: Option<String>,
+    webhook: Option<Vec<String>>,
+    webhook_secret: Option<String>,
 }
 
 /// Take from the file every option that neither the command line nor the environment set.
@@ -368,6 +405,13 @@ fn apply_file(
         if unset("bootstrap_expires") {
             args.bootstrap_expires = expiry;
         }
+    }
+    take!(webhook, "webhooks", args.webhooks);
+    if let Some(secret) = file.webhook_secret {
+        let secret: WebhookSecret = secret
+            .parse()
+            .map_err(|e| Failure::new(format_args!("{}: webhook-secret: {e}", path.display())))?;
+        args.webhook_secret = Some(Arc::new(secret));
     }
     if args.state_from.is_some() && !args.verify_only {
         return Err(Failure::new("state-from needs verify-only"));

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// The variable that holds the signing secret: never a flag, which `ps` would show.
-const SECRET_VAR: &str = "TESSERA_WEBHOOK_SECRET";
+pub(crate) const SECRET_VAR: &str = "TESSERA_WEBHOOK_SECRET";
 
 /// `tessera webhooks ...`.
 #[derive(Debug, Subcommand)]

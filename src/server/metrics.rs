@@ -227,6 +227,21 @@ impl Metrics {
                 census.active, census.expired, census.expiring, census.super_admins_live
             );
         }
+        if let Some(deliveries) = state.deliveries() {
+            let _ = writeln!(
+                out,
+                "# HELP tessera_webhook_deliveries_total Webhook delivery attempts by outcome: \
+                 delivered (every receiver took the event), retried (one will be tried again), \
+                 failed (given up at the end of the 24 h window).\n\
+                 # TYPE tessera_webhook_deliveries_total counter\n\
+                 tessera_webhook_deliveries_total{{outcome=\"delivered\"}} {}\n\
+                 tessera_webhook_deliveries_total{{outcome=\"retried\"}} {}\n\
+                 tessera_webhook_deliveries_total{{outcome=\"failed\"}} {}",
+                deliveries.delivered(),
+                deliveries.retried(),
+                deliveries.failed()
+            );
+        }
         let counters = [
             (
                 "tessera_state_reloads_total",

@@ -48,9 +48,11 @@ pub use metrics::Track;
 pub use routes::{table as route_table, Need, Route};
 
 use crate::clock::SystemClock;
+use crate::delivery::{Deliverer, DeliveryStats};
 use crate::keys::KeyRing;
 use crate::lifecycle::Upkeep;
 use crate::mirror::StateMirror;
+use crate::store::AnyStore;
 use crate::verifier::{Lookup, Verifier};
 use crate::{Reason, VerifiedToken, VerifyError};
 pub use admission::Rationed;
@@ -96,6 +98,8 @@ pub(crate) struct Parts {
     pub usage_flush: Duration,
     /// Each client's budget of bad signatures per window (0: none).
     pub bad_signature_budget: u32,
+    /// Delivers the store's events to the webhooks, when any are configured.
+    pub deliverer: Option<Deliverer<AnyStore>>,
 }
 
 /// Everything the handlers share. Cheap to clone.
@@ -123,6 +127,11 @@ struct Inner {
     census: census::Taker,
     /// When the last budget WARN was logged (seconds since the epoch), to log one a second.
     budget_warned: AtomicI64,
+    /// Delivers the store's events to the webhooks, when any are configured; taken by
+    /// [`serve`], which runs it.
+    deliverer: std::sync::Mutex<Option<Deliverer<AnyStore>>>,
+    /// Its counts, for metrics.
+    deliveries: Option<Arc<DeliveryStats>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -152,8 +161,15 @@ impl AppState {
                 tarpit: tarpit::Tarpit::default(),
                 census: census::Taker::default(),
                 budget_warned: AtomicI64::new(0),
+                deliveries: parts.deliverer.as_ref().map(Deliverer::stats),
+                deliverer: std::sync::Mutex::new(parts.deliverer),
             }),
         }
+    }
+
+    /// The webhook delivery counts, when webhooks are configured.
+    pub(crate) fn deliveries(&self) -> Option<&DeliveryStats> {
+        self.inner.deliveries.as_deref()
     }
 
     /// Whether this instance only verifies (no management API).
@@ -392,6 +408,13 @@ pub async fn serve(
             }
         })
     };
+    let deliverer = state
+        .inner
+        .deliverer
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .map(|deliverer| tokio::spawn(deliverer.run()));
     let usage = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -414,6 +437,11 @@ pub async fn serve(
     pruner.abort();
     outlook.abort();
     usage.abort();
+    if let Some(deliverer) = deliverer {
+        // An event mid-delivery is leased: another issuer, or this one when it starts
+        // again, delivers it once the lease ends.
+        deliverer.abort();
+    }
     // The uses noted since the last write, so a clean stop loses none.
     state.flush_usage().await;
     result

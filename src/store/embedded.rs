@@ -482,6 +482,10 @@ impl Inner {
                     ready.push((at.value(), id.value().to_owned()));
                 }
             }
+            if ready.is_empty() {
+                // Nothing to write: no commit, so an idle deliverer costs no disk flush.
+                return Ok(claimed);
+            }
             ready.sort();
             for (_, id) in ready.into_iter().take(limit) {
                 match outbox.get(id.as_str()).map_err(db_err)? {

@@ -7,6 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod delivery;
 mod embedded_crash;
 mod mirror_faults;
 mod outbox_conformance;
