@@ -61,7 +61,7 @@ server_pid=$!
 stop_server() { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }
 trap 'stop_server; cleanup' EXIT
 for _ in $(seq 1 100); do
-  [[ -s "$work/admin.token" ]] && curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+  [[ -s "$work/admin.token" ]] && python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/healthz', timeout=1)" 2>/dev/null && break
   sleep 0.1
 done
 export TESSERA_SERVER="http://127.0.0.1:$port" TESSERA_TOKEN
