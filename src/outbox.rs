@@ -7,7 +7,7 @@
 //! record is the token's record as the store keeps it (after the change; before it, for a
 //! deletion), which holds no token string.
 
-use crate::model::{Action, AuditEntry};
+use crate::model::{Action, AuditEntry, TokenRecord};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +35,9 @@ pub enum Delivery {
 pub struct OutboxEvent {
     /// The `webhook-id`: the same on every attempt, so receivers deduplicate by it.
     pub id: String,
-    /// The audit-trail position of the change: events are in this order.
+    /// The audit-trail position of the change (0 for a notice about an expiry, which no
+    /// change made): events of changes are in this order.
+    #[serde(default)]
     pub seq: u64,
     /// `token.created`, `token.updated`, … (the body's `type`).
     pub kind: String,
@@ -86,6 +88,46 @@ pub fn kind(action: Action) -> &'static str {
         Action::Delete => "token.deleted",
         Action::Revoked => "token.revoked",
         Action::Leaked => "token.leaked",
+    }
+}
+
+/// The actor of notices no one made: the expiry of a token.
+pub const NOTICE_ACTOR: &str = "tessera";
+
+/// How long after a token expired its `token.expired` notice may still be sent (a server
+/// down at the moment sends it when it is back, within this time).
+pub const EXPIRED_NOTICE_WINDOW: chrono::Duration = chrono::Duration::days(1);
+
+/// A notice about a token's expiry: `token.expiring` when `within` (its label, `7d`) is given,
+/// else `token.expired`.
+pub fn notice(record: &TokenRecord, at: DateTime<Utc>, within: Option<&str>) -> OutboxEvent {
+    let kind = match within {
+        Some(_) => "token.expiring",
+        None => "token.expired",
+    };
+    let mut data = serde_json::json!({
+        "actor": NOTICE_ACTOR,
+        "record": record,
+    });
+    if let Some(within) = within {
+        data["within"] = within.into();
+    }
+    OutboxEvent {
+        id: new_id(),
+        seq: 0,
+        kind: kind.to_owned(),
+        created_at: at,
+        delivery: Delivery::Pending,
+        attempts: 0,
+        last_attempt_at: None,
+        last_error: None,
+        next_attempt_at: Some(at),
+        delivered_to: Vec::new(),
+        body: serde_json::json!({
+            "type": kind,
+            "timestamp": crate::claims::format_time(&at),
+            "data": data,
+        }),
     }
 }
 

@@ -8,7 +8,9 @@ use crate::delivery::{Deliverer, DeliveryOptions};
 use crate::http_state_source::HttpStateSource;
 use crate::issuer::Issuer;
 use crate::keys::{self, KeyError, KeyId, KeyRing};
-use crate::lifecycle::{Caller, Expiry, NewToken, Policy, Service, TokenService, Upkeep};
+use crate::lifecycle::{
+    Caller, Expiry, NewToken, NoticeThreshold, Policy, Service, TokenService, Upkeep,
+};
 use crate::mirror::{MirrorOptions, StateMirror};
 use crate::server::{AppState, Parts, Tokens};
 use crate::store::{AnyStore, StoreError, StoreOptions};
@@ -60,6 +62,8 @@ pub struct ServerConfig {
     pub webhooks: Vec<String>,
     /// The secret the events are signed with; needed when `webhooks` is not empty.
     pub webhook_secret: Option<Arc<WebhookSecret>>,
+    /// How long before expiry `token.expiring` notices go out (default 7 days and 1 day).
+    pub notify_expiring: Vec<NoticeThreshold>,
 }
 
 /// The lifetime of a token made by `--bootstrap-token`, unless `--bootstrap-expires` says.
@@ -85,6 +89,7 @@ impl Default for ServerConfig {
             bootstrap_expires: Expiry::Days(BOOTSTRAP_EXPIRES_DAYS),
             webhooks: Vec::new(),
             webhook_secret: None,
+            notify_expiring: crate::lifecycle::default_thresholds(),
         }
     }
 }
@@ -406,5 +411,6 @@ fn assemble(
         usage_flush: config.usage_flush,
         bad_signature_budget: config.bad_signature_budget,
         deliverer,
+        notify_expiring: config.notify_expiring.clone(),
     })
 }

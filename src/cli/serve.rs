@@ -5,6 +5,7 @@
 use super::report::{eprint_line, Failure};
 use super::token::{ReplicaArgs, StoreArg};
 use super::webhooks::SECRET_VAR;
+use crate::lifecycle::NoticeThreshold;
 use crate::lifecycle::{Expiry, Policy};
 use crate::server;
 use crate::startup::{self, ServerConfig};
@@ -127,6 +128,13 @@ pub(crate) struct ServeArgs {
     )]
     webhooks: Vec<String>,
 
+    /// Add a `token.expiring` event this long before a token expires, once per threshold:
+    /// days (7d) or hours (12h), separated by commas; `none` for no notices (a
+    /// `token.expired` event still follows each expiry)
+    #[arg(long, value_name = "LIST", env = "TESSERA_NOTIFY_EXPIRING", default_value = "7d,1d",
+          value_parser = parse_thresholds)]
+    notify_expiring: Thresholds,
+
     /// The webhook secret from the config file (the variable is read at start).
     #[arg(skip)]
     webhook_secret: Option<Arc<WebhookSecret>>,
@@ -147,7 +155,7 @@ Each option is taken from the command line, else its TESSERA_* variable, else th
 file (TOML, keys as the long names: listen, keys, store, redis-min-replicas,
 redis-wait-timeout, issuer, leeway, staleness-bound, fail-open, max-lifetime-days,
 trusted-proxy, bad-signature-budget, verify-only, state-from, bootstrap-token,
-bootstrap-expires, webhook; and webhook-secret, whose variable is TESSERA_WEBHOOK_SECRET),
+bootstrap-expires, webhook, notify-expiring; and webhook-secret, whose variable is TESSERA_WEBHOOK_SECRET),
 else its default.
 Logs go to stderr; set TESSERA_LOG (e.g. `debug`, `tessera=debug`) to change the level.
 Stop with Ctrl-C or SIGTERM: requests in flight are finished first.
@@ -216,6 +224,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         bootstrap_expires: args.bootstrap_expires,
         webhook_secret: webhook_secret(args.webhook_secret.clone())?,
         webhooks: args.webhooks.clone(),
+        notify_expiring: args.notify_expiring.0.clone(),
         ..ServerConfig::default()
     };
     let (state, startup) = startup::open(&config)
@@ -269,6 +278,14 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The `--notify-expiring` list, as one value.
+#[derive(Debug, Clone)]
+struct Thresholds(Vec<NoticeThreshold>);
+
+fn parse_thresholds(text: &str) -> Result<Thresholds, String> {
+    NoticeThreshold::parse_list(text).map(Thresholds)
+}
+
 /// The webhook secret: from TESSERA_WEBHOOK_SECRET, else the config file's.
 fn webhook_secret(
     from_file: Option<Arc<WebhookSecret>>,
@@ -304,6 +321,7 @@ struct FileConfig {
     bootstrap_expires: Option<String>,
     webhook: Option<Vec<String>>,
     webhook_secret: Option<String>,
+    notify_expiring: Option<String>,
 }
 
 /// Take from the file every option that neither the command line nor the environment set.
@@ -407,6 +425,13 @@ fn apply_file(
         }
     }
     take!(webhook, "webhooks", args.webhooks);
+    if let Some(list) = file.notify_expiring {
+        let list = parse_thresholds(&list)
+            .map_err(|e| Failure::new(format_args!("{}: notify-expiring: {e}", path.display())))?;
+        if unset("notify_expiring") {
+            args.notify_expiring = list;
+        }
+    }
     if let Some(secret) = file.webhook_secret {
         let secret: WebhookSecret = secret
             .parse()

@@ -20,6 +20,7 @@
 //! returned once, in [`Minted`], and stored nowhere.
 
 mod error;
+mod notices;
 mod request;
 #[cfg(feature = "server")]
 mod schema;
@@ -27,6 +28,7 @@ mod upkeep;
 mod validate;
 
 pub use error::LifecycleError;
+pub use notices::{default_thresholds, NoticeThreshold};
 pub use request::{
     Caller, Expiry, Minted, NewToken, Policy, RecordView, Status, TokenUpdate, EXPIRY_DAYS,
 };

@@ -50,7 +50,7 @@ pub use routes::{table as route_table, Need, Route};
 use crate::clock::SystemClock;
 use crate::delivery::{Deliverer, DeliveryStats};
 use crate::keys::KeyRing;
-use crate::lifecycle::Upkeep;
+use crate::lifecycle::{NoticeThreshold, Upkeep};
 use crate::mirror::StateMirror;
 use crate::store::AnyStore;
 use crate::verifier::{Lookup, Verifier};
@@ -100,6 +100,8 @@ pub(crate) struct Parts {
     pub bad_signature_budget: u32,
     /// Delivers the store's events to the webhooks, when any are configured.
     pub deliverer: Option<Deliverer<AnyStore>>,
+    /// How long before expiry `token.expiring` notices go out.
+    pub notify_expiring: Vec<NoticeThreshold>,
 }
 
 /// Everything the handlers share. Cheap to clone.
@@ -132,6 +134,7 @@ struct Inner {
     deliverer: std::sync::Mutex<Option<Deliverer<AnyStore>>>,
     /// Its counts, for metrics.
     deliveries: Option<Arc<DeliveryStats>>,
+    notify_expiring: Vec<NoticeThreshold>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -163,6 +166,7 @@ impl AppState {
                 budget_warned: AtomicI64::new(0),
                 deliveries: parts.deliverer.as_ref().map(Deliverer::stats),
                 deliverer: std::sync::Mutex::new(parts.deliverer),
+                notify_expiring: parts.notify_expiring,
             }),
         }
     }
@@ -372,7 +376,8 @@ pub fn app(state: AppState) -> Track<Router> {
 }
 
 /// Serve `state` on `listener` until `shutdown` completes, then finish the requests in flight.
-/// Also drops state entries that can no longer matter, every minute.
+/// Also, at start and then every minute, drops state entries that can no longer matter and
+/// adds the expiry notices due; and delivers events to the webhooks, when any are configured.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -391,6 +396,12 @@ pub async fn serve(
                     Ok(0) => {}
                     Ok(n) => tracing::info!(dropped = n, "pruned token state entries"),
                     Err(e) => tracing::warn!(error = %e, "could not prune the token state"),
+                }
+                let thresholds = &state.inner.notify_expiring;
+                match tokens.housekeeping().send_expiry_notices(thresholds).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(notices = n, "added expiry notices to the outbox"),
+                    Err(e) => tracing::warn!(error = %e, "could not add expiry notices"),
                 }
             }
         })

@@ -39,6 +39,8 @@ const REVISION: &str = "revision";
 const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox");
 /// Pending events by id: when each may next be claimed, in Unix milliseconds.
 const OUTBOX_DUE: TableDefinition<&str, i64> = TableDefinition::new("outbox_due");
+/// Notices sent, by marker: until when (Unix seconds) each marker is kept.
+const NOTICES: TableDefinition<&str, i64> = TableDefinition::new("notices");
 
 /// The embedded store. Cheap to clone; clones share the open file.
 #[derive(Clone)]
@@ -93,6 +95,7 @@ impl EmbeddedStore {
             txn.open_table(USAGE).map_err(db_err)?;
             txn.open_table(OUTBOX).map_err(db_err)?;
             txn.open_table(OUTBOX_DUE).map_err(db_err)?;
+            txn.open_table(NOTICES).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         let revision = {
@@ -557,9 +560,42 @@ impl Inner {
                 due.remove(id.as_str()).map_err(db_err)?;
                 dropped += 1;
             }
+            let mut notices = txn.open_table(NOTICES).map_err(db_err)?;
+            notices
+                .retain(|_, keep_until| keep_until >= before.timestamp())
+                .map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(dropped)
+    }
+
+    fn add_notice(
+        &self,
+        marker: &str,
+        keep_until: DateTime<Utc>,
+        event: &OutboxEvent,
+    ) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut notices = txn.open_table(NOTICES).map_err(db_err)?;
+            if notices.get(marker).map_err(db_err)?.is_some() {
+                return Ok(false);
+            }
+            notices
+                .insert(marker, keep_until.timestamp())
+                .map_err(db_err)?;
+            txn.open_table(OUTBOX)
+                .map_err(db_err)?
+                .insert(event.id.as_str(), encode(event)?.as_slice())
+                .map_err(db_err)?;
+            let due = event.next_attempt_at.unwrap_or(event.created_at);
+            txn.open_table(OUTBOX_DUE)
+                .map_err(db_err)?
+                .insert(event.id.as_str(), due.timestamp_millis())
+                .map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(true)
     }
 
     fn append_audit(&self, entry: &AuditEntry) -> Result<u64, StoreError> {
@@ -735,5 +771,15 @@ impl TokenStore for EmbeddedStore {
 
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
         self.blocking(move |inner| inner.prune_events(before)).await
+    }
+
+    async fn add_notice(
+        &self,
+        marker: String,
+        keep_until: DateTime<Utc>,
+        event: OutboxEvent,
+    ) -> Result<bool, StoreError> {
+        self.blocking(move |inner| inner.add_notice(&marker, keep_until, &event))
+            .await
     }
 }

@@ -70,7 +70,7 @@ fn on_this_history(after: FeedPosition, current: u64, tag_there: Option<u64>) ->
 
 /// The `limit` newest of `events`, the newest first.
 fn newest_first(mut events: Vec<OutboxEvent>, limit: usize) -> Vec<OutboxEvent> {
-    events.sort_by_key(|e| std::cmp::Reverse(e.seq));
+    events.sort_by_key(|e| std::cmp::Reverse((e.created_at, e.seq)));
     events.truncate(limit);
     events
 }
@@ -338,7 +338,18 @@ pub trait TokenStore: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<OutboxEvent>, StoreError>> + Send;
 
-    /// Drop the events made before `before`, delivered or not; returns how many went.
+    /// Add `event`, a notice, unless a notice was already added under `marker`: of several
+    /// issuers sending the same notice, one does. `true` when added. The marker is kept
+    /// until `keep_until` (see `prune_events`).
+    fn add_notice(
+        &self,
+        marker: String,
+        keep_until: DateTime<Utc>,
+        event: OutboxEvent,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Drop the events made before `before`, delivered or not, and the notice markers to be
+    /// kept until before `before`; returns how many events went.
     fn prune_events(
         &self,
         before: DateTime<Utc>,
@@ -520,5 +531,13 @@ impl TokenStore for AnyStore {
     }
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
         delegate!(self, s => s.prune_events(before).await)
+    }
+    async fn add_notice(
+        &self,
+        marker: String,
+        keep_until: DateTime<Utc>,
+        event: OutboxEvent,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, s => s.add_notice(marker, keep_until, event).await)
     }
 }

@@ -4,7 +4,7 @@
 use crate::support::backend::{caller, conformance, new_token, start_time, trigger, Backend, Kind};
 use chrono::Duration;
 use std::time::Duration as StdDuration;
-use tessera::lifecycle::{Expiry, LifecycleError, TokenUpdate};
+use tessera::lifecycle::{default_thresholds, Expiry, LifecycleError, NewToken, TokenUpdate};
 use tessera::outbox::{Delivery, OutboxEvent};
 use tessera::store::TokenStore;
 
@@ -12,6 +12,7 @@ conformance!(
     every_change_adds_its_event_and_a_refused_one_none,
     events_are_leased_to_one_deliverer_at_a_time_and_settled,
     old_events_are_pruned_delivered_or_not,
+    expiry_notices_go_out_once_per_token_version_and_threshold,
 );
 
 const LEASE: StdDuration = StdDuration::from_secs(60);
@@ -188,4 +189,117 @@ async fn old_events_are_pruned_delivered_or_not(b: Backend) {
         .advance(tessera::outbox::RETENTION + Duration::seconds(1));
     service.prune().await.unwrap();
     assert!(store.events(10).await.unwrap().is_empty());
+}
+
+async fn expiry_notices_go_out_once_per_token_version_and_threshold(b: Backend) {
+    let service = b.service();
+    let with_expiry = |name: &str, expires: Expiry| NewToken {
+        expires,
+        ..new_token(name)
+    };
+    let month = service
+        .create(&caller(), with_expiry("month", Expiry::Days(30)))
+        .await
+        .unwrap()
+        .record;
+    service
+        .create(&caller(), with_expiry("week", Expiry::Days(7)))
+        .await
+        .unwrap();
+    service
+        .create(&caller(), with_expiry("forever", Expiry::Never))
+        .await
+        .unwrap();
+    let gone = service
+        .create(&caller(), with_expiry("gone", Expiry::Days(7)))
+        .await
+        .unwrap()
+        .record;
+    service.delete(&caller(), gone.id, None).await.unwrap();
+    let thresholds = default_thresholds();
+    // A second issuer on the same store, looking at the same moments.
+    let other = b.service();
+    let notices = || async {
+        let events = b.store.events(1000).await.unwrap();
+        let mut seen: Vec<(String, String, String)> = events
+            .iter()
+            .filter(|e| e.kind.starts_with("token.expir"))
+            .map(|e| {
+                (
+                    e.body["data"]["record"]["name"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                    e.kind.clone(),
+                    e.body["data"]["within"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        seen.sort();
+        seen
+    };
+    let step = |days: i64| {
+        b.clock.advance(Duration::days(days));
+    };
+    let notice = |name: &str, kind: &str, within: &str| {
+        (name.to_owned(), kind.to_owned(), within.to_owned())
+    };
+
+    // Now: "week" expires in exactly 7 days.
+    let (a, c) = tokio::join!(
+        service.send_expiry_notices(&thresholds),
+        other.send_expiry_notices(&thresholds)
+    );
+    assert_eq!(
+        a.unwrap() + c.unwrap(),
+        1,
+        "one of the two issuers sends it"
+    );
+    assert_eq!(service.send_expiry_notices(&thresholds).await.unwrap(), 0);
+    assert_eq!(notices().await, [notice("week", "token.expiring", "7d")]);
+    step(6);
+    assert_eq!(service.send_expiry_notices(&thresholds).await.unwrap(), 1);
+    step(1);
+    assert_eq!(service.send_expiry_notices(&thresholds).await.unwrap(), 1);
+    step(2);
+    assert_eq!(service.send_expiry_notices(&thresholds).await.unwrap(), 0);
+    assert_eq!(
+        notices().await,
+        [
+            notice("week", "token.expired", ""),
+            notice("week", "token.expiring", "1d"),
+            notice("week", "token.expiring", "7d"),
+        ]
+    );
+    // Day 23: "month" is 7 days from expiry. Regenerated, its new version is noticed anew.
+    step(14);
+    assert_eq!(other.send_expiry_notices(&thresholds).await.unwrap(), 1);
+    service
+        .regenerate(&caller(), month.id, Expiry::Days(1), None)
+        .await
+        .unwrap();
+    assert_eq!(service.send_expiry_notices(&thresholds).await.unwrap(), 2);
+    assert_eq!(service.send_expiry_notices(&thresholds).await.unwrap(), 0);
+    let events = b.store.events(1000).await.unwrap();
+    let latest = events
+        .iter()
+        .find(|e| {
+            e.kind == "token.expiring"
+                && e.body["data"]["within"] == "1d"
+                && e.body["data"]["record"]["name"] == "month"
+        })
+        .unwrap();
+    assert_eq!(latest.body["data"]["record"]["version"], 2);
+    assert_eq!(latest.body["data"]["actor"], "tessera");
+    assert_eq!(latest.body["timestamp"], "2026-12-21T12:00:00Z");
+    assert_eq!(latest.delivery, Delivery::Pending);
+    // Never: no notice for "forever", nor for the deleted "gone".
+    step(400);
+    service.send_expiry_notices(&thresholds).await.unwrap();
+    assert!(notices()
+        .await
+        .iter()
+        .all(|(name, _, _)| name == "week" || name == "month"));
+    // No thresholds: only expiries.
+    assert_eq!(service.send_expiry_notices(&[]).await.unwrap(), 0);
 }

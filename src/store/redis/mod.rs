@@ -21,6 +21,7 @@
 //! | `{tessera}:usage` | hash | token id → its last use (JSON, after the time in Unix milliseconds) |
 //! | `{tessera}:outbox` | hash | event id → event (JSON, [`crate::outbox::OutboxEvent`]) |
 //! | `{tessera}:outbox_due` | sorted set | pending event ids, scored by when each may next be claimed (Unix ms) |
+//! | `{tessera}:notices` | hash | marker of a notice sent (token id, version, threshold) → until when it is kept (Unix s) |
 //!
 //! No token string is ever stored: records, state entries and audit entries have no field for
 //! one.
@@ -196,6 +197,7 @@ struct Keys {
     usage: String,
     outbox: String,
     outbox_due: String,
+    notices: String,
 }
 
 impl Keys {
@@ -213,6 +215,7 @@ impl Keys {
             usage: key("usage"),
             outbox: key("outbox"),
             outbox_due: key("outbox_due"),
+            notices: key("notices"),
         }
     }
 }

@@ -49,6 +49,28 @@ impl RedisStore {
         Ok(())
     }
 
+    pub(super) async fn notice(
+        &self,
+        marker: &str,
+        keep_until: DateTime<Utc>,
+        event: &OutboxEvent,
+    ) -> Result<bool, StoreError> {
+        let keys = &self.inner.keys;
+        let due = event.next_attempt_at.unwrap_or(event.created_at);
+        let mut invocation = NOTICE.call();
+        invocation
+            .key(&keys.notices)
+            .key(&keys.outbox)
+            .key(&keys.outbox_due)
+            .arg(marker)
+            .arg(keep_until.timestamp())
+            .arg(&event.id)
+            .arg(encode(event)?)
+            .arg(due.timestamp_millis());
+        let reply = self.run_write("adding a notice", &invocation).await?;
+        Ok(reply.get(1).map(String::as_str) == Some("1"))
+    }
+
     /// Every event kept: at most a day's worth, see [`crate::outbox::RETENTION`].
     pub(super) async fn all_events(&self) -> Result<Vec<OutboxEvent>, StoreError> {
         let mut all = redis::cmd("HVALS");
@@ -66,6 +88,25 @@ impl RedisStore {
             .filter(|e| e.created_at < before)
             .map(|e| e.id)
             .collect();
+        let mut markers = redis::cmd("HGETALL");
+        markers.arg(&keys.notices);
+        let markers: Vec<(String, i64)> = self
+            .read("reading the notice markers", Read::Cmd(&markers))
+            .await?;
+        let stale: Vec<String> = markers
+            .into_iter()
+            .filter(|(_, keep_until)| *keep_until < before.timestamp())
+            .map(|(marker, _)| marker)
+            .collect();
+        for batch in stale.chunks(500) {
+            let mut pipe = redis::pipe();
+            pipe.hdel(&keys.notices, batch).ignore();
+            let mut conn = self.inner.conn.clone();
+            let () = pipe
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.write_err("pruning notice markers", e))?;
+        }
         for batch in old.chunks(500) {
             let mut pipe = redis::pipe();
             pipe.atomic()

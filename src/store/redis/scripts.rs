@@ -42,6 +42,12 @@ pub(super) const LUA_CLAIM: &str = include_str!("claim.lua");
 /// again (Unix ms) or '' (settled). Returns {'ok'} or {'corrupt', why}.
 pub(super) const LUA_SETTLE: &str = include_str!("settle.lua");
 
+/// Add a notice once. KEYS: notices, outbox, outbox_due. ARGV: marker, keep-until (Unix s),
+/// event id, event JSON, due (Unix ms). Returns {'ok', '1'} (added), {'ok', '0'} (the marker
+/// was there) or {'corrupt', why}.
+pub(super) const LUA_NOTICE: &str = include_str!("notice.lua");
+
+pub(super) static NOTICE: LazyLock<Lua> = LazyLock::new(|| Lua::new(&[LUA_PRELUDE, LUA_NOTICE]));
 pub(super) static CLAIM: LazyLock<Lua> = LazyLock::new(|| Lua::new(&[LUA_PRELUDE, LUA_CLAIM]));
 pub(super) static SETTLE: LazyLock<Lua> = LazyLock::new(|| Lua::new(&[LUA_PRELUDE, LUA_SETTLE]));
 pub(super) static COMMIT: LazyLock<Lua> = LazyLock::new(|| Lua::new(&[LUA_PRELUDE, LUA_COMMIT]));

@@ -320,4 +320,13 @@ impl TokenStore for RedisStore {
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
         self.prune_outbox(before).await
     }
+
+    async fn add_notice(
+        &self,
+        marker: String,
+        keep_until: DateTime<Utc>,
+        event: OutboxEvent,
+    ) -> Result<bool, StoreError> {
+        self.notice(&marker, keep_until, &event).await
+    }
 }
