@@ -1,5 +1,6 @@
 //! `tessera serve` as real processes: several instances sharing a Redis and an edge following an
-//! issuer (`serve_processes`), and behind real gateways from their recipes (`gateways`).
+//! issuer (`serve_processes`), behind real gateways from their recipes (`gateways`), and
+//! delivering webhook events across a crash (`webhook_delivery`).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -7,3 +8,4 @@ mod support;
 mod gateways;
 mod safe_admin;
 mod serve_processes;
+mod webhook_delivery;
