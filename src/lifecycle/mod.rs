@@ -451,6 +451,14 @@ impl<S: TokenStore> TokenService<S> {
         Ok(self.store.audit(after, limit).await?)
     }
 
+    /// Up to `limit` webhook events, the newest first.
+    pub async fn events(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::outbox::OutboxEvent>, LifecycleError> {
+        Ok(self.store.events(limit).await?)
+    }
+
     /// The super-admin tokens live now (not expired), oldest first.
     pub async fn live_super_admins(&self) -> Result<Vec<TokenRecord>, LifecycleError> {
         let now = self.now();

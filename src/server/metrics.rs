@@ -17,11 +17,12 @@ use std::task::{ready, Context, Poll};
 use tower::Service;
 
 /// Route labels, in the order of the counters.
-const ROUTES: [&str; 17] = [
+const ROUTES: [&str; 18] = [
     "/v1/tokens",
     "/v1/tokens/{id}",
     "/v1/tokens/{id}/regenerate",
     "/v1/audit",
+    "/v1/webhooks/deliveries",
     "/v1/auth",
     "/v1/verify",
     "/v1/keys",

@@ -28,6 +28,7 @@ mod admission;
 mod auth;
 pub mod budget;
 mod census;
+mod deliveries;
 mod error;
 mod handlers;
 mod metrics;
@@ -342,6 +343,7 @@ fn api(verify_only: bool) -> OpenApiRouter<AppState> {
             .routes(routes!(handlers::show, handlers::update, handlers::delete))
             .routes(routes!(handlers::regenerate))
             .routes(routes!(handlers::audit))
+            .routes(routes!(deliveries::deliveries))
             .routes(routes!(state_feed::state))
             .routes(routes!(oauth::revoke))
             .routes(routes!(oauth::leaks))

@@ -81,7 +81,7 @@ const PUBLIC_AND_VERIFY: [Route; 11] = [
     route("GET", "/", Need::Nothing),
 ];
 
-const MANAGEMENT: [Route; 8] = [
+const MANAGEMENT: [Route; 9] = [
     route("POST", "/v1/tokens", Need::SuperAdmin),
     route("GET", "/v1/tokens", Need::SuperAdmin),
     route("GET", "/v1/tokens/{id}", Need::SuperAdmin),
@@ -89,6 +89,7 @@ const MANAGEMENT: [Route; 8] = [
     route("DELETE", "/v1/tokens/{id}", Need::SuperAdmin),
     route("POST", "/v1/tokens/{id}/regenerate", Need::SuperAdmin),
     route("GET", "/v1/audit", Need::SuperAdmin),
+    route("GET", "/v1/webhooks/deliveries", Need::SuperAdmin),
     route("GET", "/v1/state", Need::Tessera(TesseraRole::ReadState)),
 ];
 

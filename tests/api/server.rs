@@ -957,3 +957,71 @@ async fn envoys_ext_authz_request_gets_the_recipes_decision() {
     assert_eq!(from, "198.51.100.20", "the address Envoy appended");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_events_are_listed_to_super_admins_only() {
+    let app = App::start().await;
+    let (limited, record) = app.create("listed", DEPLOY_PROD).await;
+    let id = record["id"].as_str().unwrap().to_owned();
+    app.call(
+        reqwest::Method::DELETE,
+        &format!("/v1/tokens/{id}"),
+        Some(&app.admin),
+        None,
+    )
+    .await;
+    let (status, _, body) = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/webhooks/deliveries",
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let deliveries = body["deliveries"].as_array().unwrap();
+    let newest = &deliveries[0];
+    assert_eq!(newest["type"], "token.deleted");
+    assert_eq!(newest["body"]["data"]["record"]["name"], "listed");
+    assert_eq!(
+        newest["body"]["data"]["actor"]
+            .as_str()
+            .unwrap()
+            .split(':')
+            .next(),
+        Some("token")
+    );
+    // No --webhook here: events wait, undelivered, until they are dropped.
+    assert_eq!(
+        (newest["status"].as_str(), newest["attempts"].as_u64()),
+        (Some("pending"), Some(0))
+    );
+    assert_eq!(deliveries[1]["type"], "token.created");
+    assert!(newest["id"].as_str().unwrap().starts_with("msg_"));
+    // No token string in what is listed.
+    assert!(!body.to_string().contains(&limited[limited.len() - 40..]));
+    let (status, _, _) = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/webhooks/deliveries",
+            Some(&limited),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a deleted token");
+    let (other, _) = app.create("not-admin", DEPLOY_PROD).await;
+    let (status, _, _) = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/webhooks/deliveries",
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = app
+        .call(reqwest::Method::GET, "/v1/webhooks/deliveries", None, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}

@@ -358,6 +358,22 @@ async fn real_responses_match_the_document() {
     assert_eq!(bad_limit.status, StatusCode::BAD_REQUEST);
     check("/v1/audit", "get", &bad_limit, "audit, bad limit");
 
+    let deliveries = app
+        .admin_call(Method::GET, "/v1/webhooks/deliveries?limit=3", None)
+        .await;
+    check("/v1/webhooks/deliveries", "get", &deliveries, "deliveries");
+    assert_eq!(deliveries.json()["deliveries"].as_array().unwrap().len(), 3);
+    let bad_limit = app
+        .admin_call(Method::GET, "/v1/webhooks/deliveries?limit=1001", None)
+        .await;
+    assert_eq!(bad_limit.status, StatusCode::BAD_REQUEST);
+    check(
+        "/v1/webhooks/deliveries",
+        "get",
+        &bad_limit,
+        "deliveries, bad limit",
+    );
+
     let snapshot = app.admin_call(Method::GET, "/v1/state", None).await;
     check("/v1/state", "get", &snapshot, "state snapshot");
     assert!(!snapshot.json()["entries"].as_array().unwrap().is_empty());
