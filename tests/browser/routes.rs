@@ -1,5 +1,5 @@
-//! Hash routes (G of the page's guards): `#/tokens`, `#/tokens/<id>`, `#/new`, `#/audit` and
-//! `#/keys` each show their view, so the browser's Back and Forward, a reload and a link all
+//! Hash routes (G of the page's guards): `#/tokens`, `#/tokens/<id>`, `#/new`, `#/audit`,
+//! `#/webhooks` and `#/keys` each show their view, so the browser's Back and Forward, a reload and a link all
 //! land where they say.
 
 use crate::page::{with_page, Page};
@@ -109,6 +109,16 @@ async fn back_forward_reload_and_links_follow_the_hash_routes() {
         page.visible("#view-sign-in").await;
         page.sign_in(&page.serve.admin).await;
         on(&page, "#/keys", "keys").await;
+
+        // The webhook deliveries. This server has no --webhook: the events wait, untried.
+        page.click(r#"#nav .tab[data-view="webhooks"]"#).await;
+        on(&page, "#/webhooks", "webhooks").await;
+        page.visible(r#"#webhooks-body tr[data-type="token.created"][data-status="pending"]"#)
+            .await;
+        page.text_with("#webhooks-body", "late-comer").await;
+        page.client().refresh().await.unwrap();
+        on(&page, "#/webhooks", "webhooks").await;
+        page.screenshot("webhooks").await;
     })
     .await;
 }

@@ -59,7 +59,7 @@ const state = {
 /** Whether `token` (a record or an id) is the one this page is signed in with. */
 const isSelf = (token) => state.self !== null && (token?.id ?? token) === state.self.id;
 
-const VIEWS = ['sign-in', 'tokens', 'form', 'audit', 'keys'];
+const VIEWS = ['sign-in', 'tokens', 'form', 'audit', 'webhooks', 'keys'];
 
 function show(view, { focus = true } = {}) {
   for (const name of VIEWS) $(`view-${name}`).hidden = name !== view;

@@ -3,7 +3,7 @@
 //
 //   #/tokens        the token list          #/new     the generate form
 //   #/tokens/<id>   the edit form of a token #/audit   the audit trail
-//                                           #/keys    the public keys
+//   #/webhooks      webhook deliveries       #/keys    the public keys
 //
 // Everything that changes the view goes through the hash (`navigate`, or a plain link), and
 // `route` shows what it names. Leaving a form with unsaved changes asks first, Back included.
@@ -11,7 +11,7 @@
 /** What a hash names; anything unknown is the token list. */
 function parseRoute(hash) {
   const path = hash.replace(/^#\/?/, '');
-  if (path === 'new' || path === 'audit' || path === 'keys') return { view: path };
+  if (['new', 'audit', 'webhooks', 'keys'].includes(path)) return { view: path };
   const edit = /^tokens\/([^/]+)$/.exec(path);
   if (edit) return { view: 'edit', id: decodeURIComponent(edit[1]) };
   return { view: 'tokens' };
@@ -67,6 +67,9 @@ async function route({ focus = true } = {}) {
       break;
     case 'audit':
       await showAudit();
+      break;
+    case 'webhooks':
+      await showWebhooks();
       break;
     case 'keys':
       await showKeys();

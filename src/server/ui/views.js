@@ -1,4 +1,4 @@
-// views.js: the audit trail and the public keys.
+// views.js: the audit trail, the webhook deliveries and the public keys.
 
 // --- Audit trail and keys -----------------------------------------------------------------------
 
@@ -36,6 +36,33 @@ async function showAudit() {
     );
   if (rows.length === 0) rows.push(h('tr', {}, h('td', { colSpan: 6, class: 'empty' }, 'No actions yet.')));
   $('audit-body').replaceChildren(...rows);
+}
+
+const DELIVERY_BADGES = { delivered: 'badge ok', pending: 'badge soon', failed: 'badge expired' };
+
+async function showWebhooks() {
+  show('webhooks');
+  let deliveries;
+  try {
+    deliveries = (await api('GET', '/v1/webhooks/deliveries?limit=1000')).deliveries;
+  } catch (error) {
+    failed(error);
+    return;
+  }
+  const rows = deliveries.map((event) => {
+    const record = event.body?.data?.record ?? {};
+    let answer = event.last_error ?? '—';
+    if (event.status === 'pending' && event.attempts > 0 && event.next_attempt_at) answer = [answer, ' (next try ', time(event.next_attempt_at), ')'];
+    return h('tr', { 'data-type': event.type, 'data-status': event.status },
+      h('td', { 'data-label': 'When' }, time(event.created_at)),
+      h('td', { 'data-label': 'Event' }, h('code', { title: event.id }, event.type)),
+      h('td', { 'data-label': 'Token' }, record.name ?? record.id ?? '—'),
+      h('td', { 'data-label': 'Status' }, h('span', { class: DELIVERY_BADGES[event.status] ?? 'badge' }, event.status)),
+      h('td', { 'data-label': 'Attempts' }, String(event.attempts)),
+      h('td', { 'data-label': 'Last answer' }, answer));
+  });
+  if (rows.length === 0) rows.push(h('tr', {}, h('td', { colSpan: 6, class: 'empty' }, 'No events yet.')));
+  $('webhooks-body').replaceChildren(...rows);
 }
 
 async function showKeys() {
