@@ -1,9 +1,11 @@
-//! Webhook events across a crash: an issuer killed with SIGKILL while its receiver refuses
-//! every delivery loses no event; the next issuer on the store delivers each one, once.
+//! Webhook events from real `tessera serve` processes: an issuer killed with SIGKILL while its
+//! receiver refuses every delivery loses no event, the next issuer on the store delivers each
+//! one, once; and two issuers on one Redis deliver each event once between them.
 
 #![cfg(feature = "cli")]
 
-use crate::support::binary::Serve;
+use crate::support::binary::{tessera, Serve};
+use crate::support::redis_server::RedisServer;
 use axum::http::{HeaderMap, StatusCode};
 use reqwest::Client;
 use serde_json::json;
@@ -63,6 +65,24 @@ impl Receiver {
     }
 }
 
+/// A token named `name` made through `server` with the admin token; its id.
+async fn create(client: &Client, server: &Serve, admin: &str, name: &str) -> String {
+    let created: serde_json::Value = client
+        .post(format!("{}/v1/tokens", server.base))
+        .bearer_auth(admin)
+        .json(&json!({"name": name, "description": "", "expires": "30d",
+                      "permissions": {"grants": [{"resource": "devtron-app",
+                          "role": "trigger", "project": "payments",
+                          "environments": ["prod"], "apps": ["*"]}]}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    created["record"]["id"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_issuer_killed_with_no_event_delivered_loses_none() {
     let dir = tempfile::tempdir().unwrap();
@@ -81,20 +101,7 @@ async fn an_issuer_killed_with_no_event_delivered_loses_none() {
     let admin = admin.trim();
     let mut ids = Vec::new();
     for name in ["one", "two", "three"] {
-        let created: serde_json::Value = client
-            .post(format!("{}/v1/tokens", first.base))
-            .bearer_auth(admin)
-            .json(&json!({"name": name, "description": "", "expires": "30d",
-                          "permissions": {"grants": [{"resource": "devtron-app",
-                              "role": "trigger", "project": "payments",
-                              "environments": ["prod"], "apps": ["*"]}]}}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        ids.push(created["record"]["id"].as_str().unwrap().to_owned());
+        ids.push(create(&client, &first, admin, name).await);
     }
     let deleted = client
         .delete(format!("{}/v1/tokens/{}", first.base, ids[0]))
@@ -169,4 +176,63 @@ async fn an_issuer_killed_with_no_event_delivered_loses_none() {
     for (id, _, _) in receiver.seen() {
         assert!(per_id.contains_key(&id), "{id} was tried, then lost");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_issuers_on_one_redis_deliver_each_event_once() {
+    let Some(redis) = RedisServer::start_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    assert!(tessera(dir.path())
+        .args(["keys", "generate"])
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let receiver = Receiver::start().await;
+    receiver.accepting.store(true, Ordering::SeqCst);
+    let store = redis.url();
+    let args = [
+        "--store",
+        store.as_str(),
+        "--bootstrap-token",
+        "admin.token",
+        "--webhook",
+        receiver.url.as_str(),
+    ];
+    let env = [("TESSERA_WEBHOOK_SECRET", SECRET)];
+    let client = Client::new();
+    let one = Serve::start(dir.path(), &args, &env);
+    one.ready(&client).await;
+    // The second issuer shares the store and the keys; one super-admin is live already.
+    let two = Serve::start(
+        dir.path(),
+        &["--store", &store, "--webhook", &receiver.url],
+        &env,
+    );
+    two.ready(&client).await;
+    let admin = std::fs::read_to_string(dir.path().join("admin.token")).unwrap();
+    let admin = admin.trim();
+    for i in 0..10 {
+        let server = if i % 2 == 0 { &one } else { &two };
+        create(&client, server, admin, &format!("shared-{i}")).await;
+    }
+    // Eleven events: the bootstrap token and ten creates.
+    let started = Instant::now();
+    while receiver.seen().len() < 11 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            receiver.seen()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut per_id: HashMap<String, usize> = HashMap::new();
+    for (id, _, _) in receiver.seen() {
+        *per_id.entry(id).or_default() += 1;
+    }
+    assert_eq!(per_id.len(), 11, "{per_id:?}");
+    assert!(per_id.values().all(|&n| n == 1), "{per_id:?}");
 }
