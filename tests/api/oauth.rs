@@ -23,6 +23,19 @@ async fn form(app: &App, path: &str, bearer: Option<&str>, body: &str) -> (Statu
     (answer.status, answer.text)
 }
 
+/// The newest webhook event.
+async fn newest_event(app: &App) -> Value {
+    let (_, _, body) = app
+        .call(
+            Method::GET,
+            "/v1/webhooks/deliveries?limit=1",
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    body["deliveries"][0].clone()
+}
+
 async fn audit(app: &App) -> Vec<Value> {
     let (_, _, page) = app
         .call(Method::GET, "/v1/audit", Some(&app.admin), None)
@@ -62,6 +75,9 @@ async fn the_holder_revokes_a_token_and_the_answer_tells_nothing() {
         .call(Method::GET, "/v1/tokens", Some(&app.admin), None)
         .await;
     assert!(!list.to_string().contains(id), "the record left the list");
+    let event = newest_event(&app).await;
+    assert_eq!(event["type"], "token.revoked");
+    assert_eq!(event["body"]["data"]["actor"], format!("token:{id}"));
     app.stop().await;
 }
 
@@ -198,6 +214,10 @@ async fn a_leak_report_revokes_what_it_holds_and_says_only_how_many() {
     assert_eq!(entry["target"], record["id"]);
     assert_eq!(entry["note"], "https://gist.example/abc");
     assert_eq!(entry["actor"], "leak-report");
+    let event = newest_event(&app).await;
+    assert_eq!(event["type"], "token.leaked");
+    assert_eq!(event["body"]["data"]["actor"], "leak-report");
+    assert_eq!(event["body"]["data"]["record"]["id"], record["id"]);
 
     let too_many = json!({"tokens": vec!["x"; 101], "source": "s"});
     let (status, _, _) = app
