@@ -354,7 +354,8 @@ impl<S: TokenStore> TokenService<S> {
     }
 
     /// Delete a token whose string never left this process: nobody can hold it, so the
-    /// last-super-admin rule does not protect anything.
+    /// last-super-admin rule does not protect anything. (Only the server's start uses it.)
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub(crate) async fn withdraw(&self, caller: &Caller, id: Uuid) -> Result<(), LifecycleError> {
         self.delete_keeping(caller, id, None, false).await.map(drop)
     }
