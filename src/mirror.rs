@@ -313,6 +313,13 @@ mod tests {
         async fn prune_state(&self, _: DateTime<Utc>) -> Result<usize, StoreError> {
             unreachable!("a mirror never writes")
         }
+        async fn key_use(
+            &self,
+            _: &str,
+            _: DateTime<Utc>,
+        ) -> Result<crate::store::KeyUse, StoreError> {
+            unreachable!("a mirror reads no records")
+        }
         async fn record_usage(&self, _: Vec<crate::model::Usage>) -> Result<(), StoreError> {
             unreachable!("a mirror never writes")
         }

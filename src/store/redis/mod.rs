@@ -128,7 +128,9 @@ use scripts::*;
 use sentinel::*;
 use url::*;
 
-use super::{Committed, StateDecoder, StoreError, StoreOptions, TokenStore, Write, FEED_RETENTION};
+use super::{
+    Committed, KeyUse, StateDecoder, StoreError, StoreOptions, TokenStore, Write, FEED_RETENTION,
+};
 use crate::model::{
     AuditEntry, AuditRecord, FeedPage, StateChange, StateRecord, StateSnapshot, TokenRecord, Usage,
 };
