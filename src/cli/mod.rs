@@ -55,7 +55,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Manage the key folder: generate keys, list them
+    /// Manage the key folder: generate, list, rotate, activate and retire keys
     #[command(subcommand)]
     Keys(keys::KeysCommand),
     /// Verify a token offline against the key folder or one public key
