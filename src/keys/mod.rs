@@ -510,8 +510,10 @@ impl KeyRing {
             let marked = self.marks.as_ref().and_then(|m| m.get(&k.public.id));
             let status = match (marked, &k.secret, &signer) {
                 (Some(Marked::Staged), _, _) => KeyStatus::Staged,
-                // The folder's signer, even where only its public half is (an edge).
+                // What the folder says, even where only the public half is (an edge): the
+                // status is the fleet's.
                 (Some(Marked::Signing), _, _) => KeyStatus::Signing,
+                (Some(Marked::Active), _, _) => KeyStatus::Active,
                 (_, Some(_), Some(s)) if *s == k.public.id => KeyStatus::Signing,
                 (_, Some(_), _) => KeyStatus::Active,
                 (_, None, _) => KeyStatus::VerifyOnly,

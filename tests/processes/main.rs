@@ -5,5 +5,6 @@
 mod support;
 
 mod gateways;
+mod key_rotation;
 mod safe_admin;
 mod serve_processes;
