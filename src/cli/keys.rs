@@ -16,7 +16,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 /// What to do after a change of the key folder, for every process that loads it.
-const RELOAD: &str = "copy the key folder to every instance that has its own copy (edges: the     public files and keys.status), then send SIGHUP to every `tessera serve` (`kill -HUP PID`):     each reloads the folder and logs `SIGHUP: reloaded the key folder`";
+const RELOAD: &str = "copy the key folder to every instance that has its own copy (edges: the \
+    public files and keys.status), then send SIGHUP to every `tessera serve` (`kill -HUP PID`): \
+    each reloads the folder and logs `SIGHUP: reloaded the key folder`";
 
 /// The key folder option, shared by every command that reads keys.
 #[derive(Debug, Args)]
@@ -243,10 +245,15 @@ fn still_used(kid: &str, used: &KeyUse) -> String {
              key; regenerating them records the key)"
         ),
     };
+    let (plural, them) = if used.tokens == 1 {
+        ("", "it")
+    } else {
+        ("s", "them")
+    };
     format!(
-        "{kid} may have signed {} live token{}{legacy}: {until}; retiring it now would make them fail",
+        "{kid} may have signed {} live token{plural}{legacy}: {until}; retiring it now would \
+         make {them} fail",
         used.tokens,
-        if used.tokens == 1 { "" } else { "s" },
     )
 }
 
