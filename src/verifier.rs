@@ -543,7 +543,7 @@ fn unknown_key(ring: &KeyRing, kid: &str) -> VerifyError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{RingKey, SecretKey};
+    use crate::keys::{LiveRing, RingKey, SecretKey};
     use crate::{Issuer, TokenSpec};
 
     /// A verifier with one signing key, and a super-admin token it signed.
@@ -563,6 +563,57 @@ mod tests {
             })
             .unwrap();
         (Verifier::new(ring), token)
+    }
+
+    #[test]
+    fn a_cached_token_is_refused_once_a_swap_drops_its_key_and_accepted_when_it_returns() {
+        let old = RingKey::with_secret(SecretKey::generate().unwrap(), Utc::now());
+        let new = SecretKey::generate().unwrap();
+        let old_secret = SecretKey::from_paserk(&old.secret.as_ref().unwrap().to_paserk()).unwrap();
+        let both = || {
+            Arc::new(KeyRing::new([
+                RingKey::with_secret(
+                    SecretKey::from_paserk(&old_secret.to_paserk()).unwrap(),
+                    Utc::now(),
+                ),
+                RingKey::with_secret(
+                    SecretKey::from_paserk(&new.to_paserk()).unwrap(),
+                    Utc::now(),
+                ),
+            ]))
+        };
+        let live = Arc::new(LiveRing::new(Arc::new(KeyRing::new([old]))));
+        let token = Issuer::live(live.clone())
+            .unwrap()
+            .issue(&TokenSpec {
+                id: Uuid::new_v4(),
+                version: 1,
+                name: "test",
+                expires_at: None,
+                permissions: &Permissions::SuperAdmin,
+            })
+            .unwrap();
+        let verifier = Verifier::live(live.clone());
+        verifier.verify(token.expose()).unwrap();
+        assert_eq!(verifier.cache.len(), 1);
+
+        // A ring with the other key only: the cached token's key is gone.
+        let without = KeyRing::new([RingKey::with_secret(
+            SecretKey::from_paserk(&new.to_paserk()).unwrap(),
+            Utc::now(),
+        )]);
+        live.replace(Arc::new(without));
+        let refused = verifier.verify(token.expose()).unwrap_err();
+        assert_eq!(refused.reason(), Reason::UnknownKey);
+        assert_eq!(verifier.cache_stats().0, 1, "refused from the cache");
+
+        // Back in a later ring: accepted again, still from the cache.
+        let generation = live.replace(both());
+        verifier.verify(token.expose()).unwrap();
+        let hits = verifier.cache_stats().0;
+        verifier.verify(token.expose()).unwrap();
+        assert_eq!(verifier.cache_stats().0, hits + 1);
+        assert_eq!(live.generation(), generation);
     }
 
     #[test]
