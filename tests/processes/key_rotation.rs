@@ -391,3 +391,55 @@ async fn admin_id(client: &Client, base: &str, admin: &str) -> String {
         .unwrap()
         .to_owned()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_with_a_broken_key_folder_keeps_the_keys_in_use_and_says_why() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let server = Serve::start_logged(root, &["--bootstrap-token", "admin.token"], &[]);
+    let client = Client::new();
+    server.ready(&client).await;
+    let admin = std::fs::read_to_string(root.join("admin.token")).unwrap();
+    let old = published(&client, &server.base).await;
+    assert_eq!(old.len(), 1);
+
+    let (code, new, err) = run(root, &["keys", "rotate"]);
+    assert_eq!(code, 0, "{err}");
+    let status = root.join("keys").join(tessera::keys::STATUS_FILE);
+    std::fs::set_permissions(&status, std::fs::Permissions::from_mode(0o666)).unwrap();
+    server.hangup();
+    let started = Instant::now();
+    while !server.log().contains("did not reload") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        server.log().contains("written by group or others"),
+        "{}",
+        server.log()
+    );
+    assert_eq!(
+        published(&client, &server.base).await,
+        old,
+        "the keys in use stay"
+    );
+    let response = client
+        .get(format!("{}/v1/auth", server.base))
+        .bearer_auth(admin.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    std::fs::set_permissions(&status, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let staged = vec![
+        (old[0].0.clone(), "signing".to_owned()),
+        (new, "staged".to_owned()),
+    ];
+    reload_all(&client, &[&server], &staged).await;
+}
