@@ -8,7 +8,7 @@
 
 use crate::claims::{Claims, SUBJECT_PREFIX};
 use crate::clock::{Clock, SystemClock};
-use crate::keys::{KeyId, KeyRing};
+use crate::keys::{KeyId, KeyRing, LiveRing};
 use crate::paseto;
 use crate::permissions::{PermissionError, Permissions};
 use crate::verifier::{DEFAULT_ISSUER, MAX_TOKEN_LEN};
@@ -100,9 +100,9 @@ impl fmt::Debug for IssuedToken {
     }
 }
 
-/// Signs tokens with the newest secret key of a ring.
+/// Signs tokens with the signing key of a ring (see [`KeyRing::signing`]).
 pub struct Issuer {
-    ring: Arc<KeyRing>,
+    ring: Arc<LiveRing>,
     clock: Arc<dyn Clock>,
     issuer: String,
 }
@@ -113,7 +113,11 @@ impl fmt::Debug for Issuer {
             .field("issuer", &self.issuer)
             .field(
                 "signing_key",
-                &self.ring.signing().map(|k| k.public.id().as_str()),
+                &self
+                    .ring
+                    .guard()
+                    .signing()
+                    .map(|k| k.public.id().to_string()),
             )
             .finish_non_exhaustive()
     }
@@ -122,7 +126,13 @@ impl fmt::Debug for Issuer {
 impl Issuer {
     /// An issuer signing with `ring`'s signing key, as `tessera`, on the system clock.
     pub fn new(ring: Arc<KeyRing>) -> Result<Self, IssueError> {
-        if ring.signing().is_none() {
+        Self::live(Arc::new(LiveRing::new(ring)))
+    }
+
+    /// [`Issuer::new`] on a ring that may be replaced (a reload of the key folder): each token
+    /// is signed with the signing key of the ring of the moment.
+    pub fn live(ring: Arc<LiveRing>) -> Result<Self, IssueError> {
+        if ring.guard().signing().is_none() {
             return Err(IssueError::NoSigningKey);
         }
         Ok(Self {
@@ -146,7 +156,8 @@ impl Issuer {
 
     /// Sign a token.
     pub fn issue(&self, spec: &TokenSpec<'_>) -> Result<IssuedToken, IssueError> {
-        let signer = self.ring.signing().ok_or(IssueError::NoSigningKey)?;
+        let ring = self.ring.guard();
+        let signer = ring.signing().ok_or(IssueError::NoSigningKey)?;
         let secret = signer.secret.as_ref().ok_or(IssueError::NoSigningKey)?;
         spec.permissions.validate()?;
         if spec.version == 0 {

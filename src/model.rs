@@ -40,6 +40,12 @@ pub struct TokenRecord {
     /// The latest expiry of any version ever issued (`None`: some version never expires).
     /// A state entry that restricts old versions is kept until then.
     pub issued_until: Option<DateTime<Utc>>,
+    /// The id (`k4.pid`) of the key that signed the current version. `None` in records written
+    /// before records kept it: such a token may have been signed by any key, and counts
+    /// against every key that `tessera keys retire` is asked to retire (see
+    /// `TokenStore::key_use`) until it is regenerated (which sets it) or expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
     /// When a verifier of this service last accepted the token, where known. Kept apart from
     /// the record (see `TokenStore::record_usage`) and filled in on reads.
     #[serde(skip)]

@@ -7,7 +7,7 @@
 use crate::delivery::{Deliverer, DeliveryOptions};
 use crate::http_state_source::HttpStateSource;
 use crate::issuer::Issuer;
-use crate::keys::{self, KeyError, KeyId, KeyRing};
+use crate::keys::{self, KeyError, KeyId, KeyRing, LiveRing};
 use crate::lifecycle::{
     Caller, Expiry, NewToken, NoticeThreshold, Policy, Service, TokenService, Upkeep,
 };
@@ -167,8 +167,8 @@ pub async fn open(config: &ServerConfig) -> Result<(AppState, Startup), StartErr
     let mut startup = Startup::default();
     let (ring, generated) = signing_keys(&config.keys_dir, &store)?;
     startup.generated_key = generated.map(|id| id.to_string());
-    let ring = Arc::new(ring);
-    let issuer = Issuer::new(ring.clone())
+    let ring = Arc::new(LiveRing::new(Arc::new(ring)));
+    let issuer = Issuer::live(ring.clone())
         .map_err(|_| {
             StartError::NoSigningKey(format!(
                 "no secret key in {}, so no token can be signed; create one with `tessera \
@@ -200,10 +200,12 @@ pub async fn open(config: &ServerConfig) -> Result<(AppState, Startup), StartErr
 /// A verifier at the edge: public keys suffice, the token state comes from an issuer's
 /// `/v1/state` or from a shared (Redis) store.
 async fn open_verify_only(config: &ServerConfig) -> Result<AppState, StartError> {
-    let ring = Arc::new(KeyRing::load_dir(&config.keys_dir)?);
+    let ring = Arc::new(LiveRing::new(Arc::new(KeyRing::load_dir(
+        &config.keys_dir,
+    )?)));
     match &config.state_from {
         Some((url, token)) => {
-            let offline = Verifier::new(ring.clone()).with_issuer(config.issuer.clone());
+            let offline = Verifier::new(ring.load()).with_issuer(config.issuer.clone());
             if offline.verify(token).is_ok_and(|t| t.is_super_admin()) {
                 tracing::warn!(
                     "the state token (TESSERA_STATE_TOKEN) is a super-admin: whoever takes this \
@@ -392,12 +394,12 @@ fn assemble(
     config: &ServerConfig,
     tokens: Option<Tokens>,
     mirror: StateMirror,
-    ring: Arc<KeyRing>,
+    ring: Arc<LiveRing>,
     store: Option<Arc<AnyStore>>,
     deliverer: Option<Deliverer<AnyStore>>,
 ) -> AppState {
     let upkeep = store.map(Upkeep::new);
-    let verifier = Verifier::new(ring.clone())
+    let verifier = Verifier::live(ring.clone())
         .with_state(mirror.state())
         .with_issuer(config.issuer.clone())
         .with_leeway(config.leeway);

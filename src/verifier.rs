@@ -10,11 +10,16 @@
 //!
 //! What is *not* checked here: whether the token may do a particular thing. That is the
 //! separate step [`VerifiedToken::allows`].
+//!
+//! The keys are a [`LiveRing`], which a reload replaces while tokens are being verified. A
+//! cached token remembers the ring generation it was checked under; when the ring has changed
+//! since, its key is looked up again (once per change), so a token whose key was retired is
+//! refused even from the cache. On the cached path this costs one atomic load.
 
 use crate::cache::SigCache;
 use crate::claims::Claims;
 use crate::clock::{Clock, SystemClock};
-use crate::keys::{KeyId, KeyRing};
+use crate::keys::{KeyId, KeyRing, LiveRing};
 use crate::paseto::{self, Body, WireError};
 use crate::permissions::{Access, Permissions};
 use crate::state::{NoState, StateError, TokenState};
@@ -22,6 +27,7 @@ use chrono::{DateTime, Utc};
 use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use uuid::Uuid;
 
@@ -150,6 +156,8 @@ struct Checked {
     exp: Option<i64>,
     // See `VerifiedToken::memo`.
     memo: OnceLock<Box<dyn Any + Send + Sync>>,
+    /// The ring generation under which `kid` was last found in the ring.
+    generation: AtomicU64,
 }
 
 /// A token whose signature, claims, times and state all checked out, with the permissions in
@@ -288,7 +296,7 @@ impl fmt::Debug for Unchecked<'_> {
 /// Verifies tokens against a key ring, a clock and a token state. Cheap to share: wrap it in an
 /// `Arc` and call [`Verifier::verify`] from any thread.
 pub struct Verifier {
-    ring: Arc<KeyRing>,
+    ring: Arc<LiveRing>,
     clock: Arc<dyn Clock>,
     state: Arc<dyn TokenState>,
     issuer: String,
@@ -299,7 +307,7 @@ pub struct Verifier {
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verifier")
-            .field("keys", &self.ring.len())
+            .field("keys", &self.ring.guard().len())
             .field("issuer", &self.issuer)
             .field("leeway_secs", &self.leeway_secs)
             .finish_non_exhaustive()
@@ -312,6 +320,12 @@ impl Verifier {
     /// token state**: a deleted or regenerated token is then accepted until it expires. Give it
     /// a state with [`Verifier::with_state`].
     pub fn new(ring: Arc<KeyRing>) -> Self {
+        Self::live(Arc::new(LiveRing::new(ring)))
+    }
+
+    /// [`Verifier::new`] on a ring that may be replaced while it verifies (a reload of the key
+    /// folder): tokens are checked against the ring of the moment.
+    pub fn live(ring: Arc<LiveRing>) -> Self {
         Self {
             ring,
             clock: Arc::new(SystemClock),
@@ -354,9 +368,9 @@ impl Verifier {
         self
     }
 
-    /// The key ring this verifier trusts.
-    pub fn keys(&self) -> &KeyRing {
-        &self.ring
+    /// The key ring this verifier trusts now.
+    pub fn keys(&self) -> Arc<KeyRing> {
+        self.ring.load()
     }
 
     /// Signature-cache lookups so far: `(hits, misses)`. A hit skipped the Ed25519 check.
@@ -412,24 +426,45 @@ impl Verifier {
 
     /// The checks that run on every call, cached or not.
     fn check_dynamic(&self, checked: Arc<Checked>) -> Result<VerifiedToken, VerifyError> {
+        let generation = self.ring.generation();
+        if checked.generation.load(Ordering::Relaxed) != generation {
+            self.check_key_still_trusted(&checked, generation)?;
+        }
         let now = self.clock.now();
         self.check_time(&checked, now.timestamp())?;
         self.check_state(checked, now)
     }
 
+    /// A token checked under an older ring: its key must still be in the ring of now (a
+    /// reload may have retired it).
+    #[cold]
+    fn check_key_still_trusted(
+        &self,
+        checked: &Checked,
+        generation: u64,
+    ) -> Result<(), VerifyError> {
+        let ring = self.ring.guard();
+        if ring.get(checked.kid.as_str()).is_none() {
+            return Err(unknown_key(&ring, checked.kid.as_str()));
+        }
+        checked.generation.store(generation, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Everything about a token that cannot change with time or state.
     fn check_static(&self, token: &str) -> Result<Checked, VerifyError> {
+        // Read before the ring: the ring loaded next is of this generation or newer.
+        let generation = self.ring.generation();
+        let ring = self.ring.guard();
         let parts = paseto::split(token)?;
         let footer = paseto::decode_b64(parts.footer)?;
         // Our issuer's footer naming a key of the ring needs no more checks: the ring's ids are
         // well-formed. Anything else gets the bounded parse, which names what is wrong.
-        let key = match paseto::issued_kid(&footer).and_then(|kid| self.ring.get_bytes(kid)) {
+        let key = match paseto::issued_kid(&footer).and_then(|kid| ring.get_bytes(kid)) {
             Some(key) => key,
             None => {
                 let kid = paseto::footer_kid(&footer)?;
-                self.ring
-                    .get(kid)
-                    .ok_or_else(|| VerifyError::new(Reason::UnknownKey, format!("no key {kid}")))?
+                ring.get(kid).ok_or_else(|| unknown_key(&ring, kid))?
             }
         };
         let mut body = Body::decode(parts.body)?;
@@ -449,6 +484,7 @@ impl Verifier {
             kid: key.id().clone(),
             claims,
             memo: OnceLock::new(),
+            generation: AtomicU64::new(generation),
         })
     }
 
@@ -494,10 +530,20 @@ impl Verifier {
     }
 }
 
+/// The refusal of a token whose key the ring does not trust; the detail says when the key
+/// was retired, for the log.
+fn unknown_key(ring: &KeyRing, kid: &str) -> VerifyError {
+    if ring.is_retired(kid) {
+        VerifyError::new(Reason::UnknownKey, format!("key {kid} is retired"))
+    } else {
+        VerifyError::new(Reason::UnknownKey, format!("no key {kid}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{RingKey, SecretKey};
+    use crate::keys::{LiveRing, RingKey, SecretKey};
     use crate::{Issuer, TokenSpec};
 
     /// A verifier with one signing key, and a super-admin token it signed.
@@ -517,6 +563,57 @@ mod tests {
             })
             .unwrap();
         (Verifier::new(ring), token)
+    }
+
+    #[test]
+    fn a_cached_token_is_refused_once_a_swap_drops_its_key_and_accepted_when_it_returns() {
+        let old = RingKey::with_secret(SecretKey::generate().unwrap(), Utc::now());
+        let new = SecretKey::generate().unwrap();
+        let old_secret = SecretKey::from_paserk(&old.secret.as_ref().unwrap().to_paserk()).unwrap();
+        let both = || {
+            Arc::new(KeyRing::new([
+                RingKey::with_secret(
+                    SecretKey::from_paserk(&old_secret.to_paserk()).unwrap(),
+                    Utc::now(),
+                ),
+                RingKey::with_secret(
+                    SecretKey::from_paserk(&new.to_paserk()).unwrap(),
+                    Utc::now(),
+                ),
+            ]))
+        };
+        let live = Arc::new(LiveRing::new(Arc::new(KeyRing::new([old]))));
+        let token = Issuer::live(live.clone())
+            .unwrap()
+            .issue(&TokenSpec {
+                id: Uuid::new_v4(),
+                version: 1,
+                name: "test",
+                expires_at: None,
+                permissions: &Permissions::SuperAdmin,
+            })
+            .unwrap();
+        let verifier = Verifier::live(live.clone());
+        verifier.verify(token.expose()).unwrap();
+        assert_eq!(verifier.cache.len(), 1);
+
+        // A ring with the other key only: the cached token's key is gone.
+        let without = KeyRing::new([RingKey::with_secret(
+            SecretKey::from_paserk(&new.to_paserk()).unwrap(),
+            Utc::now(),
+        )]);
+        live.replace(Arc::new(without));
+        let refused = verifier.verify(token.expose()).unwrap_err();
+        assert_eq!(refused.reason(), Reason::UnknownKey);
+        assert_eq!(verifier.cache_stats().0, 1, "refused from the cache");
+
+        // Back in a later ring: accepted again, still from the cache.
+        let generation = live.replace(both());
+        verifier.verify(token.expose()).unwrap();
+        let hits = verifier.cache_stats().0;
+        verifier.verify(token.expose()).unwrap();
+        assert_eq!(verifier.cache_stats().0, hits + 1);
+        assert_eq!(live.generation(), generation);
     }
 
     #[test]

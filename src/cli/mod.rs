@@ -55,7 +55,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Manage the key folder: generate keys, list them
+    /// Manage the key folder: generate, list, rotate, activate and retire keys
     #[command(subcommand)]
     Keys(keys::KeysCommand),
     /// Verify a token offline against the key folder or one public key
@@ -105,7 +105,9 @@ enum Command {
         long_about = "Run the HTTP service on --listen (default 127.0.0.1:8080) with the token \
                       store (--store, default the embedded file data/tessera.redb) and the key \
                       folder (--keys). On a first start with the embedded store and no keys, a \
-                      key pair is generated.",
+                      key pair is generated. SIGHUP reloads the key folder (a folder that does \
+                      not load is refused and the keys in use stay); Ctrl-C or SIGTERM stops \
+                      it after the requests in flight.",
         after_help = serve::AFTER_HELP
     )]
     Serve(serve::ServeArgs),

@@ -93,8 +93,12 @@ impl Failure {
 
 impl From<KeyError> for Failure {
     fn from(e: KeyError) -> Self {
-        // Key errors name the file and say what to do; none contains key material.
-        Self::new(e)
+        // Key errors name the file and say what to do; none contains key material. A key that
+        // does not exist, or a step the rotation rules refuse, is a refusal (exit 1).
+        match e {
+            KeyError::NoSuchKey { .. } | KeyError::Refused(_) => Self::invalid(e),
+            _ => Self::new(e),
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! `tessera serve`: the HTTP service. Parses its options, sets up logging, opens the state
 //! (generating a key on a first start with the embedded store), binds, and serves until Ctrl-C
-//! or SIGTERM, finishing the requests in flight.
+//! or SIGTERM, finishing the requests in flight. SIGHUP reloads the key folder.
 
 use super::report::{eprint_line, Failure};
 use super::token::{ReplicaArgs, StoreArg};
@@ -240,6 +240,8 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
     if config.fail_open {
         tracing::warn!("--fail-open: past the staleness bound, tokens are verified against the last known token state");
     }
+    server::reload_keys_on_hangup(state.clone(), args.keys.clone())
+        .map_err(|e| Failure::new(format_args!("cannot listen for SIGHUP (key reloads): {e}")))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| Failure::new(format_args!("cannot listen on {}: {e}", args.listen)))?;

@@ -4,8 +4,10 @@
 use super::*;
 
 impl KeyRing {
-    /// Load every key file in `dir`. Secret files must not be readable by group or others.
-    /// A folder with no keys is an error: a verifier without keys can only refuse.
+    /// Load every key file in `dir`, and its status file when it has one. Secret files must
+    /// not be readable by group or others. A folder with no keys is an error: a verifier
+    /// without keys can only refuse. Keys the status file retired are kept apart (listed,
+    /// never trusted); a status file that marks as signing a key no file holds is an error.
     pub fn load_dir(dir: &Path) -> Result<Self, KeyError> {
         match open_checked(dir, Kind::Folder) {
             Err(KeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -13,6 +15,7 @@ impl KeyRing {
             }
             other => drop(other?),
         }
+        let marks = StatusFile::read(dir)?;
         let entries = fs::read_dir(dir).map_err(io_err(dir))?;
         let mut ring = Self::default();
         for entry in entries {
@@ -63,6 +66,35 @@ impl KeyRing {
         if ring.is_empty() {
             return Err(KeyError::Empty(dir.to_path_buf()));
         }
+        if let Some(marks) = marks {
+            if let Some(kid) = marks.signing() {
+                if ring.get(kid.as_str()).is_none() {
+                    return Err(KeyError::BadFile {
+                        path: dir.join(STATUS_FILE),
+                        reason: format!(
+                            "marks {kid} signing, but no key file in the folder holds it; copy \
+                             the whole key folder"
+                        ),
+                    });
+                }
+            }
+            let (retired, kept) = std::mem::take(&mut ring.keys)
+                .into_iter()
+                .partition(|k| marks.get(&k.public.id) == Some(Marked::Retired));
+            ring.keys = kept;
+            ring.retired = retired;
+            for key in &mut ring.retired {
+                // A retired key never signs: its secret has no business in memory.
+                key.secret = None;
+            }
+            if ring.keys.is_empty() {
+                return Err(KeyError::Refused(format!(
+                    "every key in {} is retired; nothing verifies",
+                    dir.display()
+                )));
+            }
+            ring.marks = Some(marks);
+        }
         Ok(ring)
     }
 }
@@ -102,7 +134,7 @@ fn check_stem_matches(path: &Path, stem: &str, public: &PublicKey) -> Result<(),
 
 /// What a checked path must be.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Folder,
     Public,
     Secret,
@@ -116,7 +148,7 @@ const MAX_KEY_FILE: u64 = 4096;
 /// owned by this process's user or by root, writable by no one else; a secret file readable by
 /// no one else either. Whoever can write a key folder or a public key file can make every
 /// verifier trust a key of their own, and so forge tokens.
-fn open_checked(path: &Path, kind: Kind) -> Result<(fs::File, fs::Metadata), KeyError> {
+pub(super) fn open_checked(path: &Path, kind: Kind) -> Result<(fs::File, fs::Metadata), KeyError> {
     use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
     let what = if kind == Kind::Folder {
         "folder"
@@ -213,8 +245,20 @@ pub struct GeneratedKey {
 ///
 /// The new key becomes the signing key: it is dated `created`, or one second after the newest
 /// key already in `dir` when that is later (names carry whole seconds, and a tie would leave
-/// the choice of signer to the key ids).
+/// the choice of signer to the key ids); when the folder has a status file, the file marks it
+/// `signing` (and the key that signed before `active`).
 pub fn generate_into(dir: &Path, created: DateTime<Utc>) -> Result<GeneratedKey, KeyError> {
+    let made = write_pair(dir, created)?;
+    if let Some(mut marks) = StatusFile::read(dir)? {
+        marks.set(&made.id, Marked::Signing);
+        marks.write(dir)?;
+    }
+    Ok(made)
+}
+
+/// Generate a key pair and write its two files, dated as [`generate_into`] says; the status
+/// file is the caller's business.
+pub(super) fn write_pair(dir: &Path, created: DateTime<Utc>) -> Result<GeneratedKey, KeyError> {
     let secret = SecretKey::generate()?;
     let public = secret.public_key();
     create_private_dir(dir)?;
@@ -262,7 +306,7 @@ fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
     builder.create(dir).map_err(io_err(dir))
 }
 
-fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyError> {
+pub(super) fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyError> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -275,7 +319,7 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyError> {
     file.sync_all().map_err(io_err(path))
 }
 
-fn sync_dir(dir: &Path) -> Result<(), KeyError> {
+pub(super) fn sync_dir(dir: &Path) -> Result<(), KeyError> {
     #[cfg(unix)]
     fs::File::open(dir)
         .and_then(|d| d.sync_all())

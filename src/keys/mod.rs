@@ -2,9 +2,11 @@
 //!
 //! Keys are Ed25519 pairs kept as PASERK strings (`k4.secret`, `k4.public`), one key per file
 //! in a key folder, named `<created>-<id prefix>.k4.secret` / `.k4.public`. The creation time in
-//! the name orders the ring: the newest key with a secret half signs, every key verifies, so a
-//! rotation never invalidates tokens already handed out. Key ids are PASERK `k4.pid` strings,
-//! which is what a token's footer carries.
+//! the name orders the ring. A status file in the folder ([`status`]) says which key signs,
+//! which are staged (verify, never sign) and which are retired (neither); without it, the
+//! newest key with a secret half signs and every key verifies. Key ids are PASERK `k4.pid`
+//! strings, which is what a token's footer carries. [`LiveRing`] lets a running process swap
+//! in a reloaded ring.
 //!
 //! Secret keys print as `SecretKey(..)`, are zeroized on drop (by `pasetors`), and are read from
 //! files only when no one else can read them.
@@ -23,8 +25,14 @@ use std::sync::{Arc, OnceLock};
 use zeroize::Zeroizing;
 
 mod folder;
+mod live;
+mod rotation;
+pub mod status;
 
 pub use folder::{generate_into, GeneratedKey};
+pub use live::LiveRing;
+pub use rotation::{activate, resolve_kid, retirable, retire, rotate_into};
+pub use status::{Marked, StatusFile, STATUS_FILE};
 
 /// Why a key operation failed. Messages name the file and say what to do; none contains key
 /// material.
@@ -90,6 +98,17 @@ pub enum KeyError {
     /// The system's random source failed.
     #[error("key generation failed")]
     Generate,
+    /// No key in the folder has this id (or id prefix).
+    #[error("no key {kid} in {}; see `tessera keys list --keys {}`", .dir.display(), .dir.display())]
+    NoSuchKey {
+        /// The id or prefix asked for.
+        kid: String,
+        /// The key folder.
+        dir: PathBuf,
+    },
+    /// A key operation the rotation rules refuse; the message says why and what to do.
+    #[error("{0}")]
+    Refused(String),
 }
 
 fn bad_paserk(expected: &'static str) -> KeyError {
@@ -371,12 +390,29 @@ impl RingKey {
 /// What a key in a ring is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyStatus {
-    /// The newest key with a secret half: new tokens are signed with it.
+    /// New tokens are signed with it: the key the status file marks `signing`, or without a
+    /// status file the newest key with a secret half.
     Signing,
-    /// A secret is loaded but a newer key signs; it still verifies.
+    /// A secret is loaded but another key signs; it verifies.
     Active,
     /// Only the public half is loaded: it verifies.
     VerifyOnly,
+    /// Made by `tessera keys rotate`: it verifies and is published, but does not sign until
+    /// `tessera keys activate` makes it the signing key.
+    Staged,
+    /// Retired by `tessera keys retire`: it no longer verifies and is not published.
+    Retired,
+}
+
+impl KeyStatus {
+    /// Every status, for tables and documentation.
+    pub const ALL: [KeyStatus; 5] = [
+        KeyStatus::Staged,
+        KeyStatus::Signing,
+        KeyStatus::Active,
+        KeyStatus::VerifyOnly,
+        KeyStatus::Retired,
+    ];
 }
 
 impl fmt::Display for KeyStatus {
@@ -385,19 +421,26 @@ impl fmt::Display for KeyStatus {
             Self::Signing => "signing",
             Self::Active => "active",
             Self::VerifyOnly => "verify-only",
+            Self::Staged => "staged",
+            Self::Retired => "retired",
         })
     }
 }
 
-/// The keys a process holds: every key verifies, the newest key with a secret half signs.
+/// The keys a process holds: every key but a retired one verifies; the key the status file
+/// marks `signing` signs (without a status file, the newest key with a secret half).
 ///
-/// A ring is immutable once built; to rotate, build a new one (and a new verifier) from the
-/// key folder.
+/// A ring is immutable once built; to rotate, build a new one from the key folder and swap it
+/// into the [`LiveRing`] the verifier and issuer share.
 #[derive(Debug, Default)]
 pub struct KeyRing {
     // Sorted oldest first. Lookups scan: rings hold a handful of keys, and a scan over a few
-    // 51-byte ids beats hashing one.
+    // 51-byte ids beats hashing one. Retired keys are not here.
     keys: Vec<RingKey>,
+    /// The folder's status file, when it has one.
+    marks: Option<StatusFile>,
+    /// Keys the status file retired whose files are still in the folder (public half only).
+    retired: Vec<RingKey>,
 }
 
 impl KeyRing {
@@ -445,22 +488,57 @@ impl KeyRing {
             .find(|p| p.id.0.as_bytes() == kid)
     }
 
-    /// The key new tokens are signed with.
+    /// The key new tokens are signed with: the one the status file marks `signing` when its
+    /// secret half is here; with a status file that marks none, the newest key with a secret
+    /// half that is not staged; without a status file, the newest key with a secret half.
     pub fn signing(&self) -> Option<&RingKey> {
-        self.keys.iter().rev().find(|k| k.secret.is_some())
+        let mut with_secret = self.keys.iter().rev().filter(|k| k.secret.is_some());
+        match &self.marks {
+            None => with_secret.next(),
+            Some(marks) => match marks.signing() {
+                Some(kid) => with_secret.find(|k| k.public.id == *kid),
+                None => with_secret.find(|k| marks.get(&k.public.id) != Some(Marked::Staged)),
+            },
+        }
     }
 
-    /// Every key with its status, oldest first.
+    /// Every key that verifies with its status, oldest first. Retired keys are not among
+    /// them (see [`KeyRing::retired`]).
     pub fn iter(&self) -> impl Iterator<Item = (&RingKey, KeyStatus)> {
         let signer = self.signing().map(|k| k.public.id.clone());
         self.keys.iter().map(move |k| {
-            let status = match (&k.secret, &signer) {
-                (Some(_), Some(s)) if *s == k.public.id => KeyStatus::Signing,
-                (Some(_), _) => KeyStatus::Active,
-                (None, _) => KeyStatus::VerifyOnly,
+            let marked = self.marks.as_ref().and_then(|m| m.get(&k.public.id));
+            let status = match (marked, &k.secret, &signer) {
+                (Some(Marked::Staged), _, _) => KeyStatus::Staged,
+                // What the folder says, even where only the public half is (an edge): the
+                // status is the fleet's.
+                (Some(Marked::Signing), _, _) => KeyStatus::Signing,
+                (Some(Marked::Active), _, _) => KeyStatus::Active,
+                (_, Some(_), Some(s)) if *s == k.public.id => KeyStatus::Signing,
+                (_, Some(_), _) => KeyStatus::Active,
+                (_, None, _) => KeyStatus::VerifyOnly,
             };
             (k, status)
         })
+    }
+
+    /// The retired keys whose files are still in the folder, oldest first: listed, never
+    /// trusted.
+    pub fn retired(&self) -> impl Iterator<Item = &RingKey> {
+        self.retired.iter()
+    }
+
+    /// Whether the status file retired `kid` (for the detail of a refusal).
+    pub fn is_retired(&self, kid: &str) -> bool {
+        self.marks.as_ref().is_some_and(|m| {
+            m.iter()
+                .any(|(k, marked)| marked == Marked::Retired && k.as_str() == kid)
+        })
+    }
+
+    /// The folder's status file, when it has one.
+    pub fn status_file(&self) -> Option<&StatusFile> {
+        self.marks.as_ref()
     }
 
     /// How many keys the ring holds.

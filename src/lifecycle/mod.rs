@@ -160,6 +160,7 @@ impl<S: TokenStore> TokenService<S> {
             updated_by: caller.actor.to_string(),
             expires_at,
             issued_until: expires_at,
+            kid: Some(token.key_id().as_str().to_owned()),
             last_used_at: None,
             last_used_from: None,
         };
@@ -171,6 +172,14 @@ impl<S: TokenStore> TokenService<S> {
             })
             .await?;
         Ok(Minted { token, record })
+    }
+
+    /// The live tokens whose current version the key `kid` may have signed (see
+    /// [`crate::store::TokenStore::key_use`]): what stands in the way of retiring it. A token
+    /// that expired less than the verifiers' default leeway ago still counts.
+    pub async fn key_use(&self, kid: &str) -> Result<crate::store::KeyUse, LifecycleError> {
+        let leeway = chrono::Duration::seconds(crate::verifier::DEFAULT_LEEWAY_SECS);
+        Ok(self.store.key_use(kid, self.now() - leeway).await?)
     }
 
     /// Every record, oldest first.
@@ -319,6 +328,7 @@ impl<S: TokenStore> TokenService<S> {
             record.updated_by = caller.actor.to_string();
             record.expires_at = expires_at;
             record.issued_until = latest(current.issued_until, expires_at);
+            record.kid = Some(token.key_id().as_str().to_owned());
             let state = StateRecord {
                 deleted: false,
                 min_ver: version,

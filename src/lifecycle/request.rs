@@ -158,6 +158,7 @@ impl TokenRecord {
             updated_at: crate::claims::format_time(&self.updated_at),
             updated_by: &self.updated_by,
             expires_at: self.expires_at.as_ref().map(crate::claims::format_time),
+            kid: self.kid.as_deref(),
             status: self.status(now),
             last_used_at: self.last_used_at.as_ref().map(crate::claims::format_time),
             last_used_from: self.last_used_from.as_deref(),
@@ -208,6 +209,10 @@ pub struct RecordView<'a> {
     /// Expiry of the current version; `null` for never.
     #[cfg_attr(feature = "server", schema(format = DateTime, required = true))]
     pub expires_at: Option<String>,
+    /// The id (`k4.pid`) of the key that signed the current version; `null` for a token
+    /// made before records kept it.
+    #[cfg_attr(feature = "server", schema(pattern = r"^k4\.pid\.", required = true))]
+    pub kid: Option<&'a str>,
     /// `active` or `expired`.
     pub status: Status,
     /// When a verifier of this service last accepted the token (`null`: not since records

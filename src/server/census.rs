@@ -109,6 +109,7 @@ mod tests {
             updated_by: "cli".into(),
             expires_at,
             issued_until: expires_at,
+            kid: None,
             last_used_at: None,
             last_used_from: None,
         }

@@ -50,7 +50,7 @@ pub use routes::{table as route_table, Need, Route};
 
 use crate::clock::SystemClock;
 use crate::delivery::{Deliverer, DeliveryStats};
-use crate::keys::KeyRing;
+use crate::keys::{KeyError, KeyRing, LiveRing};
 use crate::lifecycle::{NoticeThreshold, Upkeep};
 use crate::mirror::StateMirror;
 use crate::store::AnyStore;
@@ -88,8 +88,8 @@ pub(crate) struct Parts {
     pub verifier: Verifier,
     /// The token state.
     pub mirror: StateMirror,
-    /// The keys, for `/v1/keys`.
-    pub ring: Arc<KeyRing>,
+    /// The keys, shared with the verifier and the issuer, for `/v1/keys` and reloads.
+    pub ring: Arc<LiveRing>,
     /// The store's upkeep (last uses, readiness); `None` on a verify-only instance that
     /// follows an issuer over HTTP.
     pub upkeep: Option<Upkeep>,
@@ -121,7 +121,7 @@ struct Inner {
     /// Shared with the signature-check threads.
     verifier: Arc<Verifier>,
     mirror: StateMirror,
-    ring: Arc<KeyRing>,
+    ring: Arc<LiveRing>,
     /// `None` on a verify-only instance that follows an issuer over HTTP.
     upkeep: Option<Upkeep>,
     admission: admission::Admission,
@@ -298,9 +298,21 @@ impl AppState {
         self.inner.metrics.verification("forbidden");
     }
 
-    /// The key ring.
-    pub fn keys(&self) -> &KeyRing {
-        &self.inner.ring
+    /// The key ring now.
+    pub fn keys(&self) -> Arc<KeyRing> {
+        self.inner.ring.load()
+    }
+
+    /// Reload the key folder `dir` and swap the new ring in for the verifier, the issuer and
+    /// `/v1/keys` at once. A folder that does not load, or (on an issuer) leaves no key to sign
+    /// with, is refused and the ring in use stays. Returns the new ring.
+    pub fn reload_keys(&self, dir: &std::path::Path) -> Result<Arc<KeyRing>, KeyError> {
+        let ring = Arc::new(KeyRing::load_dir(dir)?);
+        if !self.verify_only() && ring.signing().is_none() {
+            return Err(KeyError::NoSigningKey);
+        }
+        self.inner.ring.replace(ring.clone());
+        Ok(ring)
     }
 
     /// The state mirror.
@@ -479,6 +491,45 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Reload the key folder `dir` on every SIGHUP, for as long as the runtime runs: the new ring
+/// replaces the old one for the verifier, the issuer and `/v1/keys` at once. A reload that
+/// fails is logged as an ERROR and keeps the ring in use. The handler is installed before this
+/// returns, so a SIGHUP that comes after it can no longer end the process.
+pub fn reload_keys_on_hangup(state: AppState, dir: std::path::PathBuf) -> std::io::Result<()> {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let (state, dir) = (state.clone(), dir.clone());
+            let reloaded = tokio::task::spawn_blocking(move || state.reload_keys(&dir)).await;
+            match reloaded {
+                Ok(Ok(ring)) => tracing::info!(
+                    keys = ring.len(),
+                    retired = ring.retired().count(),
+                    signing = %ring
+                        .signing()
+                        .map_or_else(|| "none here".to_owned(), |k| k.public.id().to_string()),
+                    staged = %ring
+                        .iter()
+                        .filter(|(_, s)| *s == crate::keys::KeyStatus::Staged)
+                        .map(|(k, _)| k.public.id().to_string())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    "SIGHUP: reloaded the key folder"
+                ),
+                Ok(Err(e)) => tracing::error!(
+                    error = %e,
+                    "SIGHUP: the key folder did not reload; still using the keys loaded before"
+                ),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "SIGHUP: the key folder did not reload; still using the keys loaded before"
+                ),
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Log a WARN when no live super-admin exists, or when every one expires within

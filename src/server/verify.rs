@@ -452,8 +452,8 @@ struct KeyView<'a> {
     responses((status = OK, description = "The key set.", body = KeySet))
 )]
 pub async fn keys(State(state): State<AppState>) -> Response {
-    let keys = state
-        .keys()
+    let ring = state.keys();
+    let keys = ring
         .iter()
         .map(|(key, status)| KeyView {
             kid: key.public.id().as_str(),

@@ -8,8 +8,8 @@
 //! error naming the file.
 
 use super::{
-    newest_first, on_this_history, Committed, FeedValue, KeepSuperAdmin, StateDecoder, StoreError,
-    TokenStore, Write, FEED_RETENTION,
+    newest_first, on_this_history, Committed, FeedValue, KeepSuperAdmin, KeyUse, StateDecoder,
+    StoreError, TokenStore, Write, FEED_RETENTION,
 };
 use crate::model::{
     AuditEntry, AuditRecord, FeedPage, FeedPosition, StateRecord, StateSnapshot, TokenRecord, Usage,
@@ -440,6 +440,17 @@ impl Inner {
         Ok(out)
     }
 
+    fn key_use(&self, kid: &str, after: DateTime<Utc>) -> Result<KeyUse, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let records = txn.open_table(RECORDS).map_err(db_err)?;
+        let mut all = Vec::new();
+        for item in records.iter().map_err(db_err)? {
+            let (_, v) = item.map_err(db_err)?;
+            all.push(decode::<TokenRecord>("token record", v.value())?);
+        }
+        Ok(KeyUse::count(&all, kid, after))
+    }
+
     fn record_usage(&self, uses: Vec<Usage>) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(db_err)?;
         {
@@ -705,6 +716,11 @@ impl TokenStore for EmbeddedStore {
 
     async fn list(&self) -> Result<Vec<TokenRecord>, StoreError> {
         self.blocking(|inner| inner.list()).await
+    }
+
+    async fn key_use(&self, kid: &str, after: DateTime<Utc>) -> Result<KeyUse, StoreError> {
+        let kid = kid.to_owned();
+        self.blocking(move |inner| inner.key_use(&kid, after)).await
     }
 
     async fn append_audit(&self, entry: AuditEntry) -> Result<u64, StoreError> {

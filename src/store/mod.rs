@@ -176,6 +176,49 @@ impl KeepSuperAdmin {
     }
 }
 
+/// The tokens whose current version a key may have signed and that are still live, as
+/// [`TokenStore::key_use`] counts them: what stands in the way of retiring the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyUse {
+    /// How many records count: those that name the key, and those that name no key.
+    pub tokens: u64,
+    /// How many of them name no key (written before records kept one): they may have been
+    /// signed by any key, so they count against every key.
+    pub unattributed: u64,
+    /// Whether one of them never expires.
+    pub never_expires: bool,
+    /// The latest expiry among those that expire.
+    pub latest_expiry: Option<DateTime<Utc>>,
+}
+
+impl KeyUse {
+    /// Count `records` for the key `kid`: each record that names `kid` or names no key, and
+    /// that never expires or expires after `after`.
+    pub fn count<'r>(
+        records: impl IntoIterator<Item = &'r TokenRecord>,
+        kid: &str,
+        after: DateTime<Utc>,
+    ) -> Self {
+        let mut found = Self::default();
+        for record in records {
+            let signed_by = match record.kid.as_deref() {
+                Some(k) => k == kid,
+                None => true,
+            };
+            if !signed_by || record.expires_at.is_some_and(|at| at <= after) {
+                continue;
+            }
+            found.tokens += 1;
+            found.unattributed += u64::from(record.kid.is_none());
+            match record.expires_at {
+                None => found.never_expires = true,
+                Some(at) => found.latest_expiry = found.latest_expiry.max(Some(at)),
+            }
+        }
+        found
+    }
+}
+
 /// What a committed write changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Committed {
@@ -274,6 +317,9 @@ impl StoreError {
 /// - **Usage.** [`TokenStore::record_usage`] keeps each token's last use apart from its record:
 ///   it bumps no revision and writes no audit entry, ignores ids with no record, never moves a
 ///   last use backwards, and a deletion removes it. Reads of records fill it in.
+/// - **Key use.** [`TokenStore::key_use`] counts, as [`KeyUse::count`] does, every record
+///   whose current version the key may have signed (it names the key, or names no key) and
+///   that is live after the given time, from one consistent read.
 /// - Reads never fail open: an unreadable record is [`StoreError::Corrupt`], not absent.
 pub trait TokenStore: Send + Sync + 'static {
     /// Apply one write atomically.
@@ -358,6 +404,14 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Record the last use of tokens (a batch, in any order; later uses of one id win).
     fn record_usage(&self, uses: Vec<Usage>)
         -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The live tokens the key `kid` may have signed: records that name it or name no key,
+    /// and that never expire or expire after `after` (see [`KeyUse::count`]).
+    fn key_use(
+        &self,
+        kid: &str,
+        after: DateTime<Utc>,
+    ) -> impl Future<Output = Result<KeyUse, StoreError>> + Send;
 
     /// Drop every state entry whose `drop_after` is before `now`, each as a change with its own
     /// revision. Returns how many were dropped.
@@ -508,6 +562,9 @@ impl TokenStore for AnyStore {
         wait: Duration,
     ) -> Result<FeedPage, StoreError> {
         delegate!(self, s => s.changes_since(after, wait).await)
+    }
+    async fn key_use(&self, kid: &str, after: DateTime<Utc>) -> Result<KeyUse, StoreError> {
+        delegate!(self, s => s.key_use(kid, after).await)
     }
     async fn prune_state(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         delegate!(self, s => s.prune_state(now).await)

@@ -11,4 +11,5 @@ mod flood;
 mod hostile;
 mod oauth;
 mod openapi;
+mod rotation;
 mod server;

@@ -7,6 +7,7 @@
 mod support;
 
 mod cli;
+mod cli_keys_rotation;
 mod cli_remote;
 mod cli_token;
 mod cli_token_details;

@@ -6,6 +6,7 @@
 mod support;
 
 mod gateways;
+mod key_rotation;
 mod safe_admin;
 mod serve_processes;
 mod webhook_delivery;

@@ -45,7 +45,78 @@ conformance!(
     the_last_use_is_kept_apart_and_never_goes_back,
     the_last_live_super_admin_is_never_deleted_or_demoted,
     concurrent_deletes_of_the_last_two_super_admins_leave_one,
+    key_use_counts_the_live_tokens_a_key_may_have_signed,
 );
+
+async fn key_use_counts_the_live_tokens_a_key_may_have_signed(b: Backend) {
+    let service = b.service();
+    let old = b.ring.signing().unwrap().public.id().as_str().to_owned();
+    let thirty = service
+        .create(&caller(), new_token("thirty"))
+        .await
+        .unwrap();
+    let never = tessera::lifecycle::NewToken {
+        expires: Expiry::Never,
+        ..new_token("never")
+    };
+    let never = service.create(&caller(), never).await.unwrap();
+    assert_eq!(thirty.record.kid.as_deref(), Some(old.as_str()));
+    assert_eq!(
+        service.get(never.record.id).await.unwrap().kid.as_deref(),
+        Some(old.as_str())
+    );
+    let used = service.key_use(&old).await.unwrap();
+    assert_eq!((used.tokens, used.unattributed), (2, 0));
+    assert!(used.never_expires);
+    assert_eq!(used.latest_expiry, Some(start_time() + Duration::days(30)));
+
+    // Another key signs from now on; a regenerated token names it.
+    let dir = b.dir.path().join("keys");
+    let new = tessera::keys::rotate_into(&dir, chrono::Utc::now()).unwrap();
+    tessera::keys::activate(&dir, new.id.as_str()).unwrap();
+    let ring = Arc::new(tessera::keys::KeyRing::load_dir(&dir).unwrap());
+    let rotated =
+        tessera::lifecycle::TokenService::new(b.store.clone(), tessera::Issuer::new(ring).unwrap())
+            .with_clock(b.clock.clone());
+    let regenerated = rotated
+        .regenerate(&caller(), never.record.id, Expiry::Days(7), None)
+        .await
+        .unwrap();
+    assert_eq!(regenerated.record.kid.as_deref(), Some(new.id.as_str()));
+    let used = service.key_use(&old).await.unwrap();
+    assert_eq!(
+        used.tokens, 1,
+        "the old version is superseded: only `thirty` is left"
+    );
+    assert!(!used.never_expires);
+    let on_new = service.key_use(new.id.as_str()).await.unwrap();
+    assert_eq!(on_new.tokens, 1);
+    assert_eq!(on_new.latest_expiry, Some(start_time() + Duration::days(7)));
+
+    // Deleted and expired tokens no longer count; within the leeway they still do.
+    service
+        .delete(&caller(), thirty.record.id, None)
+        .await
+        .unwrap();
+    assert_eq!(service.key_use(&old).await.unwrap(), Default::default());
+    b.clock
+        .set(start_time() + Duration::days(7) + Duration::seconds(10));
+    assert_eq!(rotated.key_use(new.id.as_str()).await.unwrap().tokens, 1);
+    b.clock.set(start_time() + Duration::days(8));
+    assert_eq!(rotated.key_use(new.id.as_str()).await.unwrap().tokens, 0);
+
+    // A record from before records kept a key id may have been signed by any key.
+    let legacy = crate::support::writes::record("legacy");
+    b.store
+        .commit(crate::support::writes::create(&legacy))
+        .await
+        .unwrap();
+    for (kid, tokens) in [(old.as_str(), 1), (new.id.as_str(), 2)] {
+        let used = b.store.key_use(kid, start_time()).await.unwrap();
+        assert_eq!((used.tokens, used.unattributed), (tokens, 1), "{kid}");
+        assert_eq!(used.latest_expiry, legacy.expires_at);
+    }
+}
 
 fn is_invalid(result: Result<impl std::fmt::Debug, LifecycleError>, field: &str) -> String {
     match result {

@@ -178,6 +178,13 @@ impl Serve {
         }
     }
 
+    /// Send it SIGHUP (through `kill`), as an operator does to reload the key folder.
+    pub fn hangup(&self) {
+        let pid = self.process.0.id().to_string();
+        let status = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+        assert!(status.success(), "kill -HUP {pid}");
+    }
+
     /// Stop it now (SIGKILL), as a crash or an outage would.
     pub fn kill(&mut self) {
         let _ = self.process.0.kill();

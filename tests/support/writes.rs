@@ -32,6 +32,7 @@ pub fn record(name: &str) -> TokenRecord {
         expires_at: Some(at + ChronoDuration::days(30)),
         issued_until: Some(at + ChronoDuration::days(30)),
         last_used_at: None,
+        kid: None,
         last_used_from: None,
     }
 }

@@ -91,6 +91,8 @@ struct RecordBody {
     updated_by: String,
     expires_at: Option<DateTime<Utc>>,
     #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
     last_used_at: Option<DateTime<Utc>>,
     #[serde(default)]
     last_used_from: Option<String>,
@@ -113,6 +115,7 @@ impl From<RecordBody> for TokenRecord {
             // The API does not say how long older versions stay valid; nothing a client shows
             // reads it, and the current expiry is its least value.
             issued_until: body.expires_at,
+            kid: body.kid,
             last_used_at: body.last_used_at,
             last_used_from: body.last_used_from,
         }

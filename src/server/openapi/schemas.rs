@@ -80,13 +80,19 @@ pub fn status_ready() -> Object {
     constant("ready").build()
 }
 
-/// A key's status, as `/v1/keys` writes it (its `Display`).
+/// A key's status, as `/v1/keys` writes it (its `Display`). Retired keys are not published.
 pub fn key_status() -> Object {
     // The match fails to compile when a status is added, so the list below stays complete.
     match KeyStatus::Signing {
-        KeyStatus::Signing | KeyStatus::Active | KeyStatus::VerifyOnly => {}
+        KeyStatus::Staged | KeyStatus::Signing | KeyStatus::Active | KeyStatus::VerifyOnly => {}
+        KeyStatus::Retired => {}
     }
-    let all = [KeyStatus::Signing, KeyStatus::Active, KeyStatus::VerifyOnly];
+    let all = [
+        KeyStatus::Staged,
+        KeyStatus::Signing,
+        KeyStatus::Active,
+        KeyStatus::VerifyOnly,
+    ];
     string()
         .enum_values(Some(all.iter().map(ToString::to_string)))
         .build()

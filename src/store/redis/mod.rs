@@ -134,8 +134,8 @@ use sentinel::*;
 use url::*;
 
 use super::{
-    newest_first, on_this_history, Committed, FeedValue, StateDecoder, StoreError, StoreOptions,
-    TokenStore, Write, FEED_RETENTION,
+    newest_first, on_this_history, Committed, FeedValue, KeyUse, StateDecoder, StoreError,
+    StoreOptions, TokenStore, Write, FEED_RETENTION,
 };
 use crate::model::{
     AuditEntry, AuditRecord, FeedPage, FeedPosition, StateRecord, StateSnapshot, TokenRecord, Usage,

@@ -171,6 +171,20 @@ impl TokenStore for RedisStore {
             .collect()
     }
 
+    async fn key_use(&self, kid: &str, after: DateTime<Utc>) -> Result<KeyUse, StoreError> {
+        // One HVALS: a consistent read of every record.
+        let mut cmd = redis::cmd("HVALS");
+        cmd.arg(&self.inner.keys.records);
+        let raw: Vec<Vec<u8>> = self
+            .read("counting the tokens a key signed", Read::Cmd(&cmd))
+            .await?;
+        let records = raw
+            .iter()
+            .map(|r| decode::<TokenRecord>("token record", r))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(KeyUse::count(&records, kid, after))
+    }
+
     async fn record_usage(&self, uses: Vec<Usage>) -> Result<(), StoreError> {
         if uses.is_empty() {
             return Ok(());
