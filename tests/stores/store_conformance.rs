@@ -181,6 +181,7 @@ async fn descriptions_are_limited(b: Backend) {
     let update = TokenUpdate {
         description: Some("y".repeat(351)),
         permissions: None,
+        allowed_cidrs: None,
     };
     is_invalid(
         service.update(&caller(), id, update, None).await,
@@ -270,6 +271,7 @@ async fn invalid_or_oversized_permissions_are_refused(b: Backend) {
     let update = TokenUpdate {
         description: None,
         permissions: Some(big),
+        allowed_cidrs: None,
     };
     assert!(matches!(
         service.update(&caller(), id, update, None).await,
@@ -303,6 +305,7 @@ async fn update_changes_permissions_without_a_new_token(b: Backend) {
     let update = TokenUpdate {
         description: Some("now billing".into()),
         permissions: Some(trigger("billing")),
+        allowed_cidrs: None,
     };
     let record = service
         .update(&caller(), minted.record.id, update, Some(1))
@@ -331,6 +334,7 @@ async fn update_of_description_alone_leaves_the_state_map_alone(b: Backend) {
     let update = TokenUpdate {
         description: Some("renamed purpose".into()),
         permissions: Some(super_admin()),
+        allowed_cidrs: None,
     };
     let record = service
         .update(&caller(), minted.record.id, update, None)
@@ -350,6 +354,7 @@ async fn regenerate_issues_a_new_version_and_the_old_one_stops(b: Backend) {
     let update = TokenUpdate {
         description: None,
         permissions: Some(trigger("billing")),
+        allowed_cidrs: None,
     };
     service.update(&caller(), id, update, None).await.unwrap();
 
@@ -411,6 +416,7 @@ async fn a_stale_expected_revision_is_a_conflict(b: Backend) {
     let update = || TokenUpdate {
         description: Some("changed".into()),
         permissions: None,
+        allowed_cidrs: None,
     };
     service
         .update(&caller(), id, update(), Some(1))
@@ -538,6 +544,7 @@ async fn every_state_change_gets_the_next_revision_in_the_feed(b: Backend) {
     let update = TokenUpdate {
         description: None,
         permissions: Some(trigger("x")),
+        allowed_cidrs: None,
     };
     service.update(&caller(), a, update, None).await.unwrap();
     service
@@ -747,6 +754,7 @@ async fn concurrent_updates_with_expected_revisions_lose_nothing(b: Backend) {
                     let update = TokenUpdate {
                         description: Some(format!("{} [{i}]", record.description)),
                         permissions: None,
+                        allowed_cidrs: None,
                     };
                     match service
                         .update(&caller(), id, update, Some(record.revision))
@@ -892,6 +900,7 @@ async fn the_last_live_super_admin_is_never_deleted_or_demoted(b: Backend) {
     let demote = || TokenUpdate {
         description: None,
         permissions: Some(trigger("payments")),
+        allowed_cidrs: None,
     };
     is_last_super_admin(service.delete(&caller(), a, None).await, a);
     is_last_super_admin(service.update(&caller(), a, demote(), None).await, a);
@@ -903,6 +912,7 @@ async fn the_last_live_super_admin_is_never_deleted_or_demoted(b: Backend) {
     let described = TokenUpdate {
         description: Some("still the one".into()),
         permissions: None,
+        allowed_cidrs: None,
     };
     service.update(&caller(), a, described, None).await.unwrap();
     // The refusals are in the audit trail, under their own code.

@@ -326,6 +326,7 @@ async fn dispatch(command: TokenCommand) -> Result<ExitCode, Stop> {
                 description: args.description,
                 expires: parse_expiry(&args.expires)?,
                 permissions,
+                allowed_cidrs: Default::default(),
             };
             let issued = backend.create(new).await?;
             backend.prune().await;
@@ -356,6 +357,7 @@ async fn dispatch(command: TokenCommand) -> Result<ExitCode, Stop> {
             let update = TokenUpdate {
                 description: args.description,
                 permissions: permissions_arg(args.super_admin, args.permissions.as_deref())?,
+                allowed_cidrs: None,
             };
             if update.description.is_none() && update.permissions.is_none() {
                 return Err(Failure::new("nothing to update")

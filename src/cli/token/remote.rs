@@ -19,6 +19,7 @@
 //! zeroized on drop, never in a message.
 
 use super::outcome::{Issued, Stop};
+use crate::cidr::CidrList;
 use crate::cli::report::{eprint_line, Failure};
 use crate::client::{ApiClient, ApiError, ClientError, ClientOptions};
 use crate::lifecycle::{Expiry, NewToken, Status, TokenUpdate};
@@ -83,6 +84,8 @@ struct RecordBody {
     name: String,
     description: String,
     permissions: Permissions,
+    #[serde(default)]
+    allowed_cidrs: CidrList,
     version: u32,
     revision: u64,
     created_at: DateTime<Utc>,
@@ -103,6 +106,9 @@ impl From<RecordBody> for TokenRecord {
             name: body.name,
             description: body.description,
             permissions: body.permissions,
+            allowed_cidrs: body.allowed_cidrs,
+            // Not in the API: only the store's own lifecycle reads it.
+            cidrs_updated: false,
             version: body.version,
             revision: body.revision,
             created_at: body.created_at,

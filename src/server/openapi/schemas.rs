@@ -301,11 +301,19 @@ impl ToSchema for SnapshotOrChanges {
 
 impl PartialSchema for VerifyAnswer<'_> {
     fn schema() -> RefOr<Schema> {
-        let reasons = Reason::ALL.map(Reason::code);
+        let mut reasons = Reason::ALL.map(Reason::code).to_vec();
+        reasons.push(crate::server::error::ADDRESS_NOT_ALLOWED);
         let refused = closed()
             .title(Some("Refused"))
             .property("valid", constant(false))
-            .property("code", string().enum_values(Some(reasons)))
+            .property(
+                "code",
+                string().enum_values(Some(reasons)).description(Some(
+                    "Why the token was refused; `address_not_allowed`: it is valid, but bound \
+                     to networks that do not hold the client address (`client_ip`, or the \
+                     caller's own).",
+                )),
+            )
             .required("valid")
             .required("code");
         let valid = closed()
