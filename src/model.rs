@@ -277,3 +277,28 @@ pub struct AuditRecord {
     #[serde(flatten)]
     pub entry: AuditEntry,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_and_entries_written_before_networks_existed_still_load() {
+        let record = r#"{"id":"01234567-89ab-cdef-0123-456789abcdef","name":"old","description":"",
+            "permissions":{"super_admin":true},"version":1,"revision":1,
+            "created_at":"2026-11-28T01:02:03Z","created_by":"local:x",
+            "updated_at":"2026-11-28T01:02:03Z","updated_by":"local:x",
+            "expires_at":null,"issued_until":null}"#;
+        let record: TokenRecord = serde_json::from_str(record).unwrap();
+        assert!(record.allowed_cidrs.is_empty() && !record.cidrs_updated);
+        let json = serde_json::to_string(&record).unwrap();
+        assert!(
+            !json.contains("cidr"),
+            "an unbound record is written as before: {json}"
+        );
+        let entry: StateRecord =
+            serde_json::from_str(r#"{"min_ver":2,"drop_after":null}"#).unwrap();
+        assert_eq!(entry.cidr, None);
+        assert!(!serde_json::to_string(&entry).unwrap().contains("cidr"));
+    }
+}

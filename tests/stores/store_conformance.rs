@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tessera::lifecycle::{Expiry, LifecycleError, Policy, TokenUpdate};
 use tessera::model::{Action, FeedPage};
 use tessera::store::TokenStore;
-use tessera::{Access, DevtronRole};
+use tessera::{Access, CidrList, DevtronRole};
 
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
@@ -51,6 +51,7 @@ conformance!(
     invalid_or_oversized_permissions_are_refused,
     update_changes_permissions_without_a_new_token,
     update_of_description_alone_leaves_the_state_map_alone,
+    networks_are_signed_stored_and_narrowed_through_the_state_map,
     regenerate_issues_a_new_version_and_the_old_one_stops,
     delete_stops_every_version,
     a_stale_expected_revision_is_a_conflict,
@@ -322,6 +323,76 @@ async fn update_changes_permissions_without_a_new_token(b: Backend) {
     // Offline, the signed permissions still rule: the docs say so.
     let offline = b.offline_verifier().verify(minted.token.expose()).unwrap();
     assert!(offline.allows(&payments));
+}
+
+async fn networks_are_signed_stored_and_narrowed_through_the_state_map(b: Backend) {
+    let ip = |text: &str| text.parse::<std::net::IpAddr>().unwrap();
+    let cidrs = |list: &[&str]| CidrList::parse(list).unwrap();
+    let service = b.service();
+    let follower = b.follower().await;
+    let mut token = new_token("bound");
+    token.allowed_cidrs = cidrs(&["10.1.2.3/8"]);
+    let minted = service.create(&caller(), token).await.unwrap();
+    let id = minted.record.id;
+    assert_eq!(minted.token.claims().cidr, Some(cidrs(&["10.0.0.0/8"])));
+    let stored = service.get(id).await.unwrap();
+    assert_eq!(stored.allowed_cidrs, cidrs(&["10.0.0.0/8"]));
+    follower.sync().await;
+    let verified = follower.verifier.verify(minted.token.expose()).unwrap();
+    assert!(verified.allows_from(ip("10.9.9.9")) && !verified.allows_from(ip("192.0.2.1")));
+
+    let narrow = TokenUpdate {
+        allowed_cidrs: Some(cidrs(&["192.0.2.0/24"])),
+        ..TokenUpdate::default()
+    };
+    let record = service.update(&caller(), id, narrow, None).await.unwrap();
+    assert_eq!((record.version, record.revision), (1, 2));
+    assert_eq!(
+        service.get(id).await.unwrap().allowed_cidrs,
+        record.allowed_cidrs
+    );
+    let entry = b.store.snapshot().await.unwrap().entries;
+    let entry = &entry.iter().find(|(e, _)| *e == id).unwrap().1;
+    assert_eq!(entry.cidr, Some(cidrs(&["192.0.2.0/24"])));
+    assert_eq!(follower.code(minted.token.expose()).await, "ok");
+    let verified = follower.verifier.verify(minted.token.expose()).unwrap();
+    assert!(!verified.allows_from(ip("10.9.9.9")) && verified.allows_from(ip("192.0.2.1")));
+
+    // A change of the permissions alone keeps the narrowed networks, for a new follower too.
+    let repermission = TokenUpdate {
+        permissions: Some(trigger("billing")),
+        ..TokenUpdate::default()
+    };
+    service
+        .update(&caller(), id, repermission, None)
+        .await
+        .unwrap();
+    let late = b.follower().await;
+    late.sync().await;
+    let verified = late.verifier.verify(minted.token.expose()).unwrap();
+    assert!(!verified.allows_from(ip("10.9.9.9")) && verified.allows_from(ip("192.0.2.1")));
+
+    // Regenerating signs the current networks into the new version; the entry carries none.
+    let second = service
+        .regenerate(&caller(), id, Expiry::Days(7), None)
+        .await
+        .unwrap();
+    assert_eq!(second.token.claims().cidr, Some(cidrs(&["192.0.2.0/24"])));
+    assert!(!second.record.cidrs_updated);
+    let entry = b.store.snapshot().await.unwrap().entries;
+    assert_eq!(entry.iter().find(|(e, _)| *e == id).unwrap().1.cidr, None);
+    let third = service
+        .regenerate_with(
+            &caller(),
+            id,
+            Expiry::Days(7),
+            Some(CidrList::default()),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(third.token.claims().cidr, None);
+    assert!(service.get(id).await.unwrap().allowed_cidrs.is_empty());
 }
 
 async fn update_of_description_alone_leaves_the_state_map_alone(b: Backend) {
