@@ -236,6 +236,7 @@ impl Remote {
             "description": new.description,
             "expires": new.expires.to_string(),
             "permissions": new.permissions,
+            "allowed_cidrs": new.allowed_cidrs,
         });
         let minted: MintedBody = self
             .call(
@@ -290,6 +291,9 @@ impl Remote {
         if let Some(permissions) = &update.permissions {
             body.insert("permissions".into(), json!(permissions));
         }
+        if let Some(cidrs) = &update.allowed_cidrs {
+            body.insert("allowed_cidrs".into(), json!(cidrs));
+        }
         let record: RecordBody = self
             .change(Method::PATCH, id, "", expect, &Value::Object(body))
             .await?;
@@ -301,9 +305,13 @@ impl Remote {
         &self,
         id: Uuid,
         expires: Expiry,
+        allowed_cidrs: Option<&CidrList>,
         expect: Option<u64>,
     ) -> Result<Issued, Stop> {
-        let body = json!({ "expires": expires.to_string() });
+        let mut body = json!({ "expires": expires.to_string() });
+        if let Some(cidrs) = allowed_cidrs {
+            body["allowed_cidrs"] = json!(cidrs);
+        }
         let minted: MintedBody = self
             .change(Method::POST, id, "/regenerate", expect, &body)
             .await?;
