@@ -5,6 +5,7 @@
 use super::super::state_feed::{ChangesBody, SnapshotBody};
 use super::super::verify::{TokenView, VerifyAnswer};
 use crate::keys::KeyStatus;
+use crate::lifecycle::AllowedCidrs;
 use crate::model::{Action, AuditRecord, StateRecord};
 use crate::permissions::{constant, Permissions};
 use crate::verifier::Reason;
@@ -207,6 +208,15 @@ impl PartialSchema for StateRecord {
                     )),
             )
             .property(
+                "cidr",
+                Ref::builder()
+                    .ref_location_from_schema_name(AllowedCidrs::name())
+                    .description(Some(
+                        "Networks that replace the signed ones (absent when none do; empty: \
+                         anywhere).",
+                    )),
+            )
+            .property(
                 "drop_after",
                 ObjectBuilder::new()
                     .schema_type(or_null(Type::String))
@@ -226,6 +236,7 @@ impl ToSchema for StateRecord {
     fn schemas(schemas: &mut Schemas) {
         schemas.push((Permissions::name().into(), Permissions::schema()));
         Permissions::schemas(schemas);
+        schemas.push((AllowedCidrs::name().into(), AllowedCidrs::schema()));
     }
 }
 

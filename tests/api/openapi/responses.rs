@@ -430,6 +430,20 @@ async fn answers_about_tokens_bound_to_networks_match_the_document() {
         .await;
     assert_eq!(narrowed.status, StatusCode::OK, "{}", narrowed.text);
     check("/v1/tokens/{id}", "patch", &narrowed, "update the networks");
+    let state = app.admin_call(Method::GET, "/v1/state", None).await;
+    assert!(
+        state.text.contains(r#""cidr":["10.0.0.0/16"]"#),
+        "{}",
+        state.text
+    );
+    check("/v1/state", "get", &state, "a state entry with networks");
+    let changes = app.admin_call(Method::GET, "/v1/state?since=0", None).await;
+    assert!(
+        changes.text.contains(r#""cidr":["10.0.0.0/16"]"#),
+        "{}",
+        changes.text
+    );
+    check("/v1/state", "get", &changes, "a change with networks");
 
     let verify = |body: Value| app.admin_call(Method::POST, "/v1/verify", Some(body));
     let inside = verify(json!({"token": token, "client_ip": "10.0.9.9"})).await;
