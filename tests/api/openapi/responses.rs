@@ -446,11 +446,20 @@ async fn answers_about_tokens_bound_to_networks_match_the_document() {
     check("/v1/state", "get", &changes, "a change with networks");
 
     let verify = |body: Value| app.admin_call(Method::POST, "/v1/verify", Some(body));
-    let inside = verify(json!({"token": token, "client_ip": "10.0.9.9"})).await;
-    assert_eq!(
-        inside.json()["token"]["allowed_cidrs"],
-        json!(["10.0.0.0/16"])
-    );
+    // The update reaches the server's verifier through its state feed: wait for it.
+    let started = std::time::Instant::now();
+    let inside = loop {
+        let inside = verify(json!({"token": token, "client_ip": "10.0.9.9"})).await;
+        if inside.json()["token"]["allowed_cidrs"] == json!(["10.0.0.0/16"]) {
+            break inside;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{}",
+            inside.text
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     check("/v1/verify", "post", &inside, "verify, inside");
     let outside = verify(json!({"token": token, "client_ip": "10.1.0.1"})).await;
     assert_eq!(outside.json()["code"], "address_not_allowed");
