@@ -60,6 +60,7 @@ fn run(
                 description: String::new(),
                 expires: Expiry::Days(30),
                 permissions: trigger("payments"),
+                allowed_cidrs: Default::default(),
             };
             rt.block_on(service.create(&caller, new)).unwrap()
         })
@@ -80,6 +81,7 @@ fn run(
             let update = TokenUpdate {
                 description: None,
                 permissions: Some(trigger("billing")),
+                allowed_cidrs: None,
             };
             rt.block_on(service.update(&caller, id, update, None))
                 .unwrap();

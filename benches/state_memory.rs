@@ -106,18 +106,21 @@ fn entry(
                 })
                 .clone(),
         ),
+        cidr: None,
         drop_after,
     };
     let deleted = StateRecord {
         deleted: true,
         min_ver: 0,
         perm: None,
+        cidr: None,
         drop_after,
     };
     let regenerated = StateRecord {
         deleted: false,
         min_ver: 2,
         perm: None,
+        cidr: None,
         drop_after,
     };
     match (scenario, i % 10) {

@@ -63,6 +63,7 @@ impl Creator {
             description: "created by the store benchmark".into(),
             expires: Expiry::Days(30),
             permissions: self.permissions.clone(),
+            allowed_cidrs: Default::default(),
         };
         self.service.create(&self.caller, new).await.unwrap();
     }

@@ -98,6 +98,7 @@ fn bench(c: &mut Criterion) {
                     name: "ci-deploy-bot",
                     expires_at: Some(Utc::now() + Duration::days(30)),
                     permissions: &perm,
+                    allowed_cidrs: &Default::default(),
                 })
                 .unwrap()
         };

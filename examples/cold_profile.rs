@@ -70,6 +70,7 @@ fn main() {
                 name: "ci-deploy-bot",
                 expires_at: Some(Utc::now() + Duration::days(30)),
                 permissions: &perm,
+                allowed_cidrs: &Default::default(),
             })
             .expect("issue")
             .expose()

@@ -69,6 +69,7 @@ fn run(mut args: impl Iterator<Item = String>) -> Result<(), String> {
                 name: &name,
                 expires_at: Some(expires_at),
                 permissions: &permissions,
+                allowed_cidrs: &Default::default(),
             })
         })
         .map_err(|e| e.to_string())?;

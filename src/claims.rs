@@ -3,10 +3,12 @@
 //! Issuing writes the claims in one fixed order with whole-second UTC times (`...T...Z`), so
 //! the signed bytes are deterministic. Parsing is stricter than `pasetors`: the payload must
 //! be a JSON object with no duplicate key at any level, times must use an uppercase `T` and,
-//! when UTC is spelled as a letter, an uppercase `Z`, and the permission claim must be valid.
+//! when UTC is spelled as a letter, an uppercase `Z`, the permission claim must be valid, and
+//! a `cidr` claim must be a non-empty list of at most 32 networks.
 
 mod canonical;
 
+use crate::cidr::CidrList;
 use crate::permissions::Permissions;
 use chrono::{DateTime, Utc};
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
@@ -43,6 +45,11 @@ pub struct Claims {
     /// Permissions as signed (`perm`). The token state may replace them; see
     /// [`crate::VerifiedToken::permissions`].
     pub perm: Permissions,
+    /// The networks the token may be used from (`cidr`), as signed; absent for a token usable
+    /// from anywhere. The token state may replace them; see
+    /// [`crate::VerifiedToken::allowed_cidrs`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cidr: Option<CidrList>,
 }
 
 impl Claims {
@@ -142,6 +149,7 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
         }
         let (mut iss, mut jti, mut ver, mut sub) = (None, None, None, None);
         let (mut iat, mut nbf, mut exp, mut perm) = (None, None, None, None);
+        let mut cidr: Option<CidrList> = None;
         let mut unknown: Vec<String> = Vec::new();
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match &*key {
@@ -153,6 +161,14 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
                 "nbf" => once(&mut nbf, map.next_value::<Time>()?.0, "nbf")?,
                 "exp" => once(&mut exp, map.next_value::<Time>()?.0, "exp")?,
                 "perm" => once(&mut perm, map.next_value::<Permissions>()?, "perm")?,
+                "cidr" => {
+                    let list = map.next_value::<CidrList>()?;
+                    if list.is_empty() {
+                        // The issuer leaves the claim out instead.
+                        return Err(de::Error::custom("the cidr claim is empty"));
+                    }
+                    once(&mut cidr, list, "cidr")?
+                }
                 other => {
                     if unknown.iter().any(|k| k == other) {
                         return Err(de::Error::custom(format_args!("duplicate claim `{other}`")));
@@ -178,6 +194,7 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
             nbf: nbf.ok_or_else(|| de::Error::missing_field("nbf"))?,
             exp,
             perm: perm.ok_or_else(|| de::Error::missing_field("perm"))?,
+            cidr,
         })
     }
 }
@@ -196,6 +213,7 @@ mod tests {
             nbf: parse_time("2026-11-28T01:02:03Z").unwrap(),
             exp: Some(parse_time("2026-12-28T01:02:03Z").unwrap()),
             perm: Permissions::SuperAdmin,
+            cidr: None,
         }
     }
 
@@ -284,5 +302,45 @@ mod tests {
         assert_eq!(Claims::from_json(offset.as_bytes()).unwrap(), sample());
         let fractional = with(&good, "2026-12-28T01:02:03Z", "2026-12-28T01:02:03.000Z");
         assert_eq!(Claims::from_json(fractional.as_bytes()).unwrap(), sample());
+    }
+
+    #[test]
+    fn the_cidr_claim_is_written_last_only_when_present_and_read_strictly() {
+        let bound = Claims {
+            cidr: Some(CidrList::parse(&["10.0.0.0/8", "2001:db8::/32"]).unwrap()),
+            ..sample()
+        };
+        let json = String::from_utf8(bound.to_json()).unwrap();
+        assert!(
+            json.ends_with(r#""perm":{"super_admin":true},"cidr":["10.0.0.0/8","2001:db8::/32"]}"#),
+            "{json}"
+        );
+        assert_eq!(Claims::from_json(json.as_bytes()).unwrap(), bound);
+        assert!(!String::from_utf8(sample().to_json())
+            .unwrap()
+            .contains("cidr"));
+        let cases = [
+            (
+                with(&json, r#"["10.0.0.0/8","2001:db8::/32"]"#, "[]"),
+                "empty",
+            ),
+            (with(&json, "10.0.0.0/8", "10.0.0.0/33"), "bad prefix"),
+            (with(&json, "10.0.0.0/8", "ten"), "garbage"),
+            (
+                with(&json, r#","cidr""#, r#","cidr":["1.2.3.4"],"cidr""#),
+                "duplicate",
+            ),
+            (
+                with(
+                    &json,
+                    r#"["10.0.0.0/8","2001:db8::/32"]"#,
+                    r#""10.0.0.0/8""#,
+                ),
+                "not a list",
+            ),
+        ];
+        for (json, why) in cases {
+            assert!(Claims::from_json(json.as_bytes()).is_err(), "{why}: {json}");
+        }
     }
 }

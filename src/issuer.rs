@@ -6,6 +6,7 @@
 //! invalid permissions is ever issued. It stores nothing: the token string exists only in the
 //! value it returns.
 
+use crate::cidr::CidrList;
 use crate::claims::{Claims, SUBJECT_PREFIX};
 use crate::clock::{Clock, SystemClock};
 use crate::keys::{KeyId, KeyRing, LiveRing};
@@ -63,6 +64,8 @@ pub struct TokenSpec<'a> {
     pub expires_at: Option<DateTime<Utc>>,
     /// Permissions (`perm`).
     pub permissions: &'a Permissions,
+    /// The networks it may be used from (`cidr`); empty writes no claim: usable anywhere.
+    pub allowed_cidrs: &'a CidrList,
 }
 
 /// A freshly signed token. The string is shown once to whoever asked for it; it prints as
@@ -179,6 +182,7 @@ impl Issuer {
             nbf: now,
             exp,
             perm: spec.permissions.clone(),
+            cidr: (!spec.allowed_cidrs.is_empty()).then(|| spec.allowed_cidrs.clone()),
         };
         let footer = paseto::footer_for(signer.public.id().as_str());
         let token = PublicToken::sign(secret.as_pasetors(), &claims.to_json(), Some(&footer), None)

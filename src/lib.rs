@@ -12,6 +12,7 @@
 //! | [`keys`] | Ed25519 keys as PASERK, key ids (`k4.pid`), key files, the key ring |
 //! | [`permissions`] | the permission model, its JSON, validation, the authorization decision |
 //! | [`claims`] | the token payload and its strict parsing |
+//! | [`cidr`] | the networks a token may be used from: parsing, normalizing, matching |
 //! | [`base64url`] | strict base64url, shared by the wire format and the key codecs |
 //! | [`paseto`] | the v4.public wire format: header, base64url, footer bounds, PAE, signature |
 //! | [`ed25519`] | signature checks against per-key tables, with `verify_strict`'s verdict |
@@ -51,6 +52,7 @@
 //!     id, version: 1, name: "ci-bot",
 //!     expires_at: Some(chrono::Utc::now() + chrono::Duration::days(30)),
 //!     permissions: &perms,
+//!     allowed_cidrs: &Default::default(),
 //! })?;
 //!
 //! let state = Arc::new(MemoryState::new());
@@ -77,6 +79,7 @@
 
 pub mod base64url;
 mod cache;
+pub mod cidr;
 pub mod claims;
 #[cfg(feature = "client")]
 pub mod client;
@@ -113,6 +116,7 @@ pub mod webhook;
 #[cfg(feature = "cli")]
 pub mod cli;
 
+pub use cidr::{Cidr, CidrError, CidrList};
 pub use claims::Claims;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use issuer::{IssueError, IssuedToken, Issuer, TokenSpec};

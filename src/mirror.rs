@@ -274,6 +274,7 @@ mod tests {
             deleted: true,
             min_ver: 0,
             perm: None,
+            cidr: None,
             drop_after: None,
         }
     }

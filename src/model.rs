@@ -3,6 +3,7 @@
 //! shared by the stores, the lifecycle, the server and the command line, so that none of them
 //! needs another's module to name a record.
 
+use crate::cidr::CidrList;
 use crate::permissions::Permissions;
 use crate::state::StateEntry;
 use chrono::{DateTime, Utc};
@@ -22,6 +23,13 @@ pub struct TokenRecord {
     pub description: String,
     /// The current permissions (what verifiers following the state feed apply).
     pub permissions: Permissions,
+    /// The networks the token may be used from now (empty: anywhere).
+    #[serde(default, skip_serializing_if = "CidrList::is_empty")]
+    pub allowed_cidrs: CidrList,
+    /// Whether an update changed the networks since the current version was signed, so that
+    /// the state map, not the signed `cidr` claim, holds them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cidrs_updated: bool,
     /// The token version: 1 at creation, bumped by each regeneration.
     pub version: u32,
     /// The record revision: 1 at creation, bumped by every change. Optimistic concurrency
@@ -93,6 +101,9 @@ pub struct StateRecord {
     /// Permissions that replace the signed ones (shared: many entries often carry equal sets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub perm: Option<Arc<Permissions>>,
+    /// Networks that replace the signed ones (an empty list lifts the restriction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr: Option<CidrList>,
     /// After this time no version the entry restricts can pass an expiry check, so the entry
     /// may be dropped; `None` keeps it for ever (a version that never expires).
     pub drop_after: Option<DateTime<Utc>>,
@@ -109,6 +120,7 @@ impl StateRecord {
             deleted: self.deleted,
             min_ver: self.min_ver,
             perm: self.perm.clone(),
+            cidr: self.cidr.clone(),
         }
     }
 }
@@ -320,4 +332,29 @@ pub struct AuditRecord {
     /// The entry.
     #[serde(flatten)]
     pub entry: AuditEntry,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_and_entries_written_before_networks_existed_still_load() {
+        let record = r#"{"id":"01234567-89ab-cdef-0123-456789abcdef","name":"old","description":"",
+            "permissions":{"super_admin":true},"version":1,"revision":1,
+            "created_at":"2026-11-28T01:02:03Z","created_by":"local:x",
+            "updated_at":"2026-11-28T01:02:03Z","updated_by":"local:x",
+            "expires_at":null,"issued_until":null}"#;
+        let record: TokenRecord = serde_json::from_str(record).unwrap();
+        assert!(record.allowed_cidrs.is_empty() && !record.cidrs_updated);
+        let json = serde_json::to_string(&record).unwrap();
+        assert!(
+            !json.contains("cidr"),
+            "an unbound record is written as before: {json}"
+        );
+        let entry: StateRecord =
+            serde_json::from_str(r#"{"min_ver":2,"drop_after":null}"#).unwrap();
+        assert_eq!(entry.cidr, None);
+        assert!(!serde_json::to_string(&entry).unwrap().contains("cidr"));
+    }
 }

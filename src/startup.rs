@@ -311,6 +311,7 @@ async fn bootstrap(
         ),
         expires,
         permissions: crate::Permissions::SuperAdmin,
+        allowed_cidrs: Default::default(),
     };
     let minted = service
         .create(&Caller::local(), new)

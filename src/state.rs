@@ -10,10 +10,12 @@
 //! (the caller must reload a snapshot), and reports itself stale when it has not heard from its
 //! source within a bound, so that verification fails closed.
 //!
-//! Memory matters here: a verifier may hold a million entries. Entries are stored inline (16
-//! bytes beside their 16-byte key), and equal permission sets are shared, since updates tend to
-//! give many tokens the same permissions.
+//! Memory matters here: a verifier may hold a million entries. Entries are stored inline (24
+//! bytes beside their 16-byte key: two flags, and one pointer each for permissions and
+//! networks), and equal permission sets and equal network lists are shared, since updates tend
+//! to give many tokens the same ones.
 
+use crate::cidr::CidrList;
 use crate::clock::{Clock, SystemClock};
 use crate::permissions::Permissions;
 use std::collections::{HashMap, HashSet};
@@ -30,6 +32,8 @@ pub struct StateEntry {
     pub min_ver: u32,
     /// Permissions that replace the signed `perm` claim.
     pub perm: Option<Arc<Permissions>>,
+    /// Networks that replace the signed `cidr` claim; an empty list lifts the restriction.
+    pub cidr: Option<CidrList>,
 }
 
 /// A state source that cannot vouch for its answer.
@@ -93,6 +97,8 @@ struct Map {
     entries: HashMap<Uuid, StateEntry, Hasher>,
     /// One copy of each distinct permission set in use.
     perms: HashSet<Arc<Permissions>, Hasher>,
+    /// One copy of each distinct network list in use.
+    cidrs: HashSet<CidrList, Hasher>,
     /// Pool size at which to sweep out sets nobody uses (see [`Map::intern`]).
     sweep_at: usize,
 }
@@ -102,6 +108,7 @@ impl Map {
         Self {
             entries: HashMap::default(),
             perms: HashSet::default(),
+            cidrs: HashSet::default(),
             sweep_at: SWEEP_MIN,
         }
     }
@@ -127,15 +134,33 @@ impl Map {
             };
             entry.perm = Some(shared);
         }
+        if let Some(cidr) = entry.cidr.take() {
+            // Lists are small and bounded (32 networks), and few distinct ones exist: the pool
+            // keeps one of each in use; `release` drops a list when its last entry goes.
+            let shared = match self.cidrs.get(&cidr) {
+                Some(shared) => shared.clone(),
+                None => {
+                    self.cidrs.insert(cidr.clone());
+                    cidr
+                }
+            };
+            entry.cidr = Some(shared);
+        }
         entry
     }
 
     /// Forget a permission set no entry uses any more.
     fn release(&mut self, old: Option<StateEntry>) {
-        if let Some(perm) = old.and_then(|old| old.perm) {
+        let Some(old) = old else { return };
+        if let Some(perm) = old.perm {
             // The pool's copy and `perm` itself: nobody else.
             if Arc::strong_count(&perm) == 2 {
                 self.perms.remove(&perm);
+            }
+        }
+        if let Some(cidr) = old.cidr {
+            if cidr.shared_count() == 2 {
+                self.cidrs.remove(&cidr);
             }
         }
     }
@@ -232,6 +257,11 @@ impl MemoryState {
     /// How many distinct permission sets the entries share.
     pub fn distinct_permissions(&self) -> usize {
         self.read().perms.len()
+    }
+
+    /// How many distinct network lists the entries share.
+    pub fn distinct_cidr_lists(&self) -> usize {
+        self.read().cidrs.len()
     }
 
     /// Whether the map is empty.
@@ -373,6 +403,41 @@ mod tests {
         assert_eq!(state.distinct_permissions(), 1);
         state.apply(4, Uuid::from_u128(2), Some(deleted())).unwrap();
         assert_eq!(state.distinct_permissions(), 0);
+    }
+
+    #[test]
+    fn equal_network_lists_are_shared_and_released_when_unused() {
+        let state = MemoryState::new();
+        let bound = |text: &str| StateEntry {
+            cidr: Some(CidrList::parse(&[text]).unwrap()),
+            ..StateEntry::default()
+        };
+        state
+            .apply(1, Uuid::from_u128(1), Some(bound("10.0.0.0/8")))
+            .unwrap();
+        state
+            .apply(2, Uuid::from_u128(2), Some(bound("10.1.2.3/8")))
+            .unwrap();
+        assert_eq!(state.distinct_cidr_lists(), 1);
+        let a = state
+            .lookup(&Uuid::from_u128(1))
+            .unwrap()
+            .unwrap()
+            .cidr
+            .unwrap();
+        let b = state
+            .lookup(&Uuid::from_u128(2))
+            .unwrap()
+            .unwrap()
+            .cidr
+            .unwrap();
+        assert!(a.ptr_eq(&b));
+        drop((a, b));
+        state.apply(3, Uuid::from_u128(1), None).unwrap();
+        assert_eq!(state.distinct_cidr_lists(), 1);
+        state.apply(4, Uuid::from_u128(2), Some(deleted())).unwrap();
+        assert_eq!(state.distinct_cidr_lists(), 0);
+        assert_eq!(std::mem::size_of::<StateEntry>(), 24);
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! refused even from the cache. On the cached path this costs one atomic load.
 
 use crate::cache::SigCache;
+use crate::cidr::CidrList;
 use crate::claims::Claims;
 use crate::clock::{Clock, SystemClock};
 use crate::keys::{KeyId, KeyRing, LiveRing};
@@ -27,6 +28,7 @@ use chrono::{DateTime, Utc};
 use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use uuid::Uuid;
@@ -167,6 +169,8 @@ pub struct VerifiedToken {
     checked: Arc<Checked>,
     // Set when the token state replaced the signed permissions.
     perm: Option<Arc<Permissions>>,
+    // Set when the token state replaced the signed networks.
+    cidr: Option<CidrList>,
     at: DateTime<Utc>,
 }
 
@@ -226,6 +230,23 @@ impl VerifiedToken {
         self.permissions().allows(access)
     }
 
+    /// The networks the token may be used from, in force now: the token state's, when an
+    /// update replaced the signed `cidr` claim, else the claim. `None` (or an empty list):
+    /// anywhere.
+    pub fn allowed_cidrs(&self) -> Option<&CidrList> {
+        self.cidr
+            .as_ref()
+            .or(self.checked.claims.cidr.as_ref())
+            .filter(|list| !list.is_empty())
+    }
+
+    /// Whether a client at `ip` may use the token: it names no networks, or one holds `ip` (an
+    /// IPv4-mapped IPv6 address counts as its IPv4 address). Which address is the client's is
+    /// the caller's to decide: behind a proxy, only one it trusts may say.
+    pub fn allows_from(&self, ip: IpAddr) -> bool {
+        self.allowed_cidrs().is_none_or(|list| list.allows(ip))
+    }
+
     /// A value derived from the signed claims alone, made once per token for as long as the
     /// token stays in the signature cache: what a layer above would otherwise rebuild on every
     /// request (the server's identity headers). Never anything that depends on the token
@@ -258,6 +279,7 @@ impl fmt::Debug for VerifiedToken {
             .field("version", &self.version())
             .field("name", &self.name())
             .field("permissions", self.permissions())
+            .field("allowed_cidrs", &self.allowed_cidrs())
             .finish_non_exhaustive()
     }
 }
@@ -513,8 +535,8 @@ impl Verifier {
             .state
             .lookup(&checked.claims.jti)
             .map_err(|e: StateError| VerifyError::new(Reason::StaleState, e.to_string()))?;
-        let perm = match entry {
-            None => None,
+        let (perm, cidr) = match entry {
+            None => (None, None),
             Some(entry) if entry.deleted => {
                 return Err(VerifyError::new(Reason::Revoked, "token deleted"))
             }
@@ -524,9 +546,14 @@ impl Verifier {
                     format!("version {} < {}", checked.claims.ver, entry.min_ver),
                 ))
             }
-            Some(entry) => entry.perm.clone(),
+            Some(entry) => (entry.perm, entry.cidr),
         };
-        Ok(VerifiedToken { checked, perm, at })
+        Ok(VerifiedToken {
+            checked,
+            perm,
+            cidr,
+            at,
+        })
     }
 }
 
@@ -548,6 +575,10 @@ mod tests {
 
     /// A verifier with one signing key, and a super-admin token it signed.
     fn verifier_and_token() -> (Verifier, crate::issuer::IssuedToken) {
+        verifier_and_bound_token(&CidrList::default())
+    }
+
+    fn verifier_and_bound_token(cidrs: &CidrList) -> (Verifier, crate::issuer::IssuedToken) {
         let ring = Arc::new(KeyRing::new([RingKey::with_secret(
             SecretKey::generate().unwrap(),
             Utc::now(),
@@ -560,6 +591,7 @@ mod tests {
                 name: "test",
                 expires_at: None,
                 permissions: &Permissions::SuperAdmin,
+                allowed_cidrs: cidrs,
             })
             .unwrap();
         (Verifier::new(ring), token)
@@ -591,6 +623,7 @@ mod tests {
                 name: "test",
                 expires_at: None,
                 permissions: &Permissions::SuperAdmin,
+                allowed_cidrs: &Default::default(),
             })
             .unwrap();
         let verifier = Verifier::live(live.clone());
@@ -659,5 +692,47 @@ mod tests {
             (1, 2),
             "one lookup a call: the forged token and the first sight missed, then a hit"
         );
+    }
+
+    #[test]
+    fn allows_from_reads_the_signed_networks_unless_the_state_replaced_them() {
+        let ip = |t: &str| t.parse::<IpAddr>().unwrap();
+        let signed = CidrList::parse(&["10.0.0.0/8"]).unwrap();
+        let (verifier, token) = verifier_and_bound_token(&signed);
+        assert_eq!(token.claims().cidr.as_ref(), Some(&signed));
+        let state = Arc::new(crate::MemoryState::new());
+        let verifier = verifier.with_state(state.clone());
+        let verified = verifier.verify(token.expose()).unwrap();
+        assert_eq!(verified.allowed_cidrs(), Some(&signed));
+        assert!(verified.allows_from(ip("10.9.8.7")));
+        assert!(verified.allows_from(ip("::ffff:10.9.8.7")));
+        assert!(!verified.allows_from(ip("192.0.2.1")));
+
+        let narrowed = CidrList::parse(&["192.0.2.0/24"]).unwrap();
+        let entry = |cidr| crate::StateEntry {
+            cidr: Some(cidr),
+            ..Default::default()
+        };
+        state
+            .apply(1, token.claims().jti, Some(entry(narrowed.clone())))
+            .unwrap();
+        let verified = verifier.verify(token.expose()).unwrap();
+        assert_eq!(verified.allowed_cidrs(), Some(&narrowed));
+        assert!(!verified.allows_from(ip("10.9.8.7")));
+        assert!(verified.allows_from(ip("192.0.2.1")));
+
+        state
+            .apply(2, token.claims().jti, Some(entry(CidrList::default())))
+            .unwrap();
+        let verified = verifier.verify(token.expose()).unwrap();
+        assert_eq!(
+            verified.allowed_cidrs(),
+            None,
+            "an empty override lifts the restriction"
+        );
+        assert!(verified.allows_from(ip("203.0.113.1")));
+
+        let (_, unbound) = verifier_and_token();
+        assert!(unbound.claims().cidr.is_none());
     }
 }

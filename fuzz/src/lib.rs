@@ -612,6 +612,7 @@ fn build_verify_fixture() -> VerifyFixture {
                 } else {
                     &perms
                 },
+                allowed_cidrs: &Default::default(),
             })
             .expect("issue");
         let token = issued.expose().to_owned();

@@ -9,9 +9,11 @@
 //! exactly one live token string, and concurrent updates lose nothing.
 //!
 //! What goes into the state map, and when it may go:
-//! - update of the permissions: `perm` (plus the current `min_ver`), so every verifier applies
-//!   the new permissions to the unchanged token string;
-//! - regenerate: `min_ver` = the new version and no `perm` (the new token carries them);
+//! - update of the permissions or the networks: `perm` (plus the current `min_ver`), and
+//!   `cidr` once the networks differ from those signed into the current version, so every
+//!   verifier applies the new permissions and networks to the unchanged token string;
+//! - regenerate: `min_ver` = the new version and no `perm` or `cidr` (the new token carries
+//!   them);
 //! - delete: `deleted`.
 //!
 //! Each entry is kept until no version it restricts could still pass an expiry check: the
@@ -33,11 +35,12 @@ pub use request::{
     Caller, Expiry, Minted, NewToken, Policy, RecordView, Status, TokenUpdate, EXPIRY_DAYS,
 };
 #[cfg(feature = "server")]
-pub use schema::{Description, Expires, TokenName};
+pub use schema::{AllowedCidrs, Description, Expires, TokenName};
 pub use upkeep::{Service, Upkeep};
 use validate::invalid;
 pub use validate::{validate_description, validate_name};
 
+use crate::cidr::CidrList;
 use crate::clock::{Clock, SystemClock};
 use crate::issuer::{IssueError, IssuedToken, Issuer, TokenSpec};
 use crate::model::{Action, Actor, AuditEntry, AuditRecord, StateRecord, TokenRecord};
@@ -146,12 +149,15 @@ impl<S: TokenStore> TokenService<S> {
             name: &new.name,
             expires_at,
             permissions: &new.permissions,
+            allowed_cidrs: &new.allowed_cidrs,
         })?;
         let record = TokenRecord {
             id,
             name: new.name,
             description: new.description,
             permissions: new.permissions,
+            allowed_cidrs: new.allowed_cidrs,
+            cidrs_updated: false,
             version: 1,
             revision: 1,
             created_at: now,
@@ -245,28 +251,40 @@ impl<S: TokenStore> TokenService<S> {
                 if !permissions.is_super_admin() {
                     keep = self.keep_if_live_super_admin(&current, now);
                 }
-                if *permissions != current.permissions {
-                    // The token must still fit a gateway's header with them: sign one and
-                    // throw it away.
-                    self.sign(&TokenSpec {
-                        id,
-                        version: current.version,
-                        name: &current.name,
-                        expires_at: None,
-                        permissions,
-                    })?;
-                    record.permissions = permissions.clone();
-                    state = Some(Some(StateRecord {
-                        deleted: false,
-                        min_ver: if current.version > 1 {
-                            current.version
-                        } else {
-                            0
-                        },
-                        perm: Some(Arc::new(permissions.clone())),
-                        drop_after: self.drop_after(current.issued_until),
-                    }));
-                }
+            }
+            let permissions = update.permissions.as_ref().unwrap_or(&current.permissions);
+            let cidrs = update
+                .allowed_cidrs
+                .as_ref()
+                .unwrap_or(&current.allowed_cidrs);
+            let cidrs_changed = *cidrs != current.allowed_cidrs;
+            if *permissions != current.permissions || cidrs_changed {
+                // The token must still fit a gateway's header with them: sign one and throw
+                // it away.
+                self.sign(&TokenSpec {
+                    id,
+                    version: current.version,
+                    name: &current.name,
+                    expires_at: None,
+                    permissions,
+                    allowed_cidrs: cidrs,
+                })?;
+                record.permissions = permissions.clone();
+                record.allowed_cidrs = cidrs.clone();
+                record.cidrs_updated |= cidrs_changed;
+                state = Some(Some(StateRecord {
+                    deleted: false,
+                    min_ver: if current.version > 1 {
+                        current.version
+                    } else {
+                        0
+                    },
+                    perm: Some(Arc::new(permissions.clone())),
+                    // Only once the networks left those signed into the current version: an
+                    // entry without `cidr` leaves the signed claim in force.
+                    cidr: record.cidrs_updated.then(|| cidrs.clone()),
+                    drop_after: self.drop_after(current.issued_until),
+                }));
             }
             record.revision = current.revision + 1;
             record.updated_at = now;
@@ -286,8 +304,8 @@ impl<S: TokenStore> TokenService<S> {
         .await
     }
 
-    /// Issue a new version of a token with a new expiry and its current permissions; every
-    /// older version stops working.
+    /// Issue a new version of a token with a new expiry and its current permissions and
+    /// networks; every older version stops working.
     pub async fn regenerate(
         &self,
         caller: &Caller,
@@ -295,7 +313,23 @@ impl<S: TokenStore> TokenService<S> {
         expires: Expiry,
         expect: Option<u64>,
     ) -> Result<Minted, LifecycleError> {
-        let result = self.try_regenerate(caller, id, expires, expect).await;
+        self.regenerate_with(caller, id, expires, None, expect)
+            .await
+    }
+
+    /// [`TokenService::regenerate`], with new networks signed into the new version when
+    /// `allowed_cidrs` is given (an empty list: anywhere).
+    pub async fn regenerate_with(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        expires: Expiry,
+        allowed_cidrs: Option<CidrList>,
+        expect: Option<u64>,
+    ) -> Result<Minted, LifecycleError> {
+        let result = self
+            .try_regenerate(caller, id, expires, allowed_cidrs.as_ref(), expect)
+            .await;
         self.audited(caller, Action::Regenerate, Some(id), None, result)
             .await
     }
@@ -305,9 +339,11 @@ impl<S: TokenStore> TokenService<S> {
         caller: &Caller,
         id: Uuid,
         expires: Expiry,
+        allowed_cidrs: Option<&CidrList>,
         expect: Option<u64>,
     ) -> Result<Minted, LifecycleError> {
         self.retrying_get(id, expect, |current| async move {
+            let cidrs = allowed_cidrs.unwrap_or(&current.allowed_cidrs);
             let now = self.now();
             let expires_at = self.resolve(expires, now)?;
             let version = current
@@ -320,8 +356,11 @@ impl<S: TokenStore> TokenService<S> {
                 name: &current.name,
                 expires_at,
                 permissions: &current.permissions,
+                allowed_cidrs: cidrs,
             })?;
             let mut record = current.clone();
+            record.allowed_cidrs = cidrs.clone();
+            record.cidrs_updated = false;
             record.version = version;
             record.revision = current.revision + 1;
             record.updated_at = now;
@@ -333,6 +372,7 @@ impl<S: TokenStore> TokenService<S> {
                 deleted: false,
                 min_ver: version,
                 perm: None,
+                cidr: None,
                 drop_after: self.drop_after(current.issued_until),
             };
             let audit = self.audit_entry(caller, Action::Regenerate, &record, "ok");
@@ -388,6 +428,7 @@ impl<S: TokenStore> TokenService<S> {
                     deleted: true,
                     min_ver: 0,
                     perm: None,
+                    cidr: None,
                     drop_after: self.drop_after(current.issued_until),
                 };
                 let audit = self.audit_entry(caller, Action::Delete, &current, "ok");
@@ -431,6 +472,7 @@ impl<S: TokenStore> TokenService<S> {
                     deleted: true,
                     min_ver: 0,
                     perm: None,
+                    cidr: None,
                     drop_after: self.drop_after(current.issued_until),
                 };
                 let mut audit = self.audit_entry(caller, action, &current, "ok");

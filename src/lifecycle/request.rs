@@ -104,6 +104,8 @@ pub struct NewToken {
     pub expires: Expiry,
     /// What it may do.
     pub permissions: Permissions,
+    /// The networks it may be used from (empty: anywhere), signed into the token.
+    pub allowed_cidrs: CidrList,
 }
 
 /// A change to a token's description and permissions; `None` leaves a field as it is.
@@ -113,6 +115,9 @@ pub struct TokenUpdate {
     pub description: Option<String>,
     /// The new permissions.
     pub permissions: Option<Permissions>,
+    /// The new networks (an empty list: anywhere). Like permissions, they reach the unchanged
+    /// token string through the state map.
+    pub allowed_cidrs: Option<CidrList>,
 }
 
 /// A token string, shown once, and the record it belongs to.
@@ -151,6 +156,7 @@ impl TokenRecord {
             name: &self.name,
             description: &self.description,
             permissions: &self.permissions,
+            allowed_cidrs: &self.allowed_cidrs,
             version: self.version,
             revision: self.revision,
             created_at: crate::claims::format_time(&self.created_at),
@@ -190,6 +196,9 @@ pub struct RecordView<'a> {
     pub description: &'a str,
     /// Current permissions.
     pub permissions: &'a Permissions,
+    /// The networks the token may be used from, normalized; empty: anywhere.
+    #[cfg_attr(feature = "server", schema(value_type = AllowedCidrs))]
+    pub allowed_cidrs: &'a CidrList,
     /// The token version, bumped by regenerate.
     #[cfg_attr(feature = "server", schema(format = "uint32", minimum = 1))]
     pub version: u32,

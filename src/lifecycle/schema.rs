@@ -5,7 +5,7 @@
 use super::*;
 use std::borrow::Cow;
 use utoipa::openapi::schema::{
-    AnyOfBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
+    AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
 };
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
@@ -85,5 +85,36 @@ impl PartialSchema for Expires {
 impl ToSchema for Expires {
     fn name() -> Cow<'static, str> {
         "Expires".into()
+    }
+}
+
+/// A token's networks, as [`crate::CidrList`] reads them.
+pub struct AllowedCidrs;
+
+impl PartialSchema for AllowedCidrs {
+    fn schema() -> RefOr<Schema> {
+        ArrayBuilder::new()
+            .items(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(2))
+                    .max_length(Some(64))
+                    .examples(["10.0.0.0/8"]),
+            )
+            .max_items(Some(crate::cidr::MAX_CIDRS))
+            .description(Some(format!(
+                "The networks the token may be used from: IPv4 and IPv6 addresses or CIDRs \
+                 (`10.0.0.0/8`, `2001:db8::/32`; a bare address is a /32 or /128), at most {}. \
+                 Stored normalized: host bits cleared, duplicates removed, sorted. Empty: \
+                 anywhere. An IPv4-mapped IPv6 client address matches IPv4 networks.",
+                crate::cidr::MAX_CIDRS
+            )))
+            .into()
+    }
+}
+
+impl ToSchema for AllowedCidrs {
+    fn name() -> Cow<'static, str> {
+        "AllowedCidrs".into()
     }
 }

@@ -127,9 +127,10 @@ impl FromRequestParts<AppState> for Authenticated {
 }
 
 /// The token the request presents, verified (and its use noted) for the client at `from`: 401
-/// when it is missing or refused, 503 or 429 when its signature check was rationed. The one
-/// path from headers to a verified token, for this extractor and for `/v1/auth`, which reads
-/// its request in place.
+/// when it is missing or refused, 403 `address_not_allowed` when it is bound to networks that
+/// do not hold `from`, 503 or 429 when its signature check was rationed. The one path from
+/// headers to a verified token, for this extractor and for `/v1/auth`, which reads its request
+/// in place.
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
@@ -141,9 +142,28 @@ pub async fn authenticate(
             "send a token as `Authorization: Bearer <token>`",
         )
     })?;
-    state.verify_from(token, from).await?.map_err(|e| {
+    let verified = state.verify_from(token, from).await?.map_err(|e| {
         ApiError::unauthorized(e.code(), format!("the token was refused: {}", e.code()))
-    })
+    })?;
+    check_address(&verified, from)?;
+    Ok(verified)
+}
+
+/// Whether a client at `from` may use `token`: 403 `address_not_allowed` when the token is
+/// bound to networks that do not hold it, or when the address is unknown (fail closed).
+pub(super) fn allowed_from(token: &VerifiedToken, from: Option<IpAddr>) -> bool {
+    match from {
+        Some(ip) => token.allows_from(ip),
+        None => token.allowed_cidrs().is_none(),
+    }
+}
+
+fn check_address(token: &VerifiedToken, from: Option<IpAddr>) -> Result<(), ApiError> {
+    if allowed_from(token, from) {
+        return Ok(());
+    }
+    tracing::info!(token = %token.id(), from = ?from, "token used from outside its networks");
+    Err(ApiError::address_not_allowed(from))
 }
 
 /// Whether `token` meets `need`: 403 when it is valid but not enough.

@@ -101,6 +101,8 @@ mod tests {
                 )
                 .unwrap()
             },
+            allowed_cidrs: Default::default(),
+            cidrs_updated: false,
             version: 1,
             revision: 1,
             created_at: at,

@@ -22,6 +22,9 @@ pub struct ApiError {
     retry_after: Option<u64>,
 }
 
+/// The code of a valid token used from outside its networks.
+pub const ADDRESS_NOT_ALLOWED: &str = "address_not_allowed";
+
 impl ApiError {
     /// An error with this status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
@@ -64,6 +67,16 @@ impl ApiError {
     /// 403.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 403 `address_not_allowed`: a valid token used from outside its networks. Never a 401,
+    /// so a gateway passes it through instead of asking for another token.
+    pub fn address_not_allowed(from: Option<std::net::IpAddr>) -> Self {
+        let message = match from {
+            Some(ip) => format!("this token may not be used from {ip}"),
+            None => "this token is bound to networks, and the client address is unknown".into(),
+        };
+        Self::new(StatusCode::FORBIDDEN, ADDRESS_NOT_ALLOWED, message)
     }
 
     /// 500/503 for a failure on our side: the detail goes to the log only.

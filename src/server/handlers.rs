@@ -7,8 +7,10 @@ use super::auth::Admin;
 use super::error::ApiError;
 use super::openapi::{errors, schemas, IfMatch, TokenId};
 use super::{AppState, MAX_BODY};
+use crate::cidr::CidrList;
 use crate::lifecycle::{
-    Description, Expires, Expiry, Minted, NewToken, RecordView, Status, TokenName, TokenUpdate,
+    AllowedCidrs, Description, Expires, Expiry, Minted, NewToken, RecordView, Status, TokenName,
+    TokenUpdate,
 };
 use crate::model::{AuditRecord, TokenRecord};
 use crate::permissions::Permissions;
@@ -153,6 +155,14 @@ pub struct CreateBody {
     #[schema(value_type = Expires)]
     expires: String,
     permissions: Permissions,
+    #[serde(default)]
+    #[schema(value_type = AllowedCidrs)]
+    allowed_cidrs: Vec<String>,
+}
+
+/// The networks of a request body, or a 400 naming the bad entry.
+fn parse_cidrs(entries: &[String]) -> Result<CidrList, ApiError> {
+    CidrList::parse(entries).map_err(|e| ApiError::bad_request(format!("allowed_cidrs: {e}")))
 }
 
 /// `POST /v1/tokens`
@@ -186,6 +196,7 @@ pub async fn create(admin: Admin, Body(body): Body<CreateBody>) -> Result<Respon
         description: body.description,
         expires: body.expires.parse::<Expiry>()?,
         permissions: body.permissions,
+        allowed_cidrs: parse_cidrs(&body.allowed_cidrs)?,
     };
     let made = admin.tokens().create(admin.caller(), new).await?;
     Ok(minted(&admin, &made, StatusCode::CREATED))
@@ -326,6 +337,9 @@ pub struct UpdateBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Permissions)]
     permissions: Option<Permissions>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = AllowedCidrs)]
+    allowed_cidrs: Option<Vec<String>>,
 }
 
 /// A field that may be left out but not given as `null`: one value, one spelling.
@@ -343,8 +357,8 @@ where
     path = "/v1/tokens/{id}",
     operation_id = "updateToken",
     tag = "tokens",
-    summary = "Change a token's description or permissions (super-admin); the token string \
-               stays valid and carries the new permissions.",
+    summary = "Change a token's description, permissions or networks (super-admin); the token \
+               string stays valid and carries the new permissions and networks.",
     security(("bearer" = []), ("token" = [])),
     params(TokenId, IfMatch),
     request_body = UpdateBody,
@@ -363,16 +377,17 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let id = token_id(&id)?;
     let expect = if_match(&headers)?;
-    if body.description.is_none() && body.permissions.is_none() {
+    if body.description.is_none() && body.permissions.is_none() && body.allowed_cidrs.is_none() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_request",
-            "nothing to update: give description, permissions or both",
+            "nothing to update: give description, permissions, allowed_cidrs or several",
         ));
     }
     let update = TokenUpdate {
         description: body.description,
         permissions: body.permissions,
+        allowed_cidrs: body.allowed_cidrs.as_deref().map(parse_cidrs).transpose()?,
     };
     let record = admin
         .tokens()
@@ -387,6 +402,10 @@ pub async fn update(
 pub struct RegenerateBody {
     #[schema(value_type = Expires)]
     expires: String,
+    /// New networks for the new version; left out, it keeps the token's current ones.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = AllowedCidrs)]
+    allowed_cidrs: Option<Vec<String>>,
 }
 
 /// `POST /v1/tokens/{id}/regenerate`
@@ -425,9 +444,10 @@ pub async fn regenerate(
     let id = token_id(&id)?;
     let expect = if_match(&headers)?;
     let expires = body.expires.parse::<Expiry>()?;
+    let cidrs = body.allowed_cidrs.as_deref().map(parse_cidrs).transpose()?;
     let made = admin
         .tokens()
-        .regenerate(admin.caller(), id, expires, expect)
+        .regenerate_with(admin.caller(), id, expires, cidrs, expect)
         .await?;
     Ok(minted(&admin, &made, StatusCode::OK))
 }

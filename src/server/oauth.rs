@@ -4,11 +4,14 @@
 //! Revocation and leak reports answer the same whatever the tokens were (valid, unknown, already
 //! dead), so neither tells a caller anything about a token it sends.
 
-use super::auth::{ClientAddr, Introspector, Revoker};
+use super::auth::{allowed_from, ClientAddr, Introspector, Revoker};
 use super::error::ApiError;
 use super::handlers::Body;
 use super::openapi::errors;
+use super::verify::parse_client_ip;
 use super::{AppState, MAX_BODY};
+use crate::cidr::CidrList;
+use crate::lifecycle::AllowedCidrs;
 use crate::model::Action;
 use crate::VerifiedToken;
 use axum::body::Bytes;
@@ -37,8 +40,30 @@ struct TokenForm {
     token_type_hint: Option<String>,
 }
 
-/// The `token` of a form body, each parameter at most once (RFC 6749 §3.1).
-fn token_form(content_type: Option<&HeaderValue>, body: &[u8]) -> Result<String, ApiError> {
+/// `/v1/introspect`'s form: [`TokenForm`] and Tessera's `client_ip`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // The schema of the form; the handler parses it by hand (see `token_form`).
+struct IntrospectForm {
+    /// The token.
+    token: String,
+    /// A hint about the token's type; Tessera has one type and ignores it.
+    token_type_hint: Option<String>,
+    /// Not in RFC 7662, Tessera's own: the address of the client that presented the token,
+    /// checked against the token's networks (a token used from outside them is inactive). Left
+    /// out: the address of this request's own client (its peer, or what a trusted proxy
+    /// forwarded), so a token bound to networks fails closed.
+    #[schema(max_length = 64, example = "203.0.113.7")]
+    client_ip: Option<String>,
+}
+
+/// What a form body holds.
+struct FormValues {
+    token: String,
+    client_ip: Option<String>,
+}
+
+/// The `token` (and `client_ip`) of a form body, each parameter at most once (RFC 6749 §3.1).
+fn token_form(content_type: Option<&HeaderValue>, body: &[u8]) -> Result<FormValues, ApiError> {
     let form = content_type
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
@@ -60,18 +85,20 @@ fn token_form(content_type: Option<&HeaderValue>, body: &[u8]) -> Result<String,
             format!("the body is over {MAX_BODY} bytes"),
         ));
     }
-    let (mut token, mut hint) = (None, None);
+    let (mut token, mut hint, mut client_ip) = (None, None, None);
     for (key, value) in form_urlencoded::parse(body) {
         let slot = match key.as_ref() {
             "token" => &mut token,
             "token_type_hint" => &mut hint,
+            "client_ip" => &mut client_ip,
             _ => continue,
         };
         if slot.replace(value.into_owned()).is_some() {
             return Err(ApiError::bad_request(format!("{key} is given twice")));
         }
     }
-    token.ok_or_else(|| ApiError::bad_request("the form has no token"))
+    let token = token.ok_or_else(|| ApiError::bad_request("the form has no token"))?;
+    Ok(FormValues { token, client_ip })
 }
 
 /// `POST /v1/revoke`: RFC 7009 revocation by the token's holder.
@@ -100,7 +127,7 @@ pub async fn revoke(
 ) -> Result<Response, ApiError> {
     let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
     let body = read(request).await?;
-    let token = token_form(content_type.as_ref(), &body)?;
+    let token = token_form(content_type.as_ref(), &body)?.token;
     if let Ok(verified) = state.check_token(&token, from).await? {
         revoker
             .revoke(&verified, Action::Revoked, None)
@@ -217,6 +244,10 @@ pub struct Introspection {
     /// The token's version.
     #[serde(skip_serializing_if = "Option::is_none")]
     tessera_version: Option<u32>,
+    /// The networks the token may be used from, in force now; absent: anywhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<AllowedCidrs>)]
+    tessera_allowed_cidrs: Option<CidrList>,
 }
 
 impl Introspection {
@@ -234,6 +265,7 @@ impl Introspection {
             scope: None,
             tessera_permissions: None,
             tessera_version: None,
+            tessera_allowed_cidrs: None,
         }
     }
 
@@ -252,6 +284,7 @@ impl Introspection {
             scope: Some(scope(token)),
             tessera_permissions: serde_json::to_value(token.permissions()).ok(),
             tessera_version: Some(token.version()),
+            tessera_allowed_cidrs: token.allowed_cidrs().cloned(),
         }
     }
 }
@@ -283,10 +316,12 @@ fn scope(token: &VerifiedToken) -> String {
     tag = "oauth",
     summary = "Token introspection (RFC 7662), for a caller with tessera introspect or \
                super-admin.",
-    description = "An inactive token (invalid, expired, deleted, superseded, or unknown) gets \
-                   exactly `{\"active\": false}`.",
+    description = "An inactive token (invalid, expired, deleted, superseded, unknown, or bound \
+                   to networks that do not hold the client address) gets exactly \
+                   `{\"active\": false}`. The client address is `client_ip` (a Tessera \
+                   extension), else this request's own client address.",
     security(("bearer" = []), ("token" = [])),
-    request_body(content = inline(TokenForm), content_type = "application/x-www-form-urlencoded"),
+    request_body(content = inline(IntrospectForm), content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = OK, description = "The answer.", body = Introspection),
         errors::FormBody, errors::Caller
@@ -300,10 +335,14 @@ pub async fn introspect(
 ) -> Result<Response, ApiError> {
     let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
     let body = read(request).await?;
-    let token = token_form(content_type.as_ref(), &body)?;
-    let answer = match state.check_token(&token, from).await? {
-        Ok(verified) => Introspection::of(&verified),
-        Err(_) => Introspection::inactive(),
+    let form = token_form(content_type.as_ref(), &body)?;
+    let client = match &form.client_ip {
+        Some(ip) => Some(parse_client_ip(ip)?),
+        None => from,
+    };
+    let answer = match state.check_token(&form.token, from).await? {
+        Ok(verified) if allowed_from(&verified, client) => Introspection::of(&verified),
+        _ => Introspection::inactive(),
     };
     let mut response = Json(answer).into_response();
     response

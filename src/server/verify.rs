@@ -2,12 +2,14 @@
 //! (`/v1/auth`), introspection (`/v1/verify`) and the public keys (`/v1/keys`). None of them
 //! reads the token service; each only verifies.
 
-use super::auth::{authenticate, client_address, ClientAddr};
-use super::error::ApiError;
+use super::auth::{allowed_from, authenticate, client_address, ClientAddr};
+use super::error::{ApiError, ADDRESS_NOT_ALLOWED};
 use super::handlers::Body;
 use super::openapi::{errors, forward_auth as doc};
 use super::AppState;
+use crate::cidr::CidrList;
 use crate::claims::Claims;
+use crate::lifecycle::AllowedCidrs;
 use crate::permissions::{Access, PermissionQuestion, Permissions, QUESTION_SCOPE_KEYS};
 use crate::VerifiedToken;
 use axum::extract::{Request, State};
@@ -320,6 +322,12 @@ pub struct VerifyBody {
     #[serde(default)]
     #[schema(value_type = Option<PermissionQuestion>)]
     require: Option<BTreeMap<String, String>>,
+    /// The address of the client that presented the token, checked against the token's
+    /// networks. Left out: the address of this request's own client (its peer, or what a
+    /// trusted proxy forwarded), so a token bound to networks fails closed.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 64, example = "203.0.113.7")]
+    client_ip: Option<String>,
 }
 
 /// `/v1/verify`'s answer: a refusal's code, or the token's effective claims (and whether the
@@ -350,6 +358,10 @@ pub struct TokenView<'a> {
     /// Whether the permissions were updated after the token was signed (so differ from its
     /// `perm` claim).
     permissions_updated: bool,
+    /// The networks the token may be used from, in force now; absent: anywhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<AllowedCidrs>)]
+    allowed_cidrs: Option<&'a CidrList>,
 }
 
 impl<'a> TokenView<'a> {
@@ -361,6 +373,7 @@ impl<'a> TokenView<'a> {
             expires_at: token.expires_at().as_ref().map(crate::claims::format_time),
             permissions: token.permissions(),
             permissions_updated: token.permissions_updated(),
+            allowed_cidrs: token.allowed_cidrs(),
         }
     }
 }
@@ -393,11 +406,21 @@ pub async fn verify(
         .transpose()?
         .unwrap_or_default();
     let access = fields.access()?;
+    let client = match &body.client_ip {
+        Some(ip) => Some(parse_client_ip(ip)?),
+        None => from,
+    };
     let verified = state.verify_from(&body.token, from).await?;
     let answer = match &verified {
         Err(e) => VerifyAnswer {
             valid: false,
             code: e.code(),
+            token: None,
+            allowed: None,
+        },
+        Ok(token) if !allowed_from(token, client) => VerifyAnswer {
+            valid: false,
+            code: ADDRESS_NOT_ALLOWED,
             token: None,
             allowed: None,
         },
@@ -418,6 +441,16 @@ pub async fn verify(
         }
     };
     Ok(Json(answer).into_response())
+}
+
+/// A `client_ip` field: an IPv4 or IPv6 address, or a 400.
+pub(super) fn parse_client_ip(text: &str) -> Result<IpAddr, ApiError> {
+    text.trim().parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "client_ip: {:?} is not an IP address",
+            crate::permissions::shorten(text)
+        ))
+    })
 }
 
 /// The public key set.

@@ -242,6 +242,7 @@ async fn prepare(
             description: String::new(),
             expires: *expires,
             permissions: permissions.clone(),
+            allowed_cidrs: Default::default(),
         };
         ids.push(
             service

@@ -65,6 +65,7 @@ impl Fixture {
                 name: "ci-bot",
                 expires_at,
                 permissions: &perm,
+                allowed_cidrs: &Default::default(),
             })
             .unwrap()
             .expose()
@@ -571,6 +572,7 @@ fn the_issuer_refuses_a_token_over_four_kibibytes() {
             name: "big",
             expires_at: None,
             permissions: &perm,
+            allowed_cidrs: &Default::default(),
         })
         .unwrap_err();
     assert!(err.to_string().contains("4096-byte limit"), "{err}");

@@ -9,6 +9,7 @@ mod access;
 mod census;
 mod flood;
 mod hostile;
+mod networks;
 mod oauth;
 mod openapi;
 mod rotation;

@@ -228,3 +228,55 @@ async fn errors_are_plain_words_next_to_their_field_and_said_once() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_networks_are_set_shown_refused_in_words_and_regenerated() {
+    with_page(1280, 1000, |page| async move {
+        generate_form(&page).await;
+        page.fill("#f-name", "office-bot").await;
+        page.click("#f-super").await;
+
+        // A bad entry: the server names it, next to the field.
+        page.fill("#f-cidrs", "10.0.0.0/8, 10.0.0.0/33").await;
+        page.click("#form-submit").await;
+        let refused = page.text_with("#f-cidrs-error", "10.0.0.0/33").await;
+        assert!(refused.starts_with("Allowed networks: "), "{refused}");
+        assert!(!page.shown("#form-error").await, "said once");
+
+        page.fill("#f-cidrs", "10.1.2.3/8 2001:db8::1/32").await;
+        page.click("#form-submit").await;
+        page.visible("#token-dialog[open]").await;
+        page.click("#copy-token").await;
+        page.click("#token-done").await;
+        let record = page.record(&page.serve.admin, "office-bot").await;
+        assert_eq!(
+            record["allowed_cidrs"],
+            json!(["10.0.0.0/8", "2001:db8::/32"])
+        );
+
+        // The edit form shows them as stored, and saves a change.
+        page.click(r#"tr[data-name="office-bot"] a.name"#).await;
+        page.visible("#view-form").await;
+        assert_eq!(page.value("#f-cidrs").await, "10.0.0.0/8, 2001:db8::/32");
+        page.fill("#f-cidrs", "192.0.2.0/24").await;
+        page.click("#form-submit").await;
+        page.visible(r#"tr[data-name="office-bot"]"#).await;
+        let record = page.record(&page.serve.admin, "office-bot").await;
+        assert_eq!(record["allowed_cidrs"], json!(["192.0.2.0/24"]));
+
+        // Regenerating offers the current ones, and signs what the dialog holds.
+        page.click(r#"tr[data-name="office-bot"] a.name"#).await;
+        page.click("#form-regenerate").await;
+        page.visible("#regenerate-dialog[open]").await;
+        assert_eq!(page.value("#r-cidrs").await, "192.0.2.0/24");
+        page.fill("#r-cidrs", "").await;
+        page.click("#regenerate-confirm").await;
+        page.visible("#token-dialog[open]").await;
+        page.click("#copy-token").await;
+        page.click("#token-done").await;
+        page.gone("#token-dialog[open]").await;
+        let record = page.record(&page.serve.admin, "office-bot").await;
+        assert_eq!(record["allowed_cidrs"], json!([]));
+    })
+    .await;
+}

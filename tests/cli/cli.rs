@@ -37,6 +37,7 @@ fn issue(
             name,
             expires_at: expires,
             permissions: perms,
+            allowed_cidrs: &Default::default(),
         })
         .expect("issued")
         .expose()

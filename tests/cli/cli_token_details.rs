@@ -344,3 +344,108 @@ fn each_command_gives_its_way_round_a_server_holding_the_store() {
     });
     assert_eq!(answer["valid"], true, "{answer}");
 }
+
+#[test]
+fn networks_are_set_shown_and_changed_locally_and_through_a_server() {
+    let (s, admin) = bootstrapped();
+    let created = s
+        .run(&[
+            "token",
+            "create",
+            "--name",
+            "office",
+            "--super-admin",
+            "--allowed-cidrs",
+            "10.1.2.3/8, 2001:db8::1/32,10.0.0.0/8",
+            "--json",
+        ])
+        .expect(0)
+        .json();
+    assert_eq!(
+        created["record"]["allowed_cidrs"],
+        serde_json::json!(["10.0.0.0/8", "2001:db8::/32"])
+    );
+    let shown = s.run(&["token", "show", "office"]).expect(0);
+    assert!(
+        shown
+            .stdout
+            .contains("networks:     10.0.0.0/8, 2001:db8::/32"),
+        "{}",
+        shown.stdout
+    );
+    let listed = s.run(&["token", "list", "--json"]).expect(0).json();
+    let office = listed
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["name"] == "office"))
+        .or_else(|| {
+            listed["tokens"]
+                .as_array()
+                .and_then(|a| a.iter().find(|t| t["name"] == "office"))
+        })
+        .cloned()
+        .expect("listed");
+    assert_eq!(office["allowed_cidrs"][0], "10.0.0.0/8");
+
+    // A bad entry is a usage error that names it.
+    let bad = s
+        .run(&[
+            "token",
+            "update",
+            "office",
+            "--allowed-cidrs",
+            "10.0.0.0/8,10.0.0.0/33",
+        ])
+        .expect(2);
+    assert!(bad.stderr.contains("10.0.0.0/33"), "{}", bad.stderr);
+
+    let updated = s
+        .run(&["token", "update", "office", "--allowed-cidrs", "", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(updated["allowed_cidrs"], serde_json::json!([]));
+    let shown = s.run(&["token", "show", "office"]).expect(0);
+    assert!(
+        shown.stdout.contains("networks:     anywhere"),
+        "{}",
+        shown.stdout
+    );
+
+    // Through a server: the same flags, the same records.
+    let server = ServerThread::start(app::config(s.dir.path()));
+    let there = remote(
+        &s,
+        &server.base,
+        &admin,
+        &["update", "office", "--allowed-cidrs", "192.0.2.7", "--json"],
+    )
+    .expect(0)
+    .json();
+    assert_eq!(there["allowed_cidrs"], serde_json::json!(["192.0.2.7/32"]));
+    let regenerated = remote(
+        &s,
+        &server.base,
+        &admin,
+        &[
+            "regenerate",
+            "office",
+            "--expires",
+            "7d",
+            "--allowed-cidrs",
+            "198.51.100.0/24",
+            "--json",
+        ],
+    )
+    .expect(0)
+    .json();
+    assert_eq!(
+        regenerated["record"]["allowed_cidrs"],
+        serde_json::json!(["198.51.100.0/24"])
+    );
+    let shown = remote(&s, &server.base, &admin, &["show", "office", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(
+        shown["allowed_cidrs"],
+        serde_json::json!(["198.51.100.0/24"])
+    );
+}

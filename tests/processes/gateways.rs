@@ -87,12 +87,25 @@ impl Stack {
 
     /// A token with `permissions`; its id.
     async fn create(&self, name: &str, permissions: &str) -> (String, String) {
+        self.create_bound(name, permissions, &[]).await
+    }
+
+    /// A token with `permissions`, usable from `cidrs` only (none: anywhere); its id.
+    async fn create_bound(
+        &self,
+        name: &str,
+        permissions: &str,
+        cidrs: &[&str],
+    ) -> (String, String) {
         let permissions: Value = serde_json::from_str(permissions).unwrap();
         let response = self
             .http
             .post(format!("{}/v1/tokens", self.tessera.base))
             .bearer_auth(&self.admin)
-            .json(&json!({"name": name, "expires": "30d", "permissions": permissions}))
+            .json(
+                &json!({"name": name, "expires": "30d", "permissions": permissions,
+                          "allowed_cidrs": cidrs}),
+            )
             .send()
             .await
             .unwrap();
@@ -406,6 +419,54 @@ async fn the_caddy_recipe_holds_against_a_hostile_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_traefik_recipe_holds_against_a_hostile_client() {
     a_recipe_holds(Kind::Traefik).await;
+}
+
+/// A token bound to networks, through the nginx recipe as it stands: nginx forwards the client
+/// address it sees (`$remote_addr`) to a Tessera that trusts it, so two real client addresses
+/// get two answers. Every 127/8 address is loopback on Linux: the clients bind 127.0.0.2 and
+/// 127.0.0.1 as their source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nginx_recipe_passes_the_client_address_for_tokens_bound_to_networks() {
+    let Some(stack) = Stack::start_or_skip(Kind::Nginx).await else {
+        return;
+    };
+    let s = &stack;
+    let (bound, _) = s.create_bound("office", TRIGGER, &["127.0.0.2"]).await;
+    let from = |ip: &str| {
+        Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    };
+    let (inside, outside) = (from("127.0.0.2"), from("127.0.0.1"));
+    let url = format!("{}{ROUTE}", s.gateway.base);
+    s.expect(
+        inside.get(&url).bearer_auth(&bound),
+        200,
+        "from inside its networks",
+    )
+    .await;
+    s.expect(
+        outside.get(&url).bearer_auth(&bound),
+        403,
+        "from outside its networks",
+    )
+    .await;
+    s.expect(
+        outside
+            .get(&url)
+            .bearer_auth(&bound)
+            .header("X-Forwarded-For", "127.0.0.2"),
+        403,
+        "from outside, claiming an inside address",
+    )
+    .await;
+    let sent = s.relay.sent();
+    assert!(
+        sent.to_ascii_lowercase()
+            .contains("x-forwarded-for: 127.0.0.2"),
+        "nginx forwarded the inside client's address:\n{sent}"
+    );
 }
 
 /// The recipes stand in the docs as they are in the files, and each file is shown.

@@ -88,6 +88,7 @@ fn child_writer() {
                                     description: String::new(),
                                     expires: Expiry::Days(30),
                                     permissions: Permissions::SuperAdmin,
+                                    allowed_cidrs: Default::default(),
                                 },
                             )
                             .await
@@ -98,6 +99,7 @@ fn child_writer() {
                             let update = TokenUpdate {
                                 description: Some(format!("update {i}")),
                                 permissions: None,
+                                allowed_cidrs: None,
                             };
                             let record = service.update(&caller, id, update, None).await.unwrap();
                             say(format!("updated {id} {}", record.revision));

@@ -27,6 +27,7 @@ async fn every_change_adds_its_event_and_a_refused_one_none(b: Backend) {
     let update = TokenUpdate {
         description: None,
         permissions: Some(trigger("x")),
+        allowed_cidrs: None,
     };
     service.update(&caller(), id, update, None).await.unwrap();
     let regenerated = service

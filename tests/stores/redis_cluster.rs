@@ -121,6 +121,7 @@ async fn the_token_lifecycle_runs_on_a_cluster_through_any_store() {
     let update = TokenUpdate {
         description: Some("now billing".into()),
         permissions: Some(trigger("billing")),
+        allowed_cidrs: None,
     };
     let record = service
         .update(&caller(), id, update, Some(1))
@@ -276,6 +277,7 @@ async fn redirections_are_followed_from_a_seed_without_the_slot_and_when_the_slo
     let update = TokenUpdate {
         description: None,
         permissions: Some(trigger("billing")),
+        allowed_cidrs: None,
     };
     service
         .update(&caller(), id, update, Some(1))

@@ -18,7 +18,7 @@ use tessera::model::{Action, FeedPage, FeedPosition, StateSnapshot};
 use tessera::store::TokenStore;
 use tessera::store::{AnyStore, StoreError};
 use tessera::TokenState as _;
-use tessera::{Access, DevtronRole};
+use tessera::{Access, CidrList, DevtronRole};
 
 conformance!(
     create_returns_a_working_token_and_a_record_without_it,
@@ -30,6 +30,7 @@ conformance!(
     invalid_or_oversized_permissions_are_refused,
     update_changes_permissions_without_a_new_token,
     update_of_description_alone_leaves_the_state_map_alone,
+    networks_are_signed_stored_and_narrowed_through_the_state_map,
     regenerate_issues_a_new_version_and_the_old_one_stops,
     delete_stops_every_version,
     a_stale_expected_revision_is_a_conflict,
@@ -232,6 +233,7 @@ async fn descriptions_are_limited(b: Backend) {
     let update = TokenUpdate {
         description: Some("y".repeat(351)),
         permissions: None,
+        allowed_cidrs: None,
     };
     is_invalid(
         service.update(&caller(), id, update, None).await,
@@ -321,6 +323,7 @@ async fn invalid_or_oversized_permissions_are_refused(b: Backend) {
     let update = TokenUpdate {
         description: None,
         permissions: Some(big),
+        allowed_cidrs: None,
     };
     assert!(matches!(
         service.update(&caller(), id, update, None).await,
@@ -354,6 +357,7 @@ async fn update_changes_permissions_without_a_new_token(b: Backend) {
     let update = TokenUpdate {
         description: Some("now billing".into()),
         permissions: Some(trigger("billing")),
+        allowed_cidrs: None,
     };
     let record = service
         .update(&caller(), minted.record.id, update, Some(1))
@@ -372,6 +376,76 @@ async fn update_changes_permissions_without_a_new_token(b: Backend) {
     assert!(offline.allows(&payments));
 }
 
+async fn networks_are_signed_stored_and_narrowed_through_the_state_map(b: Backend) {
+    let ip = |text: &str| text.parse::<std::net::IpAddr>().unwrap();
+    let cidrs = |list: &[&str]| CidrList::parse(list).unwrap();
+    let service = b.service();
+    let follower = b.follower().await;
+    let mut token = new_token("bound");
+    token.allowed_cidrs = cidrs(&["10.1.2.3/8"]);
+    let minted = service.create(&caller(), token).await.unwrap();
+    let id = minted.record.id;
+    assert_eq!(minted.token.claims().cidr, Some(cidrs(&["10.0.0.0/8"])));
+    let stored = service.get(id).await.unwrap();
+    assert_eq!(stored.allowed_cidrs, cidrs(&["10.0.0.0/8"]));
+    follower.sync().await;
+    let verified = follower.verifier.verify(minted.token.expose()).unwrap();
+    assert!(verified.allows_from(ip("10.9.9.9")) && !verified.allows_from(ip("192.0.2.1")));
+
+    let narrow = TokenUpdate {
+        allowed_cidrs: Some(cidrs(&["192.0.2.0/24"])),
+        ..TokenUpdate::default()
+    };
+    let record = service.update(&caller(), id, narrow, None).await.unwrap();
+    assert_eq!((record.version, record.revision), (1, 2));
+    assert_eq!(
+        service.get(id).await.unwrap().allowed_cidrs,
+        record.allowed_cidrs
+    );
+    let entry = b.store.snapshot().await.unwrap().entries;
+    let entry = &entry.iter().find(|(e, _)| *e == id).unwrap().1;
+    assert_eq!(entry.cidr, Some(cidrs(&["192.0.2.0/24"])));
+    assert_eq!(follower.code(minted.token.expose()).await, "ok");
+    let verified = follower.verifier.verify(minted.token.expose()).unwrap();
+    assert!(!verified.allows_from(ip("10.9.9.9")) && verified.allows_from(ip("192.0.2.1")));
+
+    // A change of the permissions alone keeps the narrowed networks, for a new follower too.
+    let repermission = TokenUpdate {
+        permissions: Some(trigger("billing")),
+        ..TokenUpdate::default()
+    };
+    service
+        .update(&caller(), id, repermission, None)
+        .await
+        .unwrap();
+    let late = b.follower().await;
+    late.sync().await;
+    let verified = late.verifier.verify(minted.token.expose()).unwrap();
+    assert!(!verified.allows_from(ip("10.9.9.9")) && verified.allows_from(ip("192.0.2.1")));
+
+    // Regenerating signs the current networks into the new version; the entry carries none.
+    let second = service
+        .regenerate(&caller(), id, Expiry::Days(7), None)
+        .await
+        .unwrap();
+    assert_eq!(second.token.claims().cidr, Some(cidrs(&["192.0.2.0/24"])));
+    assert!(!second.record.cidrs_updated);
+    let entry = b.store.snapshot().await.unwrap().entries;
+    assert_eq!(entry.iter().find(|(e, _)| *e == id).unwrap().1.cidr, None);
+    let third = service
+        .regenerate_with(
+            &caller(),
+            id,
+            Expiry::Days(7),
+            Some(CidrList::default()),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(third.token.claims().cidr, None);
+    assert!(service.get(id).await.unwrap().allowed_cidrs.is_empty());
+}
+
 async fn update_of_description_alone_leaves_the_state_map_alone(b: Backend) {
     let service = b.service();
     let minted = service
@@ -382,6 +456,7 @@ async fn update_of_description_alone_leaves_the_state_map_alone(b: Backend) {
     let update = TokenUpdate {
         description: Some("renamed purpose".into()),
         permissions: Some(super_admin()),
+        allowed_cidrs: None,
     };
     let record = service
         .update(&caller(), minted.record.id, update, None)
@@ -401,6 +476,7 @@ async fn regenerate_issues_a_new_version_and_the_old_one_stops(b: Backend) {
     let update = TokenUpdate {
         description: None,
         permissions: Some(trigger("billing")),
+        allowed_cidrs: None,
     };
     service.update(&caller(), id, update, None).await.unwrap();
 
@@ -462,6 +538,7 @@ async fn a_stale_expected_revision_is_a_conflict(b: Backend) {
     let update = || TokenUpdate {
         description: Some("changed".into()),
         permissions: None,
+        allowed_cidrs: None,
     };
     service
         .update(&caller(), id, update(), Some(1))
@@ -589,6 +666,7 @@ async fn every_state_change_gets_the_next_revision_in_the_feed(b: Backend) {
     let update = TokenUpdate {
         description: None,
         permissions: Some(trigger("x")),
+        allowed_cidrs: None,
     };
     service.update(&caller(), a, update, None).await.unwrap();
     service
@@ -934,6 +1012,7 @@ async fn concurrent_updates_with_expected_revisions_lose_nothing(b: Backend) {
                     let update = TokenUpdate {
                         description: Some(format!("{} [{i}]", record.description)),
                         permissions: None,
+                        allowed_cidrs: None,
                     };
                     match service
                         .update(&caller(), id, update, Some(record.revision))
@@ -1079,6 +1158,7 @@ async fn the_last_live_super_admin_is_never_deleted_or_demoted(b: Backend) {
     let demote = || TokenUpdate {
         description: None,
         permissions: Some(trigger("payments")),
+        allowed_cidrs: None,
     };
     is_last_super_admin(service.delete(&caller(), a, None).await, a);
     is_last_super_admin(service.update(&caller(), a, demote(), None).await, a);
@@ -1090,6 +1170,7 @@ async fn the_last_live_super_admin_is_never_deleted_or_demoted(b: Backend) {
     let described = TokenUpdate {
         description: Some("still the one".into()),
         permissions: None,
+        allowed_cidrs: None,
     };
     service.update(&caller(), a, described, None).await.unwrap();
     // The refusals are in the audit trail, under their own code.

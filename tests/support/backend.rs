@@ -162,6 +162,7 @@ pub fn new_token(name: &str) -> NewToken {
         description: format!("{name} description"),
         expires: Expiry::Days(30),
         permissions: trigger("payments"),
+        allowed_cidrs: Default::default(),
     }
 }
 
@@ -169,6 +170,7 @@ pub fn new_token(name: &str) -> NewToken {
 pub fn new_super_admin(name: &str) -> NewToken {
     NewToken {
         permissions: super_admin(),
+        allowed_cidrs: Default::default(),
         ..new_token(name)
     }
 }

@@ -23,6 +23,8 @@ pub fn record(name: &str) -> TokenRecord {
         name: name.to_owned(),
         description: format!("test token {name}"),
         permissions: super_admin(),
+        allowed_cidrs: Default::default(),
+        cidrs_updated: false,
         version: 1,
         revision: 1,
         created_at: at,
@@ -89,6 +91,7 @@ pub fn deleted_entry(drop_after: Option<DateTime<Utc>>) -> StateRecord {
         deleted: true,
         min_ver: 0,
         perm: None,
+        cidr: None,
         drop_after,
     }
 }
@@ -98,6 +101,7 @@ pub fn min_ver_entry(min_ver: u32, drop_after: Option<DateTime<Utc>>) -> StateRe
         deleted: false,
         min_ver,
         perm: None,
+        cidr: None,
         drop_after,
     }
 }

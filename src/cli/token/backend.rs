@@ -102,14 +102,19 @@ impl Backend {
         &self,
         id: Uuid,
         expires: Expiry,
+        allowed_cidrs: Option<CidrList>,
         expect: Option<u64>,
     ) -> Result<Issued, Stop> {
         match self {
             Backend::Local { service, caller } => Ok(service
-                .regenerate(caller, id, expires, expect)
+                .regenerate_with(caller, id, expires, allowed_cidrs, expect)
                 .await?
                 .into()),
-            Backend::Remote(remote) => remote.regenerate(id, expires, expect).await,
+            Backend::Remote(remote) => {
+                remote
+                    .regenerate(id, expires, allowed_cidrs.as_ref(), expect)
+                    .await
+            }
         }
     }
 

@@ -15,6 +15,7 @@
 //! not super-admin); 2 usage or configuration error (flags, keys, an unreadable file, an
 //! unreachable store or server, `TESSERA_TOKEN` missing or refused).
 
+use crate::cidr::CidrList;
 use crate::cli::keys::KeysDir;
 use crate::cli::report::{self, eprint_line, Failure, Out, EXIT_REFUSED};
 use crate::issuer::Issuer;
@@ -114,7 +115,7 @@ pub(crate) enum TokenCommand {
     List(ListArgs),
     /// Show one token's record
     Show(ShowArgs),
-    /// Change a token's description or permissions; the token string stays the same
+    /// Change a token's description, permissions or networks; the token string stays the same
     #[command(after_help = UPDATE_HELP)]
     Update(UpdateArgs),
     /// Issue a new token with a new expiry; the old one stops working
@@ -151,16 +152,18 @@ The token is printed once, alone on stdout, and stored nowhere: capture it.
 Examples:
   tessera token create --name ci-bot --description \"CI pipeline\" --expires 30d --super-admin
   TOKEN=$(tessera token create --name deployer --expires 90d --permissions @perms.json)
+  tessera token create --name office-bot --super-admin --allowed-cidrs 10.0.0.0/8,2001:db8::/32
   tessera token create --name release-bot --expires 2027-06-30 --permissions @perms.json
   tessera token create --name viewer --expires never \\
     --permissions '{\"grants\": [{\"resource\": \"chart-group\", \"role\": \"view\", \"groups\": [\"*\"]}]}'";
 
 const UPDATE_HELP: &str = "\
-Verifiers that follow the token state apply new permissions to the existing token string.
-Offline verifiers (public key only) keep applying the permissions signed into it.
+Verifiers that follow the token state apply new permissions and networks to the existing token
+string. Offline verifiers (public key only) keep applying those signed into it.
 
-Example:
-  tessera token update ci-bot --permissions @perms.json --if-revision 3";
+Examples:
+  tessera token update ci-bot --permissions @perms.json --if-revision 3
+  tessera token update ci-bot --allowed-cidrs 10.0.0.0/8,2001:db8::/32";
 
 const REGENERATE_HELP: &str = "\
 Scripts using the old token must be given the new one: the old one is refused as superseded.
@@ -188,6 +191,10 @@ pub(crate) struct CreateArgs {
     expires: String,
     #[command(flatten)]
     permissions: PermissionArgs,
+    /// The networks the token may be used from, comma-separated IPv4 and IPv6 addresses or
+    /// CIDRs (at most 32), e.g. 10.0.0.0/8,2001:db8::/32; left out: anywhere
+    #[arg(long, value_name = "CIDRS", value_parser = cidrs_arg)]
+    allowed_cidrs: Option<CidrList>,
     #[command(flatten)]
     policy: PolicyArgs,
     #[command(flatten)]
@@ -241,6 +248,10 @@ pub(crate) struct UpdateArgs {
     /// The new permissions as JSON, `@FILE` or `@-`
     #[arg(long, value_name = "JSON")]
     permissions: Option<String>,
+    /// The new networks, comma-separated addresses or CIDRs (at most 32); an empty value
+    /// (`--allowed-cidrs ''`) lifts the restriction
+    #[arg(long, value_name = "CIDRS", value_parser = cidrs_arg)]
+    allowed_cidrs: Option<CidrList>,
     /// Refuse (conflict) unless the record is at this revision
     #[arg(long, value_name = "REVISION")]
     if_revision: Option<u64>,
@@ -260,6 +271,10 @@ pub(crate) struct RegenerateArgs {
     /// end, 23:59:59 UTC) or an RFC 3339 time
     #[arg(long, value_name = "WHEN")]
     expires: String,
+    /// New networks for the new token, comma-separated addresses or CIDRs; an empty value
+    /// lifts the restriction; left out, the token keeps its networks
+    #[arg(long, value_name = "CIDRS", value_parser = cidrs_arg)]
+    allowed_cidrs: Option<CidrList>,
     /// Refuse (conflict) unless the record is at this revision
     #[arg(long, value_name = "REVISION")]
     if_revision: Option<u64>,
@@ -354,6 +369,7 @@ async fn dispatch(command: TokenCommand) -> Result<ExitCode, Stop> {
                 description: args.description,
                 expires: parse_expiry(&args.expires)?,
                 permissions,
+                allowed_cidrs: args.allowed_cidrs.unwrap_or_default(),
             };
             let issued = backend.create(new).await?;
             backend.prune().await;
@@ -384,10 +400,14 @@ async fn dispatch(command: TokenCommand) -> Result<ExitCode, Stop> {
             let update = TokenUpdate {
                 description: args.description,
                 permissions: permissions_arg(args.super_admin, args.permissions.as_deref())?,
+                allowed_cidrs: args.allowed_cidrs,
             };
-            if update.description.is_none() && update.permissions.is_none() {
+            if update.description.is_none()
+                && update.permissions.is_none()
+                && update.allowed_cidrs.is_none()
+            {
                 return Err(Failure::new("nothing to update")
-                    .hint("give --description, --permissions or --super-admin")
+                    .hint("give --description, --permissions, --super-admin or --allowed-cidrs")
                     .into());
             }
             let record = backend.find(&args.token).await?;
@@ -405,7 +425,7 @@ async fn dispatch(command: TokenCommand) -> Result<ExitCode, Stop> {
             let expires = parse_expiry(&args.expires)?;
             let record = backend.find(&args.token).await?;
             let issued = backend
-                .regenerate(record.id, expires, args.if_revision)
+                .regenerate(record.id, expires, args.allowed_cidrs, args.if_revision)
                 .await?;
             backend.prune().await;
             Ok(minted_out(
@@ -439,6 +459,11 @@ async fn dispatch(command: TokenCommand) -> Result<ExitCode, Stop> {
             Ok(audit_out(&entries, args.common.json)?)
         }
     }
+}
+
+/// `--allowed-cidrs`: a usage error naming the bad entry.
+fn cidrs_arg(text: &str) -> Result<CidrList, String> {
+    CidrList::parse_commas(text).map_err(|e| e.to_string())
 }
 
 /// The forms `--expires` takes, for messages.

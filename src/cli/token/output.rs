@@ -66,6 +66,9 @@ pub(super) fn minted_out(
         "permissions: {}",
         report::clean(&record.permissions.summary())
     ));
+    if !record.allowed_cidrs.is_empty() {
+        eprint_line(format_args!("networks: {}", record.allowed_cidrs));
+    }
     eprint_line(
         "the token is shown only this once and stored nowhere: keep it secret, send it as \
          `Authorization: Bearer <token>`",
@@ -131,6 +134,7 @@ pub(super) fn record_out(
             "permissions:  {}",
             report::clean(&record.permissions.summary())
         ));
+        out.line(format_args!("networks:     {}", networks_text(record)));
         out.line(format_args!(
             "last used:    {}",
             last_used_text(record, now)
@@ -258,4 +262,12 @@ fn error_json(code: &str, message: &str) -> Result<(), Failure> {
         "error": {"code": code, "message": message}
     }))?);
     out.emit()
+}
+
+/// A token's networks for people: the list, or `anywhere`.
+fn networks_text(record: &TokenRecord) -> String {
+    if record.allowed_cidrs.is_empty() {
+        return "anywhere".to_owned();
+    }
+    record.allowed_cidrs.to_string().replace(',', ", ")
 }

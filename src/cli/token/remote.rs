@@ -19,6 +19,7 @@
 //! zeroized on drop, never in a message.
 
 use super::outcome::{Issued, Stop};
+use crate::cidr::CidrList;
 use crate::cli::report::{eprint_line, Failure};
 use crate::client::{ApiClient, ApiError, ClientError, ClientOptions};
 use crate::lifecycle::{Expiry, NewToken, Status, TokenUpdate};
@@ -83,6 +84,8 @@ struct RecordBody {
     name: String,
     description: String,
     permissions: Permissions,
+    #[serde(default)]
+    allowed_cidrs: CidrList,
     version: u32,
     revision: u64,
     created_at: DateTime<Utc>,
@@ -105,6 +108,9 @@ impl From<RecordBody> for TokenRecord {
             name: body.name,
             description: body.description,
             permissions: body.permissions,
+            allowed_cidrs: body.allowed_cidrs,
+            // Not in the API: only the store's own lifecycle reads it.
+            cidrs_updated: false,
             version: body.version,
             revision: body.revision,
             created_at: body.created_at,
@@ -233,6 +239,7 @@ impl Remote {
             "description": new.description,
             "expires": new.expires.to_string(),
             "permissions": new.permissions,
+            "allowed_cidrs": new.allowed_cidrs,
         });
         let minted: MintedBody = self
             .call(
@@ -287,6 +294,9 @@ impl Remote {
         if let Some(permissions) = &update.permissions {
             body.insert("permissions".into(), json!(permissions));
         }
+        if let Some(cidrs) = &update.allowed_cidrs {
+            body.insert("allowed_cidrs".into(), json!(cidrs));
+        }
         let record: RecordBody = self
             .change(Method::PATCH, id, "", expect, &Value::Object(body))
             .await?;
@@ -298,9 +308,13 @@ impl Remote {
         &self,
         id: Uuid,
         expires: Expiry,
+        allowed_cidrs: Option<&CidrList>,
         expect: Option<u64>,
     ) -> Result<Issued, Stop> {
-        let body = json!({ "expires": expires.to_string() });
+        let mut body = json!({ "expires": expires.to_string() });
+        if let Some(cidrs) = allowed_cidrs {
+            body["allowed_cidrs"] = json!(cidrs);
+        }
         let minted: MintedBody = self
             .change(Method::POST, id, "/regenerate", expect, &body)
             .await?;

@@ -56,7 +56,8 @@ pub(super) fn components() -> Vec<(String, RefOr<Response>)> {
             "Forbidden",
             error_response(
                 "The token is valid but not allowed: not a super-admin token, or without the \
-                 required permission.",
+                 required permission (`forbidden`), or bound to networks that do not hold the \
+                 client address (`address_not_allowed`).",
             ),
         ),
         ("NotFound", error_response("No token has that id.")),

@@ -37,7 +37,10 @@ pub fn description(asked: &str) -> String {
     format!(
         "Every method gets the same decision, and no body is read. 200 with identity headers \
          when the token is valid and, {asked}, allowed; 401 when the token is missing or \
-         refused; 403 when not allowed: both without a body, the reason in headers. A \
+         refused; 403 when not allowed, or when the token is bound to networks that do not \
+         hold the client address (`address_not_allowed`; the client address is the peer, or \
+         what a trusted proxy forwarded in `X-Forwarded-For`): both without a body, the \
+         reason in headers. A \
          permission question needs both `resource` and `role`, and the scope of the resource \
          kind: {}.",
         kinds.join("; ")
@@ -145,7 +148,10 @@ impl IntoResponses for Decision {
                     "X-Tessera-Error",
                     header(
                         string(),
-                        Some("The reason code: `missing_token`, a refusal reason, or `forbidden`."),
+                        Some(
+                            "The reason code: `missing_token`, a refusal reason, `forbidden`, \
+                             or `address_not_allowed`.",
+                        ),
                     ),
                 )
                 .build()
@@ -176,7 +182,8 @@ impl IntoResponses for Decision {
             (
                 "403".to_owned(),
                 denied(
-                    "The token is valid but not allowed. No body.",
+                    "The token is valid but not allowed (`forbidden`), or used from outside \
+                     its networks (`address_not_allowed`). No body.",
                     "`Bearer error=\"insufficient_scope\"`.",
                 )
                 .into(),

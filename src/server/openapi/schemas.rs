@@ -5,6 +5,7 @@
 use super::super::state_feed::{ChangesBody, SnapshotBody};
 use super::super::verify::{TokenView, VerifyAnswer};
 use crate::keys::KeyStatus;
+use crate::lifecycle::AllowedCidrs;
 use crate::model::{Action, AuditRecord, StateRecord};
 use crate::permissions::{constant, Permissions};
 use crate::verifier::Reason;
@@ -213,6 +214,15 @@ impl PartialSchema for StateRecord {
                     )),
             )
             .property(
+                "cidr",
+                Ref::builder()
+                    .ref_location_from_schema_name(AllowedCidrs::name())
+                    .description(Some(
+                        "Networks that replace the signed ones (absent when none do; empty: \
+                         anywhere).",
+                    )),
+            )
+            .property(
                 "drop_after",
                 ObjectBuilder::new()
                     .schema_type(or_null(Type::String))
@@ -232,6 +242,7 @@ impl ToSchema for StateRecord {
     fn schemas(schemas: &mut Schemas) {
         schemas.push((Permissions::name().into(), Permissions::schema()));
         Permissions::schemas(schemas);
+        schemas.push((AllowedCidrs::name().into(), AllowedCidrs::schema()));
     }
 }
 
@@ -318,11 +329,19 @@ impl ToSchema for SnapshotOrChanges {
 
 impl PartialSchema for VerifyAnswer<'_> {
     fn schema() -> RefOr<Schema> {
-        let reasons = Reason::ALL.map(Reason::code);
+        let mut reasons = Reason::ALL.map(Reason::code).to_vec();
+        reasons.push(crate::server::error::ADDRESS_NOT_ALLOWED);
         let refused = closed()
             .title(Some("Refused"))
             .property("valid", constant(false))
-            .property("code", string().enum_values(Some(reasons)))
+            .property(
+                "code",
+                string().enum_values(Some(reasons)).description(Some(
+                    "Why the token was refused; `address_not_allowed`: it is valid, but bound \
+                     to networks that do not hold the client address (`client_ip`, or the \
+                     caller's own).",
+                )),
+            )
             .required("valid")
             .required("code");
         let valid = closed()

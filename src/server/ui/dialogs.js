@@ -76,6 +76,8 @@ function openRegenerate(token) {
   state.regenerating = token;
   $('regenerate-form').reset();
   $('r-expires-error').textContent = '';
+  $('r-cidrs-error').textContent = '';
+  $('r-cidrs').value = showCidrs(token.allowed_cidrs);
   $('regenerate-self').hidden = !isSelf(token);
   describeExpiry('r');
   $('regenerate-dialog').showModal();
@@ -92,15 +94,24 @@ async function regenerate(event) {
     (expiry.at === undefined ? $('r-expires') : $('r-custom-date')).focus();
     return;
   }
+  const cidrs = readCidrs($('r-cidrs').value);
+  const cidrProblem = checkCidrs(cidrs);
+  $('r-cidrs-error').textContent = cidrProblem ?? '';
+  if (cidrProblem) {
+    $('r-cidrs').focus();
+    return;
+  }
   let made;
   try {
     made = await api('POST', `/v1/tokens/${encodeURIComponent(token.id)}/regenerate`, {
-      body: { expires: expiry.value },
+      body: { expires: expiry.value, allowed_cidrs: cidrs },
       revision: token.revision,
     });
   } catch (error) {
     if (error.status === 401 || error.status === 403) failed(error);
-    else $('r-expires-error').textContent = error.code === 'conflict'
+    else if (error.message.startsWith('allowed_cidrs:')) {
+      $('r-cidrs-error').textContent = `Allowed networks: ${error.message.slice('allowed_cidrs:'.length).trim()}`;
+    } else $('r-expires-error').textContent = error.code === 'conflict'
       ? 'Someone else changed this token since you opened it: reload it and try again.'
       : error.message;
     return;

@@ -54,6 +54,7 @@ function fillEdit(token) {
   $('f-name').value = token.name;
   $('f-name').readOnly = true;
   $('f-description').value = token.description;
+  $('f-cidrs').value = showCidrs(token.allowed_cidrs);
   $('f-expiry-field').hidden = true;
   $('f-version').hidden = false;
   $('f-version-text').textContent =
@@ -167,11 +168,27 @@ function checkForm() {
     const field = expiry.at === undefined ? $('f-expires') : $('f-custom-date');
     if (message) errors.push({ field, message, container: 'f-expires-error' });
   }
+  const cidrs = readCidrs($('f-cidrs').value);
+  const cidrProblem = checkCidrs(cidrs);
+  if (cidrProblem) errors.push({ field: $('f-cidrs'), message: cidrProblem, container: 'f-cidrs-error' });
   const { permissions, rows } = readPermissions();
   const problem = checkPermissions(permissions);
   if (problem) errors.push(grantError(problem.index === null ? null : rows[problem.index], problem.message));
-  return { errors, permissions };
+  return { errors, permissions, cidrs };
 }
+
+/** A token's networks as the field shows them. */
+const showCidrs = (cidrs) => (cidrs ?? []).join(', ');
+
+/** The networks a field holds: entries separated by commas or spaces. */
+const readCidrs = (text) => text.split(/[\s,]+/).filter((entry) => entry !== '');
+
+/** The count rule; the server checks each entry and names a bad one. */
+function checkCidrs(cidrs) {
+  return cidrs.length > MAX_CIDRS ? `Too many networks: ${cidrs.length} (at most ${MAX_CIDRS}).` : null;
+}
+
+const MAX_CIDRS = 32;
 
 /** An error about one grant row (named as the page names it), or about the permissions. */
 function grantError(row, message) {
@@ -201,6 +218,9 @@ function apiProblem(error) {
     return plain('form-error', null, 'Someone else changed this token since you opened it: reload it and make your changes again.');
   }
   if (message.startsWith('name:')) return plain('f-name-error', $('f-name'), `Name is not valid: ${NAME_RULE}.`);
+  if (message.startsWith('allowed_cidrs:')) {
+    return plain('f-cidrs-error', $('f-cidrs'), `Allowed networks: ${message.slice('allowed_cidrs:'.length).trim()}`);
+  }
   if (message.startsWith('description:')) {
     const problem = checkDescription($('f-description').value) ?? 'Description is not valid.';
     return plain('f-description-error', $('f-description'), problem);
@@ -263,7 +283,7 @@ async function submitForm(event) {
 
 async function generate() {
   clearErrors();
-  const { errors, permissions } = checkForm();
+  const { errors, permissions, cidrs } = checkForm();
   if (errors.length > 0) {
     markErrors(errors);
     return;
@@ -277,6 +297,7 @@ async function generate() {
         description: $('f-description').value,
         expires: readExpiry('f').value,
         permissions,
+        allowed_cidrs: cidrs,
       },
     });
     markClean();
@@ -292,7 +313,7 @@ async function generate() {
 /** Save the edit form: back to the list, or (`stay`) on the form with the saved record. */
 async function saveForm({ stay }) {
   clearErrors();
-  const { errors, permissions } = checkForm();
+  const { errors, permissions, cidrs } = checkForm();
   if (errors.length > 0) {
     markErrors(errors);
     return false;
@@ -302,7 +323,7 @@ async function saveForm({ stay }) {
   try {
     const token = state.editing;
     const record = await api('PATCH', `/v1/tokens/${encodeURIComponent(token.id)}`, {
-      body: { description: $('f-description').value, permissions },
+      body: { description: $('f-description').value, permissions, allowed_cidrs: cidrs },
       revision: token.revision,
     });
     if (stay) {

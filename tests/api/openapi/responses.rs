@@ -408,6 +408,97 @@ async fn real_responses_match_the_document() {
 }
 
 #[tokio::test]
+async fn answers_about_tokens_bound_to_networks_match_the_document() {
+    let app = App::listen().await;
+    let doc = app.document(&app.server.base).await;
+    let check = |path: &str, method: &str, answer: &Answer, what: &str| {
+        doc.check(path, method, answer, what)
+    };
+    let made = app
+        .admin_call(
+            Method::POST,
+            "/v1/tokens",
+            Some(json!({"name": "far-admin", "expires": "7d",
+                        "permissions": {"super_admin": true},
+                        "allowed_cidrs": ["10.1.2.3/8", "2001:db8::/32"]})),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    check("/v1/tokens", "post", &made, "create, bound");
+    let token = made.json()["token"].as_str().unwrap().to_owned();
+    let id = made.json()["record"]["id"].as_str().unwrap().to_owned();
+    let bad = app
+        .admin_call(
+            Method::POST,
+            "/v1/tokens",
+            Some(json!({"name": "bad-cidrs", "expires": "7d",
+                        "permissions": {"super_admin": true}, "allowed_cidrs": ["10/8"]})),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    check("/v1/tokens", "post", &bad, "create, a bad network");
+    let narrowed = app
+        .admin_call(
+            Method::PATCH,
+            &format!("/v1/tokens/{id}"),
+            Some(json!({"allowed_cidrs": ["10.0.0.0/16"]})),
+        )
+        .await;
+    assert_eq!(narrowed.status, StatusCode::OK, "{}", narrowed.text);
+    check("/v1/tokens/{id}", "patch", &narrowed, "update the networks");
+    let state = app.admin_call(Method::GET, "/v1/state", None).await;
+    assert!(
+        state.text.contains(r#""cidr":["10.0.0.0/16"]"#),
+        "{}",
+        state.text
+    );
+    check("/v1/state", "get", &state, "a state entry with networks");
+    let changes = app.admin_call(Method::GET, "/v1/state?since=0", None).await;
+    assert!(
+        changes.text.contains(r#""cidr":["10.0.0.0/16"]"#),
+        "{}",
+        changes.text
+    );
+    check("/v1/state", "get", &changes, "a change with networks");
+
+    let verify = |body: Value| app.admin_call(Method::POST, "/v1/verify", Some(body));
+    // The update reaches the server's verifier through its state feed: wait for it.
+    let started = std::time::Instant::now();
+    let inside = loop {
+        let inside = verify(json!({"token": token, "client_ip": "10.0.9.9"})).await;
+        if inside.json()["token"]["allowed_cidrs"] == json!(["10.0.0.0/16"]) {
+            break inside;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{}",
+            inside.text
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    check("/v1/verify", "post", &inside, "verify, inside");
+    let outside = verify(json!({"token": token, "client_ip": "10.1.0.1"})).await;
+    assert_eq!(outside.json()["code"], "address_not_allowed");
+    check("/v1/verify", "post", &outside, "verify, outside");
+    let bad_ip = verify(json!({"token": token, "client_ip": "ten"})).await;
+    assert_eq!(bad_ip.status, StatusCode::BAD_REQUEST);
+    check("/v1/verify", "post", &bad_ip, "verify, a bad client_ip");
+
+    let base = &app.server.base;
+    let auth = app
+        .send(base, Method::GET, "/v1/auth", Some(&token), None, &[])
+        .await;
+    assert_eq!(auth.status, StatusCode::FORBIDDEN);
+    check("/v1/auth", "get", &auth, "auth, outside");
+    let manage = app
+        .send(base, Method::GET, "/v1/tokens", Some(&token), None, &[])
+        .await;
+    assert_eq!(manage.status, StatusCode::FORBIDDEN);
+    assert_eq!(manage.json()["error"]["code"], "address_not_allowed");
+    check("/v1/tokens", "get", &manage, "manage, outside");
+}
+
+#[tokio::test]
 async fn the_checks_are_not_vacuous() {
     let app = App::listen().await;
     let doc = app.document(&app.server.base).await;
