@@ -25,7 +25,9 @@ impl Xorshift {
     }
 }
 
-/// Poll a future once: `Some` with its output if it finished, `None` if it waits.
+/// Poll a future once: `Some` with its output if it finished, `None` if it waits. (Only the
+/// server's tests use it.)
+#[cfg(feature = "server")]
 pub(crate) async fn poll_once<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
     std::future::poll_fn(|cx| match std::pin::Pin::new(&mut *f).poll(cx) {
         std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
