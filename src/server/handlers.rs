@@ -160,9 +160,15 @@ pub struct CreateBody {
     allowed_cidrs: Vec<String>,
 }
 
-/// The networks of a request body, or a 400 naming the bad entry.
+/// The networks of a request body, or a 422 naming the bad entry, as for any field that
+/// breaks a rule.
 fn parse_cidrs(entries: &[String]) -> Result<CidrList, ApiError> {
-    CidrList::parse(entries).map_err(|e| ApiError::bad_request(format!("allowed_cidrs: {e}")))
+    CidrList::parse(entries).map_err(|e| {
+        ApiError::from(crate::lifecycle::LifecycleError::Invalid {
+            field: "allowed_cidrs",
+            message: e.to_string(),
+        })
+    })
 }
 
 /// `POST /v1/tokens`

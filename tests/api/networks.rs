@@ -356,7 +356,7 @@ async fn bad_networks_are_a_400_naming_the_entry() {
         let (status, _, value) = app
             .call(Method::POST, "/v1/tokens", Some(&app.admin), Some(body))
             .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{value}");
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{value}");
         assert_eq!(value["error"]["code"], "invalid_request");
         let message = value["error"]["message"].as_str().unwrap();
         assert!(message.contains(named), "{message}");
@@ -371,6 +371,6 @@ async fn bad_networks_are_a_400_naming_the_entry() {
             Some(json!({"allowed_cidrs": ["10.0.0.0/8/8"]})),
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{value}");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{value}");
     app.stop().await;
 }

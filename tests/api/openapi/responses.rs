@@ -435,7 +435,7 @@ async fn answers_about_tokens_bound_to_networks_match_the_document() {
                         "permissions": {"super_admin": true}, "allowed_cidrs": ["10/8"]})),
         )
         .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     check("/v1/tokens", "post", &bad, "create, a bad network");
     let narrowed = app
         .admin_call(
