@@ -145,21 +145,33 @@ pub async fn authenticate(
     let verified = state.verify_from(token, from).await?.map_err(|e| {
         ApiError::unauthorized(e.code(), format!("the token was refused: {}", e.code()))
     })?;
-    check_address(&verified, from)?;
+    check_address(state, &verified, from)?;
     Ok(verified)
 }
 
-/// Whether a client at `from` may use `token`: 403 `address_not_allowed` when the token is
-/// bound to networks that do not hold it, or when the address is unknown (fail closed).
-pub(super) fn allowed_from(token: &VerifiedToken, from: Option<IpAddr>) -> bool {
-    match from {
+/// Whether a client at `from` may use `token`: not when the token is bound to networks that
+/// do not hold it, or when the address is unknown (fail closed). A refusal is counted
+/// (`address_not_allowed` in `tessera_verifications_total`): a bound token used from elsewhere
+/// is likely a leaked one.
+pub(super) fn allowed_from(state: &AppState, token: &VerifiedToken, from: Option<IpAddr>) -> bool {
+    let allowed = match from {
         Some(ip) => token.allows_from(ip),
         None => token.allowed_cidrs().is_none(),
+    };
+    if !allowed {
+        state
+            .metrics()
+            .verification(super::error::ADDRESS_NOT_ALLOWED);
     }
+    allowed
 }
 
-fn check_address(token: &VerifiedToken, from: Option<IpAddr>) -> Result<(), ApiError> {
-    if allowed_from(token, from) {
+fn check_address(
+    state: &AppState,
+    token: &VerifiedToken,
+    from: Option<IpAddr>,
+) -> Result<(), ApiError> {
+    if allowed_from(state, token, from) {
         return Ok(());
     }
     tracing::info!(token = %token.id(), from = ?from, "token used from outside its networks");

@@ -39,7 +39,7 @@ const ROUTES: [&str; 18] = [
 ];
 
 /// Verification outcomes: `ok`, then every refusal code.
-const OUTCOMES: [&str; 11] = [
+const OUTCOMES: [&str; 12] = [
     "ok",
     "malformed",
     "unknown_key",
@@ -51,6 +51,7 @@ const OUTCOMES: [&str; 11] = [
     "superseded",
     "stale_state",
     "forbidden",
+    "address_not_allowed",
 ];
 
 /// Tokens whose signature check was refused, by reason.
@@ -143,7 +144,7 @@ impl Metrics {
                 }
             }
         }
-        let _ = writeln!(out, "# HELP tessera_verifications_total Token verifications by outcome: `ok` or the reason code; `forbidden` counts valid tokens a permission check refused.");
+        let _ = writeln!(out, "# HELP tessera_verifications_total Token verifications by outcome: `ok` or the reason code; `forbidden` counts valid tokens a permission check refused, `address_not_allowed` valid tokens used from outside their networks.");
         let _ = writeln!(out, "# TYPE tessera_verifications_total counter");
         for (i, outcome) in OUTCOMES.iter().enumerate() {
             let n = self.outcomes[i].load(Ordering::Relaxed);

@@ -341,7 +341,7 @@ pub async fn introspect(
         None => from,
     };
     let answer = match state.check_token(&form.token, from).await? {
-        Ok(verified) if allowed_from(&verified, client) => Introspection::of(&verified),
+        Ok(verified) if allowed_from(&state, &verified, client) => Introspection::of(&verified),
         _ => Introspection::inactive(),
     };
     let mut response = Json(answer).into_response();

@@ -418,7 +418,7 @@ pub async fn verify(
             token: None,
             allowed: None,
         },
-        Ok(token) if !allowed_from(token, client) => VerifyAnswer {
+        Ok(token) if !allowed_from(&state, token, client) => VerifyAnswer {
             valid: false,
             code: ADDRESS_NOT_ALLOWED,
             token: None,

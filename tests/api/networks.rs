@@ -80,6 +80,12 @@ async fn forward_auth_checks_the_peer_address_and_answers_403_not_401() {
         "Bearer error=\"insufficient_scope\""
     );
     assert!(answer.text.is_empty());
+    // Counted apart, for an alert: a bound token used from elsewhere is likely a leaked one.
+    let metrics = app.get("/metrics").send().await.text;
+    assert!(
+        metrics.contains("tessera_verifications_total{outcome=\"address_not_allowed\"} 1\n"),
+        "{metrics}"
+    );
     app.stop().await;
 }
 
@@ -341,7 +347,7 @@ async fn regenerate_signs_new_networks_into_the_new_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_networks_are_a_400_naming_the_entry() {
+async fn bad_networks_are_a_422_naming_the_entry() {
     let app = App::start().await;
     let many: Vec<String> = (0..33).map(|i| format!("10.0.0.{i}")).collect();
     let cases = [
