@@ -51,10 +51,17 @@ struct Endpoint {
     shown: String,
 }
 
-/// Why an endpoint URL is refused.
+/// Why a deliverer cannot be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a webhook URL is http:// or https://, not {0:?}")]
-pub struct BadEndpoint(pub String);
+#[non_exhaustive]
+pub enum SetupError {
+    /// An endpoint URL that is not http(s) (shown without credentials).
+    #[error("a webhook URL is http:// or https://, not {0:?}")]
+    BadEndpoint(String),
+    /// The HTTP client could not be built (no TLS roots, say).
+    #[error("cannot make the HTTP client for webhooks: {0}")]
+    Client(String),
+}
 
 /// Counts of attempts by outcome, for metrics.
 #[derive(Debug, Default)]
@@ -108,14 +115,14 @@ impl<S: TokenStore> Deliverer<S> {
         secret: Arc<WebhookSecret>,
         clock: Arc<dyn Clock>,
         options: DeliveryOptions,
-    ) -> Result<Self, BadEndpoint> {
+    ) -> Result<Self, SetupError> {
         let endpoints = urls
             .iter()
             .map(|text| {
                 let url = reqwest::Url::parse(text)
                     .ok()
                     .filter(|u| matches!(u.scheme(), "http" | "https"))
-                    .ok_or_else(|| BadEndpoint(crate::redact::url(text)))?;
+                    .ok_or_else(|| SetupError::BadEndpoint(crate::redact::url(text)))?;
                 Ok(Endpoint {
                     shown: crate::redact::url(text),
                     url,
@@ -126,7 +133,7 @@ impl<S: TokenStore> Deliverer<S> {
             .timeout(options.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|_| BadEndpoint("(no HTTP client could be built)".into()))?;
+            .map_err(|e| SetupError::Client(e.to_string()))?;
         Ok(Self {
             store,
             endpoints,

@@ -660,3 +660,54 @@ fn every_command_help_mentions_its_environment_variables() {
 fn b64(bytes: &[u8]) -> String {
     tessera::paseto::encode_b64(bytes)
 }
+
+#[test]
+fn serve_refuses_webhooks_it_could_not_deliver_before_it_listens() {
+    let s = Sandbox::new();
+    let secret = (
+        "TESSERA_WEBHOOK_SECRET",
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    );
+    let listen = ["serve", "--listen", "127.0.0.1:0", "--webhook"];
+    let with = |url: &str, env: &[(&str, &str)]| {
+        let mut args = listen.to_vec();
+        args.push(url);
+        s.run_with(&args, None, env)
+    };
+    let no_secret = with("https://hooks.example.com/t", &[]).expect(2);
+    assert!(
+        no_secret.stderr.contains("TESSERA_WEBHOOK_SECRET"),
+        "{}",
+        no_secret.stderr
+    );
+    let bad_url = with("ftp://user:hunter2@hooks.example.com/t", &[secret]).expect(2);
+    assert!(
+        bad_url.stderr.contains("http:// or https://"),
+        "{}",
+        bad_url.stderr
+    );
+    assert!(!bad_url.stderr.contains("hunter2"), "{}", bad_url.stderr);
+    let bad_secret = with(
+        "https://hooks.example.com/t",
+        &[("TESSERA_WEBHOOK_SECRET", "not-a-secret")],
+    )
+    .expect(2);
+    assert!(
+        bad_secret.stderr.contains("whsec_"),
+        "{}",
+        bad_secret.stderr
+    );
+    assert!(
+        !bad_secret.stderr.contains("not-a-secret"),
+        "{}",
+        bad_secret.stderr
+    );
+    let edge = s
+        .run_with(
+            &["serve", "--verify-only", "--webhook", "https://h.example/t"],
+            None,
+            &[secret],
+        )
+        .expect(2);
+    assert!(edge.stderr.contains("--webhook"), "{}", edge.stderr);
+}
