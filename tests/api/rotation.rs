@@ -3,25 +3,12 @@
 //! the signature cache; a folder that does not load leaves the ring in use.
 
 use crate::support::app::App;
+use crate::support::key_statuses;
 use reqwest::Method;
 use std::os::unix::fs::PermissionsExt as _;
 use tessera::keys::{self, KeyError};
 
 const READ_STATE: &str = r#"{"grants": [{"resource": "tessera", "role": "read-state"}]}"#;
-
-fn statuses(keys: &serde_json::Value) -> Vec<(String, String)> {
-    keys["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| {
-            (
-                k["kid"].as_str().unwrap().to_owned(),
-                k["status"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
 
 #[tokio::test]
 async fn a_reload_stages_then_activates_then_retires_a_key() {
@@ -40,7 +27,7 @@ async fn a_reload_stages_then_activates_then_retires_a_key() {
     state.reload_keys(&dir).unwrap();
     let (_, _, published) = app.call(Method::GET, "/v1/keys", None, None).await;
     assert_eq!(
-        statuses(&published),
+        key_statuses(&published),
         vec![
             (old.to_string(), "signing".to_owned()),
             (staged.id.to_string(), "staged".to_owned())
@@ -84,7 +71,7 @@ async fn a_reload_stages_then_activates_then_retires_a_key() {
     assert!(state.verifier().verify(&after).is_ok());
     let (_, _, published) = app.call(Method::GET, "/v1/keys", None, None).await;
     assert_eq!(
-        statuses(&published),
+        key_statuses(&published),
         vec![(staged.id.to_string(), "signing".to_owned())],
         "a retired key is not published"
     );

@@ -5,20 +5,10 @@
 #![cfg(feature = "cli")]
 
 use crate::support::binary::Sandbox;
+use crate::support::key_statuses;
 
 fn statuses(sandbox: &Sandbox) -> Vec<(String, String)> {
-    let listed = sandbox.run(&["keys", "list", "--json"]).expect(0).json();
-    listed["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| {
-            (
-                k["kid"].as_str().unwrap().to_owned(),
-                k["status"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
+    key_statuses(&sandbox.run(&["keys", "list", "--json"]).expect(0).json())
 }
 
 fn verified_kid(sandbox: &Sandbox, token: &str) -> Result<String, String> {

@@ -8,6 +8,7 @@
 #![cfg(feature = "cli")]
 
 use crate::support::binary::{tessera, Serve};
+use crate::support::key_statuses;
 use crate::support::redis_server::RedisServer;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
@@ -102,17 +103,7 @@ async fn published(client: &Client, base: &str) -> Vec<(String, String)> {
         .json()
         .await
         .unwrap();
-    keys["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| {
-            (
-                k["kid"].as_str().unwrap().to_owned(),
-                k["status"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
+    key_statuses(&keys)
 }
 
 /// SIGHUP every server, then wait until each publishes `want`.
@@ -137,22 +128,6 @@ async fn reload_all(client: &Client, servers: &[&Serve], want: &[(String, String
         }
         assert!(server.log().contains("SIGHUP: reloaded the key folder"));
     }
-}
-
-async fn create(client: &Client, base: &str, admin: &str, name: &str) -> Value {
-    let response = client
-        .post(format!("{base}/v1/tokens"))
-        .bearer_auth(admin)
-        .json(
-            &json!({"name": name, "expires": "30d", "permissions": {"grants": [
-            {"resource": "devtron-app", "role": "trigger", "project": "payments",
-             "environments": ["prod"], "apps": ["*"]}]}}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    response.json().await.unwrap()
 }
 
 fn track(tracked: &Mutex<Vec<Arc<Tracked>>>, token: &str) -> Arc<Tracked> {
@@ -211,7 +186,9 @@ async fn a_rotation_under_load_refuses_no_valid_token_and_ends_the_retired_key()
     let mut old_tokens = Vec::new();
     for i in 0..12 {
         let issuer = if i % 2 == 0 { &a } else { &b };
-        let made = create(&client, &issuer.base, &admin, &format!("old-{i}")).await;
+        let made = issuer
+            .create_token(&client, &admin, &format!("old-{i}"))
+            .await;
         assert_eq!(made["record"]["kid"], old.as_str());
         let entry = track(&tracked, made["token"].as_str().unwrap());
         old_tokens.push((made["record"]["id"].as_str().unwrap().to_owned(), entry));
@@ -236,7 +213,7 @@ async fn a_rotation_under_load_refuses_no_valid_token_and_ends_the_retired_key()
         (new.clone(), "staged".to_owned()),
     ];
     reload_all(&client, &all, &staged).await;
-    let made = create(&client, &b.base, &admin, "staged-era").await;
+    let made = b.create_token(&client, &admin, "staged-era").await;
     assert_eq!(
         made["record"]["kid"],
         old.as_str(),
@@ -255,7 +232,9 @@ async fn a_rotation_under_load_refuses_no_valid_token_and_ends_the_retired_key()
     reload_all(&client, &all, &activated).await;
     for i in 0..12 {
         let issuer = if i % 2 == 0 { &a } else { &b };
-        let made = create(&client, &issuer.base, &admin, &format!("new-{i}")).await;
+        let made = issuer
+            .create_token(&client, &admin, &format!("new-{i}"))
+            .await;
         assert_eq!(made["record"]["kid"], new.as_str());
         track(&tracked, made["token"].as_str().unwrap());
     }

@@ -5,88 +5,16 @@
 #![cfg(feature = "cli")]
 
 use crate::support::binary::{tessera, Serve};
+use crate::support::receiver::{Receiver, Seen, SECRET};
 use crate::support::redis_server::RedisServer;
-use axum::http::{HeaderMap, StatusCode};
 use reqwest::Client;
-use serde_json::json;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-/// A receiver that refuses (503) until told to accept; it notes each request's id and type,
-/// and whether it took it.
-struct Receiver {
-    url: String,
-    accepting: Arc<AtomicBool>,
-    seen: Arc<Mutex<Vec<(String, String, bool)>>>,
-}
-
-impl Receiver {
-    async fn start() -> Self {
-        let accepting = Arc::new(AtomicBool::new(false));
-        let seen: Arc<Mutex<Vec<(String, String, bool)>>> = Arc::default();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post({
-                let (accepting, seen) = (accepting.clone(), seen.clone());
-                move |headers: HeaderMap, body: axum::body::Bytes| async move {
-                    let id = headers
-                        .get("webhook-id")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned();
-                    let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                    let kind = body["type"].as_str().unwrap_or_default().to_owned();
-                    let took = accepting.load(Ordering::SeqCst);
-                    seen.lock().unwrap().push((id, kind, took));
-                    if took {
-                        StatusCode::NO_CONTENT
-                    } else {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    }
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self {
-            url,
-            accepting,
-            seen,
-        }
-    }
-
-    fn seen(&self) -> Vec<(String, String, bool)> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-/// A token named `name` made through `server` with the admin token; its id.
-async fn create(client: &Client, server: &Serve, admin: &str, name: &str) -> String {
-    let created: serde_json::Value = client
-        .post(format!("{}/v1/tokens", server.base))
-        .bearer_auth(admin)
-        .json(&json!({"name": name, "description": "", "expires": "30d",
-                      "permissions": {"grants": [{"resource": "devtron-app",
-                          "role": "trigger", "project": "payments",
-                          "environments": ["prod"], "apps": ["*"]}]}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    created["record"]["id"].as_str().unwrap().to_owned()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_issuer_killed_with_no_event_delivered_loses_none() {
     let dir = tempfile::tempdir().unwrap();
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start(usize::MAX).await;
     let args = [
         "--bootstrap-token",
         "admin.token",
@@ -101,7 +29,12 @@ async fn an_issuer_killed_with_no_event_delivered_loses_none() {
     let admin = admin.trim();
     let mut ids = Vec::new();
     for name in ["one", "two", "three"] {
-        ids.push(create(&client, &first, admin, name).await);
+        ids.push(
+            first.create_token(&client, admin, name).await["record"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     let deleted = client
         .delete(format!("{}/v1/tokens/{}", first.base, ids[0]))
@@ -116,7 +49,7 @@ async fn an_issuer_killed_with_no_event_delivered_loses_none() {
     let started = Instant::now();
     loop {
         let tried: std::collections::HashSet<String> =
-            receiver.seen().into_iter().map(|(id, _, _)| id).collect();
+            receiver.seen().into_iter().map(|seen| seen.id).collect();
         if tried.len() == 5 {
             break;
         }
@@ -128,9 +61,9 @@ async fn an_issuer_killed_with_no_event_delivered_loses_none() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     first.kill();
-    assert!(receiver.seen().iter().all(|(_, _, took)| !took));
+    assert!(receiver.seen().iter().all(|seen| !seen.took));
 
-    receiver.accepting.store(true, Ordering::SeqCst);
+    receiver.take_all();
     let second = Serve::start(dir.path(), &args, &env);
     second.ready(&client).await;
     // Five changes: the bootstrap token, three creates, one delete. An event the first issuer
@@ -140,8 +73,8 @@ async fn an_issuer_killed_with_no_event_delivered_loses_none() {
         let taken: Vec<(String, String)> = receiver
             .seen()
             .into_iter()
-            .filter(|(_, _, took)| *took)
-            .map(|(id, kind, _)| (id, kind))
+            .filter(|seen| seen.took)
+            .map(|seen| (seen.id.clone(), seen.kind()))
             .collect();
         if taken.len() >= 5 {
             break taken;
@@ -173,7 +106,7 @@ async fn an_issuer_killed_with_no_event_delivered_loses_none() {
         ]
     );
     // Every id the receiver refused before the crash is among those it took after.
-    for (id, _, _) in receiver.seen() {
+    for Seen { id, .. } in receiver.seen() {
         assert!(per_id.contains_key(&id), "{id} was tried, then lost");
     }
 }
@@ -190,8 +123,7 @@ async fn two_issuers_on_one_redis_deliver_each_event_once() {
         .unwrap()
         .status
         .success());
-    let receiver = Receiver::start().await;
-    receiver.accepting.store(true, Ordering::SeqCst);
+    let receiver = Receiver::start(0).await;
     let store = redis.url();
     let args = [
         "--store",
@@ -216,7 +148,9 @@ async fn two_issuers_on_one_redis_deliver_each_event_once() {
     let admin = admin.trim();
     for i in 0..10 {
         let server = if i % 2 == 0 { &one } else { &two };
-        create(&client, server, admin, &format!("shared-{i}")).await;
+        server
+            .create_token(&client, admin, &format!("shared-{i}"))
+            .await;
     }
     // Eleven events: the bootstrap token and ten creates.
     let started = Instant::now();
@@ -230,7 +164,7 @@ async fn two_issuers_on_one_redis_deliver_each_event_once() {
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut per_id: HashMap<String, usize> = HashMap::new();
-    for (id, _, _) in receiver.seen() {
+    for Seen { id, .. } in receiver.seen() {
         *per_id.entry(id).or_default() += 1;
     }
     assert_eq!(per_id.len(), 11, "{per_id:?}");

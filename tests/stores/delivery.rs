@@ -6,81 +6,16 @@
 #![cfg(feature = "server")]
 
 use crate::support::backend::{caller, new_token, start_time, Backend, Kind};
-use axum::http::{HeaderMap, StatusCode};
+use crate::support::receiver::{Receiver, SECRET};
 use chrono::Duration;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 use tessera::delivery::{backoff, Deliverer, DeliveryOptions};
 use tessera::outbox::{Delivery, DELIVERY_WINDOW};
 use tessera::store::{AnyStore, TokenStore};
 use tessera::webhook::WebhookSecret;
 use tessera::{Clock, SystemClock};
-
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-/// What the receiver saw of one request.
-#[derive(Debug, Clone)]
-struct Seen {
-    id: String,
-    timestamp: i64,
-    signature: String,
-    body: Vec<u8>,
-}
-
-/// A receiver that answers 503 to its first `failures` requests, then 200.
-struct Receiver {
-    url: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    _server: tokio::task::JoinHandle<()>,
-}
-
-impl Receiver {
-    async fn start(failures: usize) -> Self {
-        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post({
-                let seen = seen.clone();
-                move |headers: HeaderMap, body: axum::body::Bytes| async move {
-                    let header = |name: &str| {
-                        headers
-                            .get(name)
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or_default()
-                            .to_owned()
-                    };
-                    let mut seen = seen.lock().unwrap();
-                    seen.push(Seen {
-                        id: header("webhook-id"),
-                        timestamp: header("webhook-timestamp").parse().unwrap_or(0),
-                        signature: header("webhook-signature"),
-                        body: body.to_vec(),
-                    });
-                    if seen.len() <= failures {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    } else {
-                        StatusCode::OK
-                    }
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Self {
-            url,
-            seen,
-            _server: server,
-        }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
 
 fn deliverer(store: Arc<AnyStore>, url: &str, clock: Arc<dyn Clock>) -> Deliverer<AnyStore> {
     Deliverer::new(

@@ -160,6 +160,26 @@ impl Serve {
         std::fs::read_to_string(path).unwrap()
     }
 
+    /// A 30-day token named `name` with [`DEPLOY_PROD`](super::DEPLOY_PROD), made through this
+    /// server with the super-admin `admin`: the answer, `{"token", "record"}`.
+    pub async fn create_token(
+        &self,
+        client: &Client,
+        admin: &str,
+        name: &str,
+    ) -> serde_json::Value {
+        let permissions: serde_json::Value = serde_json::from_str(super::DEPLOY_PROD).unwrap();
+        let response = client
+            .post(format!("{}/v1/tokens", self.base))
+            .bearer_auth(admin)
+            .json(&serde_json::json!({"name": name, "expires": "30d", "permissions": permissions}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.unwrap()
+    }
+
     /// Wait until `/readyz` answers 200.
     pub async fn ready(&self, client: &Client) {
         let started = Instant::now();

@@ -10,6 +10,7 @@
 //!   Redis Cluster, and a primary with replicas under Sentinel.
 //! - [`gateways`]: nginx, Caddy and Traefik from their recipes, an echo API and a relay.
 //! - [`writes`]: token records and store writes made by hand, below the lifecycle.
+//! - [`receiver`]: a webhook receiver that notes what it gets and refuses when told.
 //!
 //! Here: what the machine has (a free port, a binary on `PATH`, whether this is CI) and a
 //! child process killed on drop.
@@ -26,6 +27,8 @@ pub mod backend;
 pub mod binary;
 #[cfg(feature = "server")]
 pub mod gateways;
+#[cfg(feature = "server")]
+pub mod receiver;
 pub mod redis_cluster;
 #[cfg(feature = "redis")]
 pub mod redis_sentinel;
@@ -39,6 +42,22 @@ use std::process::Child;
 /// A token's permissions: trigger deployments of any app to `prod` in project `payments`.
 pub const DEPLOY_PROD: &str = r#"{"grants": [{"resource": "devtron-app", "role": "trigger",
     "project": "payments", "environments": ["prod"], "apps": ["*"]}]}"#;
+
+/// The `(kid, status)` pairs of a key list, `{"keys": [{"kid", "status", …}]}` as `/v1/keys`
+/// and `tessera keys list --json` give it.
+pub fn key_statuses(keys: &serde_json::Value) -> Vec<(String, String)> {
+    keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["kid"].as_str().unwrap().to_owned(),
+                k["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
 
 /// Whether `CI` says this is a CI run (where a missing tool fails a test instead of skipping
 /// it).
